@@ -1,0 +1,1 @@
+"""HTTP routes and wire types; maps domain errors to status codes."""

@@ -1,0 +1,56 @@
+"""The ASGI application: every route module's routes, the error mapping, OpenAPI."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from cohorthub.api import cohort_import, cohorts, users
+from cohorthub.api.errors import handle_cohorthub_error, handle_http_exception, handle_unexpected
+from cohorthub.api.http import JSONResponse, container
+from cohorthub.api.openapi import Operation, build_openapi
+from cohorthub.bootstrap import Container
+from cohorthub.errors import CohorthubError
+
+#: Each module exposes ROUTES (Starlette routes) and OPERATIONS (their OpenAPI entries).
+ROUTE_MODULES: list[ModuleType] = [cohort_import, cohorts, users]
+
+
+def operations() -> list[Operation]:
+    """Every documented operation, in module order."""
+    return [op for module in ROUTE_MODULES for op in module.OPERATIONS]
+
+
+async def openapi(request: Request) -> Response:
+    """`GET /openapi.json`."""
+    return JSONResponse(build_openapi(operations(), server_url=container(request).settings.public_url))
+
+
+async def health(_request: Request) -> Response:
+    """`GET /healthz`: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(c: Container) -> Starlette:
+    """Build the app around an already wired container."""
+    routes: list[BaseRoute] = [
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+    ]
+    for module in ROUTE_MODULES:
+        routes.extend(module.ROUTES)
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            CohorthubError: handle_cohorthub_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+    )
+    app.state.container = c
+    return app

@@ -1,0 +1,91 @@
+"""Small HTTP helpers shared by the route modules: JSON in and out, threads, keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cohorthub.bootstrap import Container
+from cohorthub.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+T = TypeVar("T")
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+class JSONResponse(Response):
+    """A response whose body is encoded by msgspec."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _encoder.encode(content)
+
+
+def container(request: Request) -> Container:
+    """The composition root attached to the app."""
+    c = request.app.state.container
+    assert isinstance(c, Container)
+    return c
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refusing anything over `max_bytes` before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"Request body is larger than the limit of {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"Request body is larger than the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request) -> Any:
+    """The decoded JSON body (any JSON value); 415, 413 or 400 when it is not usable JSON."""
+    if not _is_json(request.headers.get("content-type", "")):
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    body = await read_body(request, container(request).settings.max_body_bytes)
+    try:
+        return _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"Request body is not valid JSON: {exc}") from exc
+
+
+def decode_as(value: Any, type_: type[T]) -> T:
+    """Convert decoded JSON into a wire type; 400 naming the offending field otherwise."""
+    try:
+        return msgspec.convert(value, type_)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def api_key(request: Request, body: Any) -> str | None:
+    """The REST API key: `Authorization: Bearer KEY`, else the legacy `api_key` body field."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    if isinstance(body, dict):
+        legacy = body.get("api_key")
+        if isinstance(legacy, str) and legacy:
+            return legacy
+    return None
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    """Run blocking work (SQL) off the event loop."""
+    return await anyio.to_thread.run_sync(fn)

@@ -1,0 +1,43 @@
+"""The composition root: settings → engine → schema → unit-of-work factory → app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from cohorthub import clock
+from cohorthub.config import Settings
+from cohorthub.store import migrate
+from cohorthub.store.db import create_db_engine
+from cohorthub.store.uow import UnitOfWorkFactory
+
+
+@dataclass
+class Container:
+    """Everything a request handler, CLI command or worker needs, built once."""
+
+    settings: Settings
+    engine: Engine
+    uow: UnitOfWorkFactory
+    now: Callable[[], float] = clock.now
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+
+def bootstrap(settings: Settings | None = None, *, run_migrations: bool = True) -> Container:
+    """Wire the pieces for `settings` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    engine = create_db_engine(settings.database_url, lock_timeout_seconds=settings.lock_timeout_seconds)
+    if run_migrations:
+        migrate.upgrade(engine)
+    return Container(
+        settings=settings,
+        engine=engine,
+        uow=UnitOfWorkFactory(engine, lock_timeout=settings.lock_timeout_seconds),
+    )

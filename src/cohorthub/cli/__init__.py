@@ -1,0 +1,1 @@
+"""The `cohorthub` command line: small command groups over the services."""

@@ -1,0 +1,25 @@
+"""The `cohorthub` entry point: mounts the command groups."""
+
+from __future__ import annotations
+
+import typer
+
+from cohorthub.cli import partner, serve, workspace
+
+app = typer.Typer(
+    help="cohorthub: a self-hosted engagement core speaking Braze's partner protocols.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(workspace.app, name="workspace")
+app.add_typer(partner.app, name="partner")
+app.command("serve")(serve.serve)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""`cohorthub serve`: migrate the schema and serve HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from cohorthub.api.app import create_app
+from cohorthub.bootstrap import bootstrap
+from cohorthub.cli.common import DatabaseOption
+from cohorthub.config import Settings
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    database: DatabaseOption = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option("--public-url", help="URL partners use to reach this server (REST endpoint)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Migrate the schema and serve the API."""
+    settings = Settings.from_env(database_url=database, public_url=public_url or None)
+    if public_url is None and "COHORTHUB_PUBLIC_URL" not in __import__("os").environ:
+        settings = Settings.from_env(database_url=database, public_url=f"http://{host}:{port}")
+    container = bootstrap(settings)
+    try:
+        uvicorn.run(create_app(container), host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        container.close()

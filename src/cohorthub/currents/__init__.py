@@ -1,0 +1,1 @@
+"""Currents: event envelopes, batching, the retry policy and the delivery worker."""

@@ -1,0 +1,103 @@
+"""Currents event envelopes in the Custom HTTP wire shape (pure; imports no other domain).
+
+`{"event_type", "id", "time", "user": {...}, "properties": {...}}`: `id` is a UUID fixed when
+the event is recorded (stable across retries and replays), `time` Unix seconds UTC, and
+`user` carries `user_id` (braze_id), `external_user_id`, `device_id` and `timezone`, each
+only when known.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """One Currents event."""
+
+    event_type: str
+    id: str
+    time: int
+    user: dict[str, str]
+    properties: dict[str, Any]
+
+
+def event_user(
+    *,
+    braze_id: str,
+    external_id: str | None = None,
+    device_id: str | None = None,
+    timezone: str | None = None,
+) -> dict[str, str]:
+    """The `user` object with only the identifiers that are known."""
+    user = {"user_id": braze_id}
+    if external_id is not None:
+        user["external_user_id"] = external_id
+    if device_id is not None:
+        user["device_id"] = device_id
+    if timezone is not None:
+        user["timezone"] = timezone
+    return user
+
+
+def new_envelope(
+    event_type: str, *, time: float, user: dict[str, str], properties: dict[str, Any]
+) -> Envelope:
+    """An event with a fresh UUID."""
+    return Envelope(
+        event_type=event_type, id=str(uuid.uuid4()), time=int(time), user=user, properties=properties
+    )
+
+
+def _app(properties: dict[str, Any], app_id: str | None, workspace_id: str) -> dict[str, Any]:
+    properties["app_group_id"] = workspace_id
+    if app_id is not None:
+        properties["app_id"] = app_id
+    return properties
+
+
+def custom_event(
+    *,
+    workspace_id: str,
+    user: dict[str, str],
+    name: str,
+    time: float,
+    custom_properties: dict[str, Any],
+    app_id: str | None = None,
+) -> Envelope:
+    """`users.behaviors.CustomEvent`."""
+    props = _app({"name": name, "custom_properties": custom_properties}, app_id, workspace_id)
+    return new_envelope("users.behaviors.CustomEvent", time=time, user=user, properties=props)
+
+
+def purchase(
+    *,
+    workspace_id: str,
+    user: dict[str, str],
+    product_id: str,
+    currency: str,
+    price: float,
+    time: float,
+    purchase_properties: dict[str, Any],
+    app_id: str | None = None,
+) -> Envelope:
+    """`users.behaviors.Purchase`."""
+    props = _app(
+        {
+            "product_id": product_id,
+            "currency": currency,
+            "price": price,
+            "purchase_properties": purchase_properties,
+        },
+        app_id,
+        workspace_id,
+    )
+    return new_envelope("users.behaviors.Purchase", time=time, user=user, properties=props)
+
+
+def user_orphan(*, workspace_id: str, user: dict[str, str], orphaned_by_id: str, time: float) -> Envelope:
+    """`users.UserOrphan`: `user` was merged into the profile `orphaned_by_id`."""
+    props = {"app_group_id": workspace_id, "orphaned_by_id": orphaned_by_id}
+    return new_envelope("users.UserOrphan", time=time, user=user, properties=props)

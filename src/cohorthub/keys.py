@@ -1,0 +1,26 @@
+"""Secret keys: generated once, shown once, stored as SHA-256, compared in constant time.
+
+Keys are 122-bit random UUIDs (the format partners already handle), so a fast hash is
+enough: there is nothing to brute-force that a slow hash would protect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+
+
+def new_key() -> str:
+    """A fresh random key in the UUID format Braze-compatible clients expect."""
+    return str(uuid.uuid4())
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def matches(key: str, stored_hash: str) -> bool:
+    """Constant-time comparison of a presented key with a stored hash."""
+    return hmac.compare_digest(hash_key(key), stored_hash)

@@ -1,0 +1,1 @@
+"""Technology partners, partner API keys and per-workspace data import keys."""

@@ -1,0 +1,1 @@
+"""SQL storage: tables, migrations, repositories and the outbox (SQLite and PostgreSQL)."""

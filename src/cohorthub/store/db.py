@@ -1,0 +1,77 @@
+"""Engines for the two supported stores, chosen by URL.
+
+SQLite runs in WAL mode with `synchronous=FULL`, so a commit is on disk before the
+server answers 2xx; write transactions start with `BEGIN IMMEDIATE` so that two writers
+queue on the database lock instead of failing half-way. PostgreSQL runs through
+psycopg 3 at READ COMMITTED; cohort writers serialize on the cohort row lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
+
+
+def normalize_url(url: str) -> str:
+    """Map `postgres://`/`postgresql://` to the psycopg 3 driver; keep others."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def is_sqlite(url: str) -> bool:
+    """True for the embedded store."""
+    return make_url(normalize_url(url)).get_backend_name() == "sqlite"
+
+
+def create_db_engine(url: str, *, lock_timeout_seconds: float = 5.0) -> Engine:
+    """Create the engine for `url`, with the pragmas and pool the store needs."""
+    url = normalize_url(url)
+    if is_sqlite(url):
+        return _sqlite_engine(url, lock_timeout_seconds)
+    return create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=8,
+        max_overflow=8,
+        pool_pre_ping=True,
+        connect_args={"options": f"-c lock_timeout={int(lock_timeout_seconds * 1000)}"},
+    )
+
+
+def _sqlite_engine(url: str, lock_timeout_seconds: float) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=4,
+        max_overflow=4,
+        connect_args={"check_same_thread": False, "timeout": lock_timeout_seconds},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout_seconds * 1000)}")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine

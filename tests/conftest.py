@@ -1,0 +1,136 @@
+"""Shared fixtures: a fresh database per test on SQLite and on PostgreSQL, a wired
+container, and a real HTTP server on loopback.
+
+PostgreSQL: one database per test session is created on the server named by
+`COHORTHUB_TEST_POSTGRES_URL` (default: postgres@127.0.0.1:5432/test) and dropped at the end,
+so parallel runs never share tables; tables are truncated between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, inspect, text
+
+from cohorthub.api.app import create_app
+from cohorthub.bootstrap import Container, bootstrap
+from cohorthub.config import Settings
+from cohorthub.store import migrate
+from cohorthub.store.db import create_db_engine, normalize_url
+
+PG_ADMIN_URL = normalize_url(
+    os.environ.get("COHORTHUB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite"
+    engine = create_db_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A migrated PostgreSQL database of this session's own."""
+    name = f"cohorthub_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = create_db_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _truncate_pg(url: str) -> None:
+    engine = create_engine(url)
+    names = [n for n in inspect(engine).get_table_names() if n != "alembic_version"]
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, migrated, empty database on each backend."""
+    if request.param == "sqlite":
+        target = tmp_path / "cohorthub.sqlite"
+        shutil.copy(request.getfixturevalue("sqlite_template"), target)
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("pg_database")
+    _truncate_pg(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Settings for the test database."""
+    return Settings(database_url=database_url, public_url="http://testserver")
+
+
+@pytest.fixture
+def container(settings: Settings) -> Iterator[Container]:
+    """The composition root on the test database."""
+    c = bootstrap(settings, run_migrations=False)
+    yield c
+    c.close()
+
+
+def free_port() -> int:
+    """An ephemeral TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """The real app served by uvicorn on 127.0.0.1 in a background thread."""
+
+    def __init__(self, container: Container) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(container), host="127.0.0.1", port=self.port, log_level="warning", access_log=False
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(container: Container) -> Iterator[LiveServer]:
+    """A running HTTP server on loopback for e2e tests."""
+    with LiveServer(container) as server:
+        yield server

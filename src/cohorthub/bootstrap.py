@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from cohorthub import clock
 from cohorthub.config import Settings
+from cohorthub.identity.listeners import IdentityListener
 from cohorthub.store import migrate
 from cohorthub.store.db import create_db_engine
 from cohorthub.store.uow import UnitOfWorkFactory
@@ -23,6 +24,7 @@ class Container:
     engine: Engine
     uow: UnitOfWorkFactory
     now: Callable[[], float] = clock.now
+    identity_listeners: list[IdentityListener] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:

@@ -1,0 +1,1 @@
+"""Users and their identifiers: external ids, aliases, device ids; identify and merge."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -24,9 +26,9 @@ def serve(
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Migrate the schema and serve the API."""
-    settings = Settings.from_env(database_url=database, public_url=public_url or None)
-    if public_url is None and "COHORTHUB_PUBLIC_URL" not in __import__("os").environ:
-        settings = Settings.from_env(database_url=database, public_url=f"http://{host}:{port}")
+    settings = Settings.from_env(database_url=database, public_url=public_url)
+    if public_url is None and "COHORTHUB_PUBLIC_URL" not in os.environ:
+        settings = replace(settings, public_url=f"http://{host}:{port}")
     container = bootstrap(settings)
     try:
         uvicorn.run(create_app(container), host=host, port=port, log_level=log_level, access_log=False)

@@ -14,6 +14,7 @@ from .api import PartnerApi, RetryListener
 from .chunking import MAX_IDS_PER_REQUEST, chunk_changes
 from .diff import ChangeSet, diff_membership
 from .errors import PartnerClientError
+from .memory import CohortApi
 from .model import Cohort, Secret, SyncResult, Target
 from .retry import RetryPolicy
 from .sources import Source
@@ -51,13 +52,15 @@ class CohortSyncClient:
         timeout: float = 30.0,
         chunk_size: int = MAX_IDS_PER_REQUEST,
         on_retry: RetryListener | None = None,
+        api: CohortApi | None = None,
     ) -> None:
+        """Pass ``api`` (e.g. ``InMemoryPartner``) to replace the HTTP edge; ``state`` may be a path."""
         self.target = Target(endpoint, partner, Secret(partner_api_key), Secret(data_import_key))
         self._owns_state = not isinstance(state, StateStore)
         self.state = state if isinstance(state, StateStore) else StateStore(state)
         self._clock = clock
         self._chunk_size = min(chunk_size, MAX_IDS_PER_REQUEST)
-        self._api = PartnerApi(
+        self._http_api = PartnerApi(
             self.target,
             http=http,
             policy=policy,
@@ -67,6 +70,8 @@ class CohortSyncClient:
             timeout=timeout,
             on_retry=on_retry,
         )
+        self._api: CohortApi = api if api is not None else self._http_api
+        self._requests = 0
 
     def __enter__(self) -> CohortSyncClient:
         return self
@@ -76,7 +81,7 @@ class CohortSyncClient:
 
     def close(self) -> None:
         """Release the HTTP client and the state file (when this object opened them)."""
-        self._api.close()
+        self._http_api.close()
         if self._owns_state:
             self.state.close()
 
@@ -91,7 +96,7 @@ class CohortSyncClient:
     ) -> SyncResult:
         """Send the name if new or changed, then the exits and entries since the last sync."""
         started = time.perf_counter()
-        requests_before = self._api.requests
+        requests_before = self._http_api.requests + self._requests
         state = self.state.ensure(self.target, cohort.cohort_id)
         changes = diff_membership(source.batches(), self.state.previous(state.key))
         try:
@@ -107,7 +112,7 @@ class CohortSyncClient:
                 adds=changes.adds,
                 removes=changes.removes,
                 members=changes.members,
-                requests=self._api.requests - requests_before,
+                requests=self._http_api.requests + self._requests - requests_before,
                 duration_s=time.perf_counter() - started,
                 sample_adds=tuple(changes.sample_adds),
                 sample_removes=tuple(changes.sample_removes),
@@ -129,12 +134,14 @@ class CohortSyncClient:
             if name_due:
                 created_at = cohort.created_at or _parse(state.created_at) or self._clock()
                 self._api.upsert_cohort(cohort, created_at)
+                self._requests += int(self._api is not self._http_api)  # the HTTP edge counts its own
                 self.state.record_name(state.key, cohort.name, created_at.isoformat())
             total, done = changes.adds + changes.removes, 0
             for should_remove in (True, False):  # exits first: a user re-keyed from alias to id stays in
                 groups = changes.groups(should_remove=should_remove)
                 for chunk in chunk_changes(groups, should_remove=should_remove, limit=self._chunk_size):
                     self._api.send_changes(cohort.cohort_id, [chunk.to_change()])
+                    self._requests += int(self._api is not self._http_api)  # the HTTP edge counts its own
                     self.state.record_ack(state.key, chunk)
                     done += chunk.count
                     if on_progress is not None:

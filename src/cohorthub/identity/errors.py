@@ -1,0 +1,19 @@
+"""Identity errors.
+
+InvalidInput
+└── InvalidUserRequest      a /users/* request that breaks a documented rule (400)
+ResourceLocked
+└── UsersLocked             another writer holds the workspace's identity lock too long (423)
+"""
+
+from __future__ import annotations
+
+from cohorthub.errors import InvalidInput, ResourceLocked
+
+
+class InvalidUserRequest(InvalidInput):
+    """A /users/* request that breaks a documented rule; nothing was changed."""
+
+
+class UsersLocked(ResourceLocked):
+    """Another writer held the workspace's users longer than the lock timeout."""

@@ -1,0 +1,56 @@
+"""What the identity use cases need from storage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cohorthub.currents.envelope import Envelope
+from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A user's custom events or purchases of one name: first and last time, count."""
+
+    name: str
+    first: float
+    last: float
+    count: int
+
+
+@dataclass(slots=True)
+class Activity:
+    """What an export shows besides the profile: devices, event and purchase summaries."""
+
+    devices: list[str] = field(default_factory=list)
+    events: list[Summary] = field(default_factory=list)
+    purchases: list[Summary] = field(default_factory=list)
+
+
+class UserRepository(Protocol):
+    """Users, aliases, devices, custom events and purchases."""
+
+    def lock(self, workspace_id: str) -> None: ...
+    def load(self, workspace_id: str, lookup: Lookup) -> Loaded: ...
+    def apply(self, workspace_id: str, changes: ChangeSet, *, now: float) -> dict[int, int]: ...
+    def delete(self, workspace_id: str, user_nums: list[int]) -> int: ...
+    def activity(self, workspace_id: str, user_nums: list[int]) -> dict[int, Activity]: ...
+
+
+class Outbox(Protocol):
+    """Events written in the same transaction."""
+
+    def append(self, workspace_id: str, events: Iterable[Envelope], *, now: float) -> int: ...
+
+
+class IdentityUnitOfWork(Protocol):
+    """A transaction that can see users and write the outbox."""
+
+    @property
+    def users(self) -> UserRepository: ...
+    @property
+    def outbox(self) -> Outbox: ...
+
+    def commit(self) -> None: ...

@@ -17,9 +17,11 @@ from sqlalchemy.exc import OperationalError
 
 from cohorthub.errors import ResourceLocked
 from cohorthub.store.cohorts import SqlCohortRepository
+from cohorthub.store.currents import SqlCurrentsRepository
 from cohorthub.store.identity import SqlUserRepository
 from cohorthub.store.outbox import SqlOutbox
 from cohorthub.store.partners import SqlPartnerRepository
+from cohorthub.store.segments import SqlSegmentRepository
 from cohorthub.store.workspaces import SqlWorkspaceRepository
 
 _sqlite_write_locks: dict[int, threading.Lock] = {}
@@ -39,6 +41,8 @@ class SqlUnitOfWork:
     users: SqlUserRepository
     cohorts: SqlCohortRepository
     outbox: SqlOutbox
+    segments: SqlSegmentRepository
+    currents: SqlCurrentsRepository
     conn: Connection
 
     def __init__(self, engine: Engine, *, readonly: bool = False, lock_timeout: float = 5.0) -> None:
@@ -69,6 +73,8 @@ class SqlUnitOfWork:
         self.users = SqlUserRepository(self.conn)
         self.cohorts = SqlCohortRepository(self.conn)
         self.outbox = SqlOutbox(self.conn)
+        self.segments = SqlSegmentRepository(self.conn)
+        self.currents = SqlCurrentsRepository(self.conn)
         return self
 
     def commit(self) -> None:

@@ -28,6 +28,7 @@ from cohorthub.partner_client import (
     PartnerClientError,
     RequestRejected,
     RetriesExhausted,
+    RetryPolicy,
     Source,
     SourceError,
     SqlSource,
@@ -179,6 +180,9 @@ def run(
     state: Annotated[Path, typer.Option(help="State file.")] = DEFAULT_STATE,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     timeout: Annotated[float, typer.Option(help="HTTP timeout in seconds.")] = 30.0,
+    max_attempts: Annotated[
+        int, typer.Option(min=1, help="Attempts per request on 5xx and network errors (429/423: 20).")
+    ] = 6,
 ) -> None:
     """Sync one cohort: its name when new or renamed, then entries and exits since the last sync."""
     try:
@@ -200,6 +204,7 @@ def run(
             data_import_key=data_import_key,
             state=state,
             timeout=timeout,
+            policy=RetryPolicy(max_attempts_transient=max_attempts),
             on_retry=_on_retry(as_json),
         ) as client:
             while True:

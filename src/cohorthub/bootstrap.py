@@ -9,8 +9,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from cohorthub import clock
+from cohorthub.cohorts.listeners import CohortMembershipListener
+from cohorthub.cohorts.membership import MembershipCache
 from cohorthub.config import Settings
 from cohorthub.identity.listeners import IdentityListener
+from cohorthub.segments.indexes import SegmentIndexes
+from cohorthub.segments.listeners import SegmentIdentityListener
 from cohorthub.store import migrate
 from cohorthub.store.db import create_db_engine
 from cohorthub.store.uow import UnitOfWorkFactory
@@ -24,7 +28,9 @@ class Container:
     engine: Engine
     uow: UnitOfWorkFactory
     now: Callable[[], float] = clock.now
+    membership: MembershipCache = field(default_factory=MembershipCache)
     identity_listeners: list[IdentityListener] = field(default_factory=list)
+    segments: SegmentIndexes = field(default_factory=SegmentIndexes)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -38,8 +44,14 @@ def bootstrap(settings: Settings | None = None, *, run_migrations: bool = True) 
     engine = create_db_engine(settings.database_url, lock_timeout_seconds=settings.lock_timeout_seconds)
     if run_migrations:
         migrate.upgrade(engine)
+    membership = MembershipCache()
     return Container(
         settings=settings,
         engine=engine,
         uow=UnitOfWorkFactory(engine, lock_timeout=settings.lock_timeout_seconds),
+        membership=membership,
+        identity_listeners=[
+            CohortMembershipListener(membership, compaction_threshold=settings.compaction_threshold),
+            SegmentIdentityListener(),
+        ],
     )

@@ -1,8 +1,33 @@
-"""SQL repository for cohorts, membership chunks and history (owned by the cohort work)."""
+"""SQL repository for cohorts, membership chunks and history; it reads the identity tables to match.
+
+Cohort writers serialize on the cohort row: `SELECT … FOR UPDATE` on PostgreSQL (a wait past
+`lock_timeout` becomes `ResourceLocked`), the unit of work's writer lock on SQLite.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Select, delete, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+
+from cohorthub.cohorts.model import Alias, Cohort
+from cohorthub.cohorts.ports import LoggedChange
+from cohorthub.errors import ResourceLocked
+from cohorthub.store.tables import (
+    cohort_changes,
+    cohort_chunks,
+    cohort_import_requests,
+    cohorts,
+    user_aliases,
+    user_devices,
+    users,
+)
+
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
 
 
 class SqlCohortRepository:
@@ -10,3 +35,272 @@ class SqlCohortRepository:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+
+    # -- cohorts -----------------------------------------------------------------------------
+
+    def get(
+        self, workspace_id: str, partner: str, cohort_id: str, *, for_update: bool = False
+    ) -> Cohort | None:
+        """The cohort, locked for this transaction when `for_update`."""
+        stmt = select(cohorts).where(
+            cohorts.c.workspace_id == workspace_id,
+            cohorts.c.partner == partner,
+            cohorts.c.cohort_id == cohort_id,
+        )
+        rows = self._select(stmt, for_update)
+        return _cohort(rows[0]) if rows else None
+
+    def get_many(self, cohort_pks: Iterable[int], *, for_update: bool = False) -> list[Cohort]:
+        """The cohorts with those keys, in key order (the lock order)."""
+        pks = sorted(set(cohort_pks))
+        if not pks:
+            return []
+        return [
+            _cohort(r)
+            for r in self._select(
+                select(cohorts).where(cohorts.c.pk.in_(pks)).order_by(cohorts.c.pk), for_update
+            )
+        ]
+
+    def ensure(self, *, workspace_id: str, partner: str, cohort_id: str, now: float) -> tuple[Cohort, bool]:
+        """The cohort locked for writing, created (named after its id) when missing; True if created."""
+        upsert = postgresql.insert if self._pg else sqlite.insert
+        result = self._locking(
+            upsert(cohorts)
+            .values(
+                workspace_id=workspace_id, partner=partner, cohort_id=cohort_id, name=cohort_id, named=False,
+                created_at=now, updated_at=now, version=0, size=0, snapshot_version=0, import_requests=0,
+                identifiers_matched=0, identifiers_unmatched=0, unmatched_sample="[]",
+            )
+            .on_conflict_do_nothing(index_elements=["workspace_id", "partner", "cohort_id"])
+        )  # fmt: skip
+        cohort = self.get(workspace_id, partner, cohort_id, for_update=True)
+        assert cohort is not None
+        return cohort, result.rowcount == 1
+
+    def rename(self, cohort_pk: int, *, name: str, partner_created_at: float, now: float) -> None:
+        """Set the cohort's name and the partner's creation time."""
+        self._conn.execute(
+            update(cohorts)
+            .where(cohorts.c.pk == cohort_pk)
+            .values(name=name, named=True, partner_created_at=partner_created_at, updated_at=now)
+        )
+
+    def in_workspace(self, workspace_id: str, partner: str | None) -> list[Cohort]:
+        """A workspace's cohorts, by partner, name and id."""
+        stmt = select(cohorts).where(cohorts.c.workspace_id == workspace_id)
+        if partner is not None:
+            stmt = stmt.where(cohorts.c.partner == partner)
+        stmt = stmt.order_by(cohorts.c.partner, cohorts.c.name, cohorts.c.cohort_id)
+        return [_cohort(r) for r in self._conn.execute(stmt)]
+
+    def _select(self, stmt: Select[Any], for_update: bool) -> list[Any]:
+        if not (for_update and self._pg):
+            return list(self._conn.execute(stmt))
+        return list(self._locking(stmt.with_for_update()))
+
+    def _locking(self, stmt: Any) -> Any:
+        """Execute a statement that may wait for a row lock; a wait past lock_timeout is `ResourceLocked`."""
+        try:
+            return self._conn.execute(stmt)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                raise ResourceLocked() from exc
+            raise
+
+    # -- matching ----------------------------------------------------------------------------
+
+    def resolve_external_ids(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]:
+        """external_id → user num, for the ids that exist."""
+        stmt = select(users.c.external_id, users.c.num).where(
+            users.c.workspace_id == workspace_id, users.c.external_id.in_(list(ids))
+        )
+        return dict(iter(self._conn.execute(stmt)))
+
+    def resolve_anonymous_devices(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]:
+        """device_id → user num, only for users without an external_id."""
+        stmt = (
+            select(user_devices.c.device_id, user_devices.c.user_num)
+            .join(users, users.c.num == user_devices.c.user_num)
+            .where(
+                user_devices.c.workspace_id == workspace_id,
+                user_devices.c.device_id.in_(list(ids)),
+                users.c.external_id.is_(None),
+            )
+        )
+        return dict(iter(self._conn.execute(stmt)))
+
+    def resolve_aliases(self, workspace_id: str, aliases: Iterable[Alias]) -> dict[Alias, int]:
+        """(alias_label, alias_name) → user num, for the aliases that exist."""
+        t = user_aliases
+        stmt = select(t.c.alias_label, t.c.alias_name, t.c.user_num).where(
+            t.c.workspace_id == workspace_id, tuple_(t.c.alias_label, t.c.alias_name).in_(list(aliases))
+        )
+        return {(label, name): num for label, name, num in self._conn.execute(stmt)}
+
+    def members(self, user_nums: Sequence[int]) -> list[dict[str, Any]]:
+        """`braze_id`, `external_id` and `user_aliases` of each existing user, in number order."""
+        if not user_nums:
+            return []
+        nums = list(user_nums)
+        aliases: dict[int, list[dict[str, str]]] = {}
+        alias_rows = self._conn.execute(
+            select(user_aliases.c.user_num, user_aliases.c.alias_label, user_aliases.c.alias_name)
+            .where(user_aliases.c.user_num.in_(nums))
+            .order_by(user_aliases.c.alias_label, user_aliases.c.alias_name)
+        )
+        for num, label, name in alias_rows:
+            aliases.setdefault(num, []).append({"alias_label": label, "alias_name": name})
+        rows = self._conn.execute(
+            select(users.c.num, users.c.braze_id, users.c.external_id)
+            .where(users.c.num.in_(nums))
+            .order_by(users.c.num)
+        )
+        return [
+            {"braze_id": braze_id, "external_id": external_id, "user_aliases": aliases.get(num, [])}
+            for num, braze_id, external_id in rows
+        ]
+
+    # -- membership log and snapshots --------------------------------------------------------
+
+    def load_chunks(self, cohort_pk: int) -> list[tuple[int, bytes]]:
+        """The snapshot's chunks: (chunk number, serialized roaring bitmap)."""
+        stmt = select(cohort_chunks.c.chunk_no, cohort_chunks.c.bitmap).where(
+            cohort_chunks.c.cohort_pk == cohort_pk
+        )
+        return [(no, bytes(image)) for no, image in self._conn.execute(stmt)]
+
+    def changes_after(self, cohort_pk: int, *, after_version: int, upto_version: int) -> list[LoggedChange]:
+        """Logged changes with after_version < version <= upto_version, in write order."""
+        t = cohort_changes
+        stmt = (
+            select(t.c.version, t.c.user_num, t.c.entered)
+            .where(t.c.cohort_pk == cohort_pk, t.c.version > after_version, t.c.version <= upto_version)
+            .order_by(t.c.version, t.c.id)
+        )
+        return [(v, n, bool(e)) for v, n, e in self._conn.execute(stmt)]
+
+    def append_changes(
+        self,
+        cohort_pk: int,
+        *,
+        version: int,
+        entered: Sequence[int],
+        left: Sequence[int],
+        at: float,
+        request_id: str | None,
+        reason: str,
+    ) -> None:
+        """Append one log row per user who entered or left."""
+        rows = [(cohort_pk, version, num, True, at, request_id, reason) for num in entered]
+        rows += [(cohort_pk, version, num, False, at, request_id, reason) for num in left]
+        mark = "%s" if self._pg else "?"
+        sql = (
+            "INSERT INTO cohort_changes (cohort_pk, version, user_num, entered, at, request_id, reason) "
+            f"VALUES ({', '.join([mark] * 7)})"
+        )
+        self._conn.exec_driver_sql(sql, rows)
+
+    def set_membership(self, cohort_pk: int, *, version: int, size: int, now: float) -> None:
+        """Record the cohort's new version and size."""
+        self._conn.execute(
+            update(cohorts)
+            .where(cohorts.c.pk == cohort_pk)
+            .values(version=version, size=size, updated_at=now)
+        )
+
+    def record_import(
+        self,
+        cohort_pk: int,
+        *,
+        request_id: str,
+        now: float,
+        identifiers: int,
+        matched: int,
+        unmatched: int,
+        entered: int,
+        left: int,
+        unmatched_sample: list[str],
+    ) -> None:
+        """Store the request's record and add it to the cohort's diagnostics."""
+        self._conn.execute(
+            insert(cohort_import_requests).values(
+                id=request_id, cohort_pk=cohort_pk, received_at=now, identifiers=identifiers,
+                matched=matched, unmatched=unmatched, entered=entered, left=left,
+            )
+        )  # fmt: skip
+        self._conn.execute(
+            update(cohorts)
+            .where(cohorts.c.pk == cohort_pk)
+            .values(
+                last_import_at=now,
+                import_requests=cohorts.c.import_requests + 1,
+                identifiers_matched=cohorts.c.identifiers_matched + matched,
+                identifiers_unmatched=cohorts.c.identifiers_unmatched + unmatched,
+                unmatched_sample=json.dumps(unmatched_sample),
+            )
+        )
+
+    def write_chunks(self, cohort_pk: int, chunks: dict[int, bytes | None], *, snapshot_version: int) -> None:
+        """Replace the given snapshot chunks (None deletes one) and move the snapshot version."""
+        if chunks:
+            self._conn.execute(
+                delete(cohort_chunks).where(
+                    cohort_chunks.c.cohort_pk == cohort_pk, cohort_chunks.c.chunk_no.in_(list(chunks))
+                )
+            )
+        images = [
+            {"cohort_pk": cohort_pk, "chunk_no": no, "bitmap": b} for no, b in chunks.items() if b is not None
+        ]
+        if images:
+            self._conn.execute(insert(cohort_chunks), images)
+        self._conn.execute(
+            update(cohorts).where(cohorts.c.pk == cohort_pk).values(snapshot_version=snapshot_version)
+        )
+
+    def cohorts_with_history(self, workspace_id: str, user_nums: Iterable[int]) -> list[int]:
+        """Keys of the workspace's cohorts any of the users ever entered (a superset of their cohorts)."""
+        nums = list(user_nums)
+        if not nums:
+            return []
+        stmt = (
+            select(cohort_changes.c.cohort_pk)
+            .distinct()
+            .join(cohorts, cohorts.c.pk == cohort_changes.c.cohort_pk)
+            .where(cohort_changes.c.user_num.in_(nums), cohort_changes.c.entered.is_(True))
+            .where(cohorts.c.workspace_id == workspace_id)
+        )
+        return sorted(self._conn.execute(stmt).scalars())
+
+    def changes_since(self, cohort_pk: int, since: float) -> list[tuple[int, bool]]:
+        """(user num, entered?) of every change logged after `since`, in write order."""
+        t = cohort_changes
+        stmt = (
+            select(t.c.user_num, t.c.entered)
+            .where(t.c.cohort_pk == cohort_pk, t.c.at > since)
+            .order_by(t.c.id)
+        )
+        return [(n, bool(e)) for n, e in self._conn.execute(stmt)]
+
+
+def _cohort(row: Any) -> Cohort:
+    return Cohort(
+        pk=row.pk,
+        workspace_id=row.workspace_id,
+        partner=row.partner,
+        cohort_id=row.cohort_id,
+        name=row.name,
+        named=bool(row.named),
+        partner_created_at=row.partner_created_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+        size=row.size,
+        snapshot_version=row.snapshot_version,
+        last_import_at=row.last_import_at,
+        import_requests=row.import_requests,
+        identifiers_matched=row.identifiers_matched,
+        identifiers_unmatched=row.identifiers_unmatched,
+        unmatched_sample=json.loads(row.unmatched_sample),
+    )

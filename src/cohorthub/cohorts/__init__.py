@@ -1,0 +1,1 @@
+"""Partner cohort import: parsing, matching, membership bitmaps and history, diagnostics."""

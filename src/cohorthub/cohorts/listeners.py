@@ -1,0 +1,48 @@
+"""Membership follows identity: a merged orphan's cohorts pass to its target; a deleted user leaves all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyroaring import BitMap
+
+from cohorthub.cohorts.membership import MembershipCache
+from cohorthub.cohorts.services import apply_membership_change
+from cohorthub.identity.listeners import Merge
+
+
+class CohortMembershipListener:
+    """The identity listener of the cohort domain (registered in the composition root)."""
+
+    def __init__(self, cache: MembershipCache, *, compaction_threshold: int) -> None:
+        self._cache = cache
+        self._threshold = compaction_threshold
+
+    def users_merged(self, uow: Any, merges: list[Merge], *, workspace_id: str, now: float) -> None:
+        """Each cohort holding an orphan now holds its target instead."""
+        target_of = {m.orphan_num: m.target_num for m in merges}
+        for cohort, members in self._cohorts_holding(uow, workspace_id, list(target_of)):
+            gone = BitMap(n for n in target_of if n in members.bitmap)
+            arriving = BitMap(target_of[n] for n in gone) - members.bitmap
+            self._apply(uow, cohort, members, arriving, gone, "merge", now)
+
+    def users_deleted(self, uow: Any, user_nums: list[int], *, workspace_id: str, now: float) -> None:
+        """The users leave every cohort they are in."""
+        for cohort, members in self._cohorts_holding(uow, workspace_id, user_nums):
+            self._apply(uow, cohort, members, BitMap(), members.bitmap & BitMap(user_nums), "delete", now)
+
+    def _cohorts_holding(self, uow: Any, workspace_id: str, user_nums: list[int]) -> list[Any]:
+        repo = uow.cohorts
+        pks = repo.cohorts_with_history(workspace_id, user_nums)
+        locked = repo.get_many(pks, for_update=True)  # in pk order, so concurrent writers never deadlock
+        held = [(cohort, self._cache.current(repo, cohort)) for cohort in locked]
+        return [(c, m) for c, m in held if any(n in m.bitmap for n in user_nums)]
+
+    def _apply(
+        self, uow: Any, cohort: Any, members: Any, entered: BitMap, left: BitMap, reason: str, now: float
+    ) -> None:
+        # The cache is not told: it is keyed by version and catches up once the caller commits.
+        apply_membership_change(
+            uow.cohorts, cohort, members, entered, left,
+            reason=reason, request_id=None, now=now, compaction_threshold=self._threshold,
+        )  # fmt: skip

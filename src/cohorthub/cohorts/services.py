@@ -1,0 +1,256 @@
+"""Cohort use cases: name a cohort, import membership changes, read cohorts and members.
+
+Every write runs in one transaction: the membership log rows, the cohort's version, size and
+diagnostics, the import request record and the partner's quota count commit together, so a
+2xx means the change is durable. The quota is charged last, because on PostgreSQL its counter
+row stays locked until commit and every request of a partner key shares it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyroaring import AbstractBitMap, BitMap
+
+from cohorthub.cohorts.errors import CohortNotFound
+from cohorthub.cohorts.membership import Membership, MembershipCache, chunk_images
+from cohorthub.cohorts.model import (
+    Cohort,
+    Matches,
+    diff_membership,
+    distinct_identifiers,
+    merge_unmatched_sample,
+    parse_cohort_changes,
+    parse_cohort_name,
+)
+from cohorthub.cohorts.ports import CohortRepository, CohortUnitOfWork
+from cohorthub.partners.model import PartnerCaller
+from cohorthub.partners.services import authenticate_partner, charge_quota, get_partner
+
+
+@dataclass(frozen=True, slots=True)
+class NamedCohort:
+    """The result of the cohort name endpoint."""
+
+    cohort_id: str
+    name: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """The result of one user cohort request."""
+
+    cohort_id: str
+    request_id: str
+    identifiers: int
+    matched: int
+    unmatched: int
+    entered: int
+    left: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class MembersPage:
+    """One page of a cohort's members, in user number order."""
+
+    members: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _authenticate(uow: CohortUnitOfWork, partner: str, body: object, now: float) -> PartnerCaller:
+    fields = body if isinstance(body, dict) else {}
+    return authenticate_partner(
+        uow=uow,
+        partner=partner,
+        partner_api_key=fields.get("partner_api_key"),
+        client_secret=fields.get("client_secret"),
+        now=now,
+    )
+
+
+def name_cohort(*, uow: CohortUnitOfWork, partner: str, body: object, quota: int, now: float) -> NamedCohort:
+    """Create a cohort or rename it (the partner's first `created_at` is kept)."""
+    caller = _authenticate(uow, partner, body, now)
+    assert isinstance(body, dict)
+    request = parse_cohort_name(body)
+    cohort, created = uow.cohorts.ensure(
+        workspace_id=caller.workspace_id, partner=partner, cohort_id=request.cohort_id, now=now
+    )
+    created_at = cohort.partner_created_at if cohort.partner_created_at is not None else request.created_at
+    uow.cohorts.rename(cohort.pk, name=request.name, partner_created_at=created_at, now=now)
+    charge_quota(uow=uow, caller=caller, quota=quota, now=now)
+    uow.commit()
+    return NamedCohort(cohort_id=request.cohort_id, name=request.name, created=created)
+
+
+def import_cohort_changes(
+    *,
+    uow: CohortUnitOfWork,
+    cache: MembershipCache,
+    partner: str,
+    body: object,
+    quota: int,
+    identifier_max_length: int,
+    compaction_threshold: int,
+    request_id: str,
+    now: float,
+) -> ImportResult:
+    """Apply a user cohort request: users enter or leave, in the order of its change objects."""
+    caller = _authenticate(uow, partner, body, now)
+    assert isinstance(body, dict)
+    request = parse_cohort_changes(body, identifier_max_length=identifier_max_length)
+    workspace_id, repo = caller.workspace_id, uow.cohorts
+    if not request.identifiers() and repo.get(workspace_id, partner, request.cohort_id) is None:
+        charge_quota(uow=uow, caller=caller, quota=quota, now=now)  # a credential probe names no cohort
+        uow.commit()
+        return ImportResult(request.cohort_id, request_id, 0, 0, 0, 0, 0, 0)
+    cohort, _ = repo.ensure(workspace_id=workspace_id, partner=partner, cohort_id=request.cohort_id, now=now)
+    matches = _resolve(repo, workspace_id, *distinct_identifiers(request))
+    before = cache.current(repo, cohort)
+    diff = diff_membership(request, matches, before.bitmap)
+    after = apply_membership_change(
+        repo, cohort, before, diff.entered, diff.left,
+        reason="import", request_id=request_id, now=now, compaction_threshold=compaction_threshold,
+    )  # fmt: skip
+    entered, left = len(diff.entered), len(diff.left)
+    repo.record_import(
+        cohort.pk,
+        request_id=request_id,
+        now=now,
+        identifiers=request.identifiers(),
+        matched=diff.matched,
+        unmatched=diff.unmatched,
+        entered=entered,
+        left=left,
+        unmatched_sample=merge_unmatched_sample(cohort.unmatched_sample, diff.unmatched_sample),
+    )
+    charge_quota(uow=uow, caller=caller, quota=quota, now=now)
+    uow.commit()
+    cache.put(cohort.pk, after)
+    size = len(after.bitmap)
+    return ImportResult(
+        request.cohort_id,
+        request_id,
+        request.identifiers(),
+        diff.matched,
+        diff.unmatched,
+        entered,
+        left,
+        size,
+    )
+
+
+def _resolve(
+    repo: CohortRepository, workspace_id: str, user_ids: set[str], device_ids: set[str], aliases: set[Any]
+) -> Matches:
+    return Matches(
+        external_ids=repo.resolve_external_ids(workspace_id, user_ids) if user_ids else {},
+        device_ids=repo.resolve_anonymous_devices(workspace_id, device_ids) if device_ids else {},
+        aliases=repo.resolve_aliases(workspace_id, aliases) if aliases else {},
+    )
+
+
+def apply_membership_change(
+    repo: CohortRepository,
+    cohort: Cohort,
+    before: Membership,
+    entered: AbstractBitMap,
+    left: AbstractBitMap,
+    *,
+    reason: str,
+    request_id: str | None,
+    now: float,
+    compaction_threshold: int,
+) -> Membership:
+    """Log who entered and left as the cohort's next version; compact the touched chunks when due."""
+    if not entered and not left:
+        return before
+    version = cohort.version + 1
+    repo.append_changes(
+        cohort.pk, version=version, entered=entered.to_array(), left=left.to_array(),
+        at=now, request_id=request_id, reason=reason,
+    )  # fmt: skip
+    after = before.apply(version=version, entered=entered, left=left)
+    repo.set_membership(cohort.pk, version=version, size=len(after.bitmap), now=now)
+    if after.tail > compaction_threshold:
+        repo.write_chunks(cohort.pk, chunk_images(after.bitmap, after.touched), snapshot_version=version)
+        after = after.compacted()
+    return after
+
+
+def list_cohorts(*, uow: CohortUnitOfWork, workspace_id: str, partner: str | None) -> list[Cohort]:
+    """A workspace's cohorts, optionally of one partner, by partner and name."""
+    if partner is not None:
+        get_partner(partner)
+    return uow.cohorts.in_workspace(workspace_id, partner)
+
+
+def _cohort(uow: CohortUnitOfWork, workspace_id: str, partner: str, cohort_id: str) -> Cohort:
+    get_partner(partner)
+    cohort = uow.cohorts.get(workspace_id, partner, cohort_id)
+    if cohort is None:
+        raise CohortNotFound(partner, cohort_id)
+    return cohort
+
+
+def cohort_members(
+    *,
+    uow: CohortUnitOfWork,
+    cache: MembershipCache,
+    workspace_id: str,
+    partner: str,
+    cohort_id: str,
+    limit: int,
+    after: int | None,
+) -> MembersPage:
+    """Up to `limit` members with a user number above `after`, and the cursor of the next page."""
+    cohort = _cohort(uow, workspace_id, partner, cohort_id)
+    bitmap = cache.current(uow.cohorts, cohort).bitmap
+    start = bitmap.rank(after) if after is not None else 0
+    nums = bitmap[start : start + limit]
+    more = start + limit < len(bitmap)
+    return MembersPage(
+        members=uow.cohorts.members(nums.to_array()),
+        next_cursor=str(nums.max()) if more and nums else None,
+    )
+
+
+def cohort_bitmap(
+    *, uow: CohortUnitOfWork, cache: MembershipCache, workspace_id: str, partner: str, cohort_id: str
+) -> BitMap:
+    """The cohort's members as a bitmap of user numbers (a copy the caller may change)."""
+    cohort = _cohort(uow, workspace_id, partner, cohort_id)
+    return cache.current(uow.cohorts, cohort).bitmap.copy()
+
+
+def memberships_of(
+    *, uow: CohortUnitOfWork, cache: MembershipCache, workspace_id: str, user_nums: list[int]
+) -> dict[int, list[dict[str, str]]]:
+    """For each user number, the cohorts it is in: `{"partner", "cohort_id", "name"}`."""
+    result: dict[int, list[dict[str, str]]] = {num: [] for num in user_nums}
+    candidates = uow.cohorts.cohorts_with_history(workspace_id, user_nums)
+    for cohort in uow.cohorts.get_many(candidates):
+        bitmap = cache.current(uow.cohorts, cohort).bitmap
+        item = {"partner": cohort.partner, "cohort_id": cohort.cohort_id, "name": cohort.name}
+        for num in user_nums:
+            if num in bitmap:
+                result[num].append(item)
+    return result
+
+
+def changes_since(
+    *, uow: CohortUnitOfWork, workspace_id: str, partner: str, cohort_id: str, since: float
+) -> tuple[list[int], list[int]]:
+    """Users who are in now but were not at `since` (entered), and the reverse (left)."""
+    cohort = _cohort(uow, workspace_id, partner, cohort_id)
+    first: dict[int, bool] = {}
+    last: dict[int, bool] = {}
+    for num, entered in uow.cohorts.changes_since(cohort.pk, since):
+        first.setdefault(num, entered)
+        last[num] = entered
+    came = sorted(n for n, e in last.items() if e and first[n])
+    went = sorted(n for n, e in last.items() if not e and not first[n])
+    return came, went

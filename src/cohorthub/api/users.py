@@ -1,10 +1,164 @@
-"""Routes for users (filled in by its feature work)."""
+"""The Braze-compatible users API: `/users/track`, `/identify`, `/alias/new`, `/delete`, `/export/ids`.
+
+Each endpoint authenticates the REST API key (`Authorization: Bearer KEY`, or the legacy
+`api_key` body field) for its permission, then runs one identity use case in a worker thread.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from cohorthub.api import users_wire as wire
+from cohorthub.api.http import JSONResponse, api_key, container, in_thread, read_json
 from cohorthub.api.openapi import Operation
+from cohorthub.bootstrap import Container
+from cohorthub.cohorts.services import memberships_of
+from cohorthub.identity import services
+from cohorthub.workspaces.services import authenticate_rest_key
 
-ROUTES: list[BaseRoute] = []
-OPERATIONS: list[Operation] = []
+UseCase = Callable[[Container, str, Any], dict[str, Any]]
+ERRORS = (400, 401, 403, 413, 415, 423)
+
+
+def _track(c: Container, workspace_id: str, body: Any) -> dict[str, Any]:
+    with c.uow() as uow:
+        result = services.track_users(
+            uow=uow, workspace_id=workspace_id, body=body, listeners=c.identity_listeners, now=c.now()
+        )
+    response: dict[str, Any] = {"message": "success"}
+    for name in ("attributes", "events", "purchases"):
+        if isinstance(body.get(name), list) and body[name]:
+            response[f"{name}_processed"] = getattr(result, f"{name}_processed")
+    if result.errors:
+        response["errors"] = [e.wire() for e in result.errors]
+    return response
+
+
+def _identify(c: Container, workspace_id: str, body: Any) -> dict[str, Any]:
+    with c.uow() as uow:
+        result = services.identify_users(
+            uow=uow, workspace_id=workspace_id, body=body, listeners=c.identity_listeners, now=c.now()
+        )
+    response: dict[str, Any] = {"aliases_processed": result.aliases_processed, "message": "success"}
+    if body.get("emails_to_identify"):
+        response["emails_processed"] = result.emails_processed
+    if body.get("phone_numbers_to_identify"):
+        response["phone_numbers_processed"] = result.phones_processed
+    return response
+
+
+def _alias(c: Container, workspace_id: str, body: Any) -> dict[str, Any]:
+    with c.uow() as uow:
+        result = services.add_aliases(uow=uow, workspace_id=workspace_id, body=body, now=c.now())
+    response: dict[str, Any] = {"aliases_processed": result.aliases_processed, "message": "success"}
+    if result.errors:
+        response["errors"] = result.errors
+    return response
+
+
+def _delete(c: Container, workspace_id: str, body: Any) -> dict[str, Any]:
+    with c.uow() as uow:
+        deleted = services.delete_users(
+            uow=uow, workspace_id=workspace_id, body=body, listeners=c.identity_listeners, now=c.now()
+        )
+    return {"deleted": deleted, "message": "success"}
+
+
+def _export(c: Container, workspace_id: str, body: Any) -> dict[str, Any]:
+    with c.uow(readonly=True) as uow:
+
+        def memberships(nums: list[int]) -> dict[int, list[dict[str, str]]]:
+            return memberships_of(uow=uow, cache=c.membership, workspace_id=workspace_id, user_nums=nums)
+
+        result = services.export_users(uow=uow, workspace_id=workspace_id, body=body, memberships=memberships)
+    response: dict[str, Any] = {"users": result.users, "message": "success"}
+    if result.invalid_user_ids:
+        response["invalid_user_ids"] = result.invalid_user_ids
+    return response
+
+
+def _endpoint(permission: str, use_case: UseCase, status: int) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        c = container(request)
+        body = await read_json(request)
+        key = api_key(request, body)
+
+        def work() -> dict[str, Any]:
+            with c.uow(readonly=True) as uow:
+                workspace_id = authenticate_rest_key(uow=uow, key=key, permission=permission).workspace_id
+            return use_case(c, workspace_id, body)
+
+        return JSONResponse(await in_thread(work), status_code=status)
+
+    return handle
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/users/track", _endpoint("users.track", _track, 201), methods=["POST"]),
+    Route("/users/identify", _endpoint("users.identify", _identify, 201), methods=["POST"]),
+    Route("/users/alias/new", _endpoint("users.alias.new", _alias, 201), methods=["POST"]),
+    Route("/users/delete", _endpoint("users.delete", _delete, 201), methods=["POST"]),
+    Route("/users/export/ids", _endpoint("users.export.ids", _export, 200), methods=["POST"]),
+]
+
+OPERATIONS: list[Operation] = [
+    Operation(
+        "POST",
+        "/users/track",
+        "Record attributes, custom events and purchases",
+        "users",
+        request=wire.TrackRequest,
+        response=wire.TrackResponse,
+        status=201,
+        errors=ERRORS,
+        description=(
+            "Up to 75 objects in each array. An invalid object is skipped and listed in `errors` "
+            "(non-fatal); a request with no valid object, or an array over 75, is a 400. "
+            "An object with `external_id` and `device_id` is the sign-in of that device."
+        ),
+    ),
+    Operation(
+        "POST",
+        "/users/identify",
+        "Identify alias-, email- or phone-only profiles",
+        "users",
+        request=wire.IdentifyRequest,
+        response=wire.IdentifyResponse,
+        status=201,
+        errors=ERRORS,
+    ),
+    Operation(
+        "POST",
+        "/users/alias/new",
+        "Add aliases to identified users or create alias-only users",
+        "users",
+        request=wire.AliasRequest,
+        response=wire.AliasResponse,
+        status=201,
+        errors=ERRORS,
+    ),
+    Operation(
+        "POST",
+        "/users/delete",
+        "Delete users and everything recorded about them",
+        "users",
+        request=wire.DeleteRequest,
+        response=wire.DeleteResponse,
+        status=201,
+        errors=ERRORS,
+    ),
+    Operation(
+        "POST",
+        "/users/export/ids",
+        "Export user profiles, with their partner cohorts",
+        "users",
+        request=wire.ExportRequest,
+        response=wire.ExportResponse,
+        errors=ERRORS,
+    ),
+]

@@ -103,11 +103,17 @@ def build_source(
     return open_file_source(source, id_type=id_type)
 
 
+def _emit_json(payload: dict[str, Any]) -> None:
+    """One JSON document per line on stdout (``--every`` prints one line per sync)."""
+    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
 def _fail(error: PartnerClientError, as_json: bool) -> int:
     code = exit_code_for(error)
     if as_json:
         payload = {"status": "error", "error": type(error).__name__, "message": str(error), "exit_code": code}
-        out.print_json(json.dumps(payload))
+        _emit_json(payload)
     else:
         err.print(f"[red]error:[/red] {type(error).__name__}: {error}", markup=True, highlight=False)
         if isinstance(error, AuthenticationError):
@@ -119,7 +125,7 @@ def _fail(error: PartnerClientError, as_json: bool) -> int:
 
 def _print_result(result: SyncResult, as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps({"status": "ok", **result.as_dict()}))
+        _emit_json({"status": "ok", **result.as_dict()})
         return
     verb = "would send" if result.dry_run else "sent"
     name = " name," if result.name_sent else ""
@@ -268,7 +274,7 @@ def status(
         for c in cohorts
     ]
     if as_json:
-        out.print_json(json.dumps({"cohorts": rows}))
+        _emit_json({"cohorts": rows})
         return
     if not rows:
         out.print(f"no cohorts in {state}")
@@ -314,7 +320,7 @@ def reset(
     except PartnerClientError as exc:
         raise typer.Exit(_fail(exc, as_json)) from exc
     if as_json:
-        out.print_json(json.dumps({"status": "ok", "reset": count}))
+        _emit_json({"status": "ok", "reset": count})
     else:
         out.print(f"reset {count} cohort(s): the next sync resends everything")
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import httpx
+from sqlalchemy import select
 
 from cohorthub.bootstrap import Container, bootstrap
 from cohorthub.config import Settings
 from cohorthub.partners import services as partners
+from cohorthub.store.tables import cohorts
 from tests.conftest import LiveServer
 from tests.e2e.cohorts.conftest import Api
 from tests.integration.cohorts.factories import NOW, Tenant, add_user, add_users, make_tenant, user_count
@@ -232,6 +234,24 @@ def test_tv24_hourly_quota(settings: Settings, tenant: Tenant) -> None:
             limited = api.users("a", [])
             assert limited.status_code == 429
             assert 1 <= int(limited.headers["Retry-After"]) <= 3600
+    finally:
+        c.close()
+
+
+def test_tv25_a_locked_cohort_answers_423(settings: Settings, tenant: Tenant) -> None:
+    c = bootstrap(dataclasses.replace(settings, lock_timeout_seconds=0.2), run_migrations=False)
+    try:
+        with LiveServer(c) as server, httpx.Client(base_url=server.url) as http:
+            api = Api(http, tenant)
+            api.name("heap-123")
+            with c.engine.connect() as holder:
+                holder.begin()  # SQLite: the database's write lock
+                holder.execute(select(cohorts).with_for_update())  # PostgreSQL: the cohort row's lock
+                locked = api.users("heap-123", [{"user_ids": ["u1"]}])
+                holder.rollback()
+            _error(locked, 423, "Resource locked")
+            assert int(locked.headers["Retry-After"]) >= 1
+            assert api.users("heap-123", [{"user_ids": ["u1"]}]).status_code == 201
     finally:
         c.close()
 

@@ -49,12 +49,15 @@ def add_user(
     external_id: str | None = None,
     devices: Iterable[str] = (),
     aliases: Iterable[tuple[str, str]] = (),
+    num: int | None = None,
 ) -> int:
     """Insert a user (anonymous when `external_id` is None) with its devices and aliases; return its num."""
+    explicit = {} if num is None else {"num": num}
     with c.engine.begin() as conn:
         num = conn.execute(
             insert(users)
             .values(
+                **explicit,
                 workspace_id=workspace_id,
                 braze_id=uuid.uuid4().hex[:24],
                 external_id=external_id,

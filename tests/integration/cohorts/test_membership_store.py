@@ -33,7 +33,8 @@ def _import(
 ) -> Any:
     with c.uow() as uow:
         return services.import_cohort_changes(
-            uow=uow, cache=c.membership, partner="heap", body=t.body(cohort_id=cohort, cohort_changes=changes),
+            uow=uow, cache=c.membership, partner="heap",
+            body=t.body(cohort_id=cohort, cohort_changes=changes),
             quota=10**9, identifier_max_length=512, compaction_threshold=c.settings.compaction_threshold,
             request_id=str(uuid.uuid4()), now=now,
         )  # fmt: skip

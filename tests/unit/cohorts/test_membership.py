@@ -31,7 +31,8 @@ def _cohort(version: int, snapshot_version: int = 0) -> Cohort:
     return Cohort(
         pk=1, workspace_id="w", partner="heap", cohort_id="c", name="c", named=True, partner_created_at=None,
         created_at=0, updated_at=0, version=version, size=0, snapshot_version=snapshot_version,
-        last_import_at=None, import_requests=0, identifiers_matched=0, identifiers_unmatched=0, unmatched_sample=[],
+        last_import_at=None, import_requests=0, identifiers_matched=0, identifiers_unmatched=0,
+        unmatched_sample=[],
     )  # fmt: skip
 
 

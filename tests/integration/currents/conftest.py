@@ -132,9 +132,13 @@ def drive(
     connector_ids: list[str],
     until: Callable[[], bool],
     *,
-    max_rounds: int = 2_000,
+    max_rounds: int = 5_000,
 ) -> int:
-    """Run rounds for every connector; when none sends, jump the clock to the earliest wake."""
+    """Run rounds for every connector; when none sends, jump the clock to the earliest wake.
+
+    Idle rounds also wait 2 ms of real time: on PostgreSQL a transaction of another session
+    (another test run on the same server) can hold back the snapshot horizon for a moment.
+    """
     for rounds in range(max_rounds):
         if until():
             for cid in connector_ids:
@@ -143,6 +147,7 @@ def drive(
         reports = [worker.step(cid) for cid in connector_ids]
         if not any(r.sent_batches for r in reports):
             clock.advance_to(min(r.wake_at for r in reports))
+            time.sleep(0.002)
     for cid in connector_ids:
         worker.flush(cid)
     raise AssertionError("condition not reached")
@@ -152,3 +157,13 @@ def stats(c: Container, connector_id: str, clock: FakeClock) -> services.Connect
     """The connector's statistics now."""
     with c.uow(readonly=True) as uow:
         return services.connector_stats(uow=uow, connector_id=connector_id, now=clock.now())
+
+
+def settled(c: Container, connector_id: str, clock: FakeClock) -> Callable[[], bool]:
+    """A condition: nothing queued and nothing in flight."""
+
+    def check() -> bool:
+        s = stats(c, connector_id, clock)
+        return s.queued == 0 and s.in_flight == 0
+
+    return check

@@ -15,6 +15,7 @@ from tests.integration.currents.conftest import (
     drive,
     make_worker,
     record_events,
+    settled,
     stats,
 )
 
@@ -39,8 +40,12 @@ def test_events_before_the_connector_existed_are_not_exported(
     record_events(container, workspace, 3)
     connector = add_connector(container, workspace, sink.url)
     later = record_events(container, workspace, 2)
-    drive(make_worker(container, clock), clock, [connector.id], lambda: len(sink.sink.seen) == 2)
-    assert {msgspec.json.decode(e)["id"] for e in sink.sink.events} == set(later)
+    drive(make_worker(container, clock), clock, [connector.id], settled(container, connector.id, clock))
+    seen = {msgspec.json.decode(e)["id"] for e in sink.sink.events}
+    if container.engine.dialect.name == "sqlite":
+        assert seen == set(later)
+    else:  # from the oldest transaction running at creation on: never fewer, maybe a few more
+        assert seen >= set(later)
 
 
 def test_event_selection_and_other_workspaces(
@@ -68,7 +73,7 @@ def test_event_selection_and_other_workspaces(
     record_events(container, workspace, 5)
     record_events(container, other.id, 5)
     worker = make_worker(container, clock)
-    drive(worker, clock, [connector.id], lambda: stats(container, connector.id, clock).queued == 0)
+    drive(worker, clock, [connector.id], settled(container, connector.id, clock))
     assert [msgspec.json.decode(e)["id"] for e in sink.sink.events] == [wanted.id]
 
 

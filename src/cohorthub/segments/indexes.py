@@ -1,0 +1,229 @@
+"""Maintained in-memory indexes the engine reads: per workspace, the universe of user
+numbers, one bitmap per leaf in use and one per cohort, caught up before each evaluation.
+
+Catch-up (docs/segments.md "Freshness") reads only what changed since the last look:
+users whose `updated_at` is at or after the newest seen minus a safety margin, event and
+purchase rows and deletion tombstones past an id watermark (ids still missing below it are
+re-read for the margin, as a later-committing writer may fill them). The users found are
+re-evaluated against every cached leaf; re-applying a change is harmless, so the margin
+costs a little work and never a wrong answer. Relative-time leaves are rebuilt when the
+minute changes. Cohort leaves come from the cohort membership cache (`cohorts.services.cohort_bitmap`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+
+from pyroaring import BitMap
+
+from cohorthub.segments.engine import evaluate
+from cohorthub.segments.model import AttributeLeaf, CohortLeaf, EventLeaf, Leaf, Node
+from cohorthub.segments.ports import SegmentFacts
+from cohorthub.segments.reference import UserFacts, leaf_matches
+
+_BATCH = 500
+_MAX_GAPS = 10_000
+
+
+class IdWatermark:
+    """Autoincrement ids seen so far: everything up to `high`, except gaps still young."""
+
+    def __init__(self, high: int, *, margin: float) -> None:
+        self.high = high
+        self.margin = margin
+        self.gaps: dict[int, float] = {}
+
+    def observe(self, ids: Iterable[int], *, now: float) -> None:
+        """Record ids just read; remember the holes below them for `margin` seconds."""
+        for id_ in sorted(set(ids)):
+            self.gaps.pop(id_, None)
+            if id_ > self.high:
+                if id_ - self.high <= _MAX_GAPS:
+                    self.gaps.update(dict.fromkeys(range(self.high + 1, id_), now))
+                self.high = id_
+        self.gaps = {k: v for k, v in self.gaps.items() if now - v < self.margin}
+
+
+def _is_relative(leaf: Leaf) -> bool:
+    if isinstance(leaf, EventLeaf):
+        return leaf.within_days is not None
+    return isinstance(leaf, AttributeLeaf) and leaf.op.endswith("_days_ago")
+
+
+class WorkspaceIndex:
+    """The universe, leaf and cohort bitmaps of one workspace."""
+
+    def __init__(
+        self, workspace_id: str, *, margin: float, max_leaves: int, clock: Callable[[], float]
+    ) -> None:
+        self.workspace_id = workspace_id
+        self.margin = margin
+        self.max_leaves = max_leaves
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.ready = False
+        self.universe_bm = BitMap()
+        self.leaves: OrderedDict[Leaf, tuple[BitMap, float | None]] = OrderedDict()
+        self.updated_high = 0.0
+        self.events = IdWatermark(0, margin=margin)
+        self.purchases = IdWatermark(0, margin=margin)
+        self.deletions = IdWatermark(0, margin=margin)
+
+    def refresh(self, facts: SegmentFacts, *, now: float) -> None:
+        """Load on first use, else apply every change since the last refresh."""
+        if not self.ready:
+            self._warm(facts)
+        else:
+            self._catch_up(facts, now=now)
+
+    def _warm(self, facts: SegmentFacts) -> None:
+        marks = facts.marks(self.workspace_id)  # before reading, so later changes are caught up
+        universe = BitMap()
+        for batch in facts.user_nums(self.workspace_id):
+            universe.update(batch)
+        self.universe_bm = universe
+        self.updated_high = marks.updated_at
+        self.events.high, self.purchases.high = marks.event_id, marks.purchase_id
+        self.deletions.high = marks.deletion_id
+        self.ready = True
+
+    def _catch_up(self, facts: SegmentFacts, *, now: float) -> None:
+        ws, tick = self.workspace_id, self.clock()
+        rows = facts.users_updated_since(ws, self.updated_high - self.margin)
+        dirty = {num for num, _ in rows}
+        self.updated_high = max([self.updated_high, *(at for _, at in rows)])
+        for source, mark in (("events", self.events), ("purchases", self.purchases)):
+            found = facts.rows_after(source, ws, mark.high, mark.gaps)
+            mark.observe((id_ for id_, _ in found), now=tick)
+            dirty.update(num for _, num in found)
+        gone_rows = facts.rows_after("deletions", ws, self.deletions.high, self.deletions.gaps)
+        self.deletions.observe((id_ for id_, _ in gone_rows), now=tick)
+        gone = BitMap(num for _, num in gone_rows)
+        if gone:
+            self.universe_bm -= gone
+            for bitmap, _ in self.leaves.values():
+                bitmap -= gone
+        if dirty := dirty - set(gone):
+            self._recompute(facts, sorted(dirty), now=now)
+
+    def _recompute(self, facts: SegmentFacts, nums: list[int], *, now: float) -> None:
+        minute = now // 60
+        for leaf in [k for k, (_, m) in self.leaves.items() if m is not None and m != minute]:
+            del self.leaves[leaf]
+        names = {k.name for k in self.leaves if isinstance(k, EventLeaf) and k.kind == "event" and k.name}
+        wants_purchases = any(isinstance(k, EventLeaf) and k.kind == "purchase" for k in self.leaves)
+        for start in range(0, len(nums), _BATCH):
+            batch = nums[start : start + _BATCH]
+            users = facts.user_facts(self.workspace_id, batch, events=names, purchases=wants_purchases)
+            present = BitMap(u.num for u in users)
+            missing = BitMap(batch) - present
+            self.universe_bm |= present
+            self.universe_bm -= missing
+            for leaf, (bitmap, _) in self.leaves.items():
+                bitmap -= missing
+                for user in users:
+                    if leaf_matches(leaf, user, now=now):
+                        bitmap.add(user.num)
+                    else:
+                        bitmap.discard(user.num)
+
+    def universe(self) -> BitMap:
+        """Every user number of the workspace."""
+        return self.universe_bm
+
+    def leaf_bitmap(self, facts: SegmentFacts, leaf: Leaf, *, now: float) -> BitMap:
+        """The members of one leaf (a cached bitmap: do not change it)."""
+        assert not isinstance(leaf, CohortLeaf), "cohort leaves come from the cohort membership cache"
+        minute = now // 60 if _is_relative(leaf) else None
+        cached = self.leaves.get(leaf)
+        if cached is not None and cached[1] == minute:
+            self.leaves.move_to_end(leaf)
+            return cached[0]
+        bitmap = self._build(facts, leaf, now=now)
+        self.leaves[leaf] = (bitmap, minute)
+        while len(self.leaves) > self.max_leaves:
+            self.leaves.popitem(last=False)
+        return bitmap
+
+    def _build(self, facts: SegmentFacts, leaf: Leaf, *, now: float) -> BitMap:
+        matched, scanned = BitMap(), BitMap()
+        for batch in facts.scan_leaf(self.workspace_id, leaf):
+            scanned.update(u.num for u in batch)
+            matched.update(u.num for u in batch if leaf_matches(leaf, u, now=now))
+        if leaf_matches(leaf, UserFacts(num=-1), now=now):  # users without data match too
+            matched |= self.universe_bm - scanned
+        return matched & self.universe_bm
+
+
+CohortMembers = Callable[[str, str], BitMap]
+
+
+class _Source:
+    def __init__(
+        self, index: WorkspaceIndex, facts: SegmentFacts, cohorts: CohortMembers, now: float
+    ) -> None:
+        self.index, self.facts, self.cohorts, self.now = index, facts, cohorts, now
+
+    def universe(self) -> BitMap:
+        return self.index.universe()
+
+    def leaf(self, leaf: Leaf) -> BitMap:
+        if isinstance(leaf, CohortLeaf):
+            members = self.cohorts(leaf.partner, leaf.cohort_id)
+            return members if leaf.op == "includes" else self.index.universe_bm - members
+        return self.index.leaf_bitmap(self.facts, leaf, now=self.now)
+
+
+class SegmentIndexes:
+    """Every workspace's index, held once per process by the composition root."""
+
+    def __init__(
+        self, *, margin: float = 30.0, max_leaves: int = 256, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.margin = margin
+        self.max_leaves = max_leaves
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._workspaces: dict[str, WorkspaceIndex] = {}
+        self._history: dict[int, tuple[float, int, float]] = {}  # pk -> (at, size, snapshot at)
+
+    def workspace(self, workspace_id: str) -> WorkspaceIndex:
+        """The index of one workspace (created empty on first use)."""
+        with self._lock:
+            if workspace_id not in self._workspaces:
+                self._workspaces[workspace_id] = WorkspaceIndex(
+                    workspace_id, margin=self.margin, max_leaves=self.max_leaves, clock=self.clock
+                )
+            return self._workspaces[workspace_id]
+
+    def evaluate(
+        self,
+        facts: SegmentFacts,
+        *,
+        cohorts: CohortMembers,
+        workspace_id: str,
+        node: Node,
+        definitions: Mapping[str, Node],
+        now: float,
+    ) -> BitMap:
+        """The members of `node` after catching up with every committed change."""
+        index = self.workspace(workspace_id)
+        with index.lock:
+            index.refresh(facts, now=now)
+            return evaluate(node, source=_Source(index, facts, cohorts, now), definitions=definitions)
+
+    def history_due(self, segment_pk: int, size: int, *, now: float, every: float = 60.0) -> bool | None:
+        """None: nothing to record; False: a size point; True: a size point and a snapshot.
+
+        A point when the size changed or `every` seconds passed; a snapshot at most every `every`.
+        """
+        with self._lock:
+            last = self._history.get(segment_pk)
+            if last is not None and last[1] == size and now - last[0] < every:
+                return None
+            snapshot = last is None or now - last[2] >= every
+            self._history[segment_pk] = (now, size, now if snapshot or last is None else last[2])
+            return snapshot

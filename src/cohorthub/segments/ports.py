@@ -1,0 +1,88 @@
+"""What the segment use cases and indexes need from storage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cohorthub.cohorts.ports import CohortUnitOfWork
+from cohorthub.segments.model import Leaf
+from cohorthub.segments.reference import UserFacts
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRecord:
+    """A stored segment definition."""
+
+    pk: int
+    id: str
+    workspace_id: str
+    name: str
+    description: str
+    tags: tuple[str, ...]
+    filter: dict[str, Any]
+    filter_version: int
+    analytics_tracking_enabled: bool
+    created_at: float
+    updated_at: float
+    archived_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CohortState:
+    """Where a cohort's membership stands in storage."""
+
+    pk: int
+    name: str
+    version: int
+    snapshot_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """High-water marks of every change source of a workspace."""
+
+    updated_at: float
+    event_id: int
+    purchase_id: int
+    deletion_id: int
+
+
+class SegmentFacts(Protocol):
+    """The read side the indexes catch up from (each method one indexed query)."""
+
+    def marks(self, workspace_id: str) -> Marks: ...
+    def user_nums(self, workspace_id: str) -> Iterator[list[int]]: ...
+    def scan_leaf(self, workspace_id: str, leaf: Leaf) -> Iterator[list[UserFacts]]: ...
+    def users_updated_since(self, workspace_id: str, since: float) -> list[tuple[int, float]]: ...
+    def rows_after(
+        self, source: str, workspace_id: str, after: int, extra: Iterable[int]
+    ) -> list[tuple[int, int]]: ...
+    def user_facts(
+        self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool
+    ) -> list[UserFacts]: ...
+    def cohort_state(self, workspace_id: str, partner: str, cohort_id: str) -> CohortState | None: ...
+
+
+class SegmentRepository(SegmentFacts, Protocol):
+    """Segment definitions, size history and membership snapshots."""
+
+    def add(self, record: SegmentRecord) -> int: ...
+    def update(self, record: SegmentRecord) -> None: ...
+    def get(self, workspace_id: str, segment_id: str) -> SegmentRecord | None: ...
+    def all(self, workspace_id: str) -> list[SegmentRecord]: ...
+    def record_size(self, segment_pk: int, *, at: float, size: int) -> None: ...
+    def sizes(self, segment_pk: int, *, since: float) -> list[tuple[float, int]]: ...
+    def add_snapshot(self, segment_pk: int, *, at: float, bitmap: bytes, keep: int) -> None: ...
+    def snapshot_at(self, segment_pk: int, at: float) -> tuple[float, bytes] | None: ...
+    def record_deletions(self, workspace_id: str, nums: list[int], *, now: float) -> None: ...
+    def user_num(self, workspace_id: str, external_id: str) -> int | None: ...
+    def members(self, nums: list[int]) -> list[tuple[int, str, str | None]]: ...
+
+
+class SegmentUnitOfWork(CohortUnitOfWork, Protocol):
+    """A transaction that can see segments, cohorts and the facts segments filter on."""
+
+    @property
+    def segments(self) -> SegmentRepository: ...

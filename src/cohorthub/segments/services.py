@@ -1,0 +1,305 @@
+"""Segment use cases: define, list, evaluate, page members, explain, record history."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pyroaring import BitMap
+
+from cohorthub.cohorts.membership import MembershipCache
+from cohorthub.cohorts.services import cohort_bitmap, memberships_of
+from cohorthub.errors import InvalidInput, NotFound
+from cohorthub.segments.errors import InvalidSegment, SegmentCycle, SegmentNotFound, SegmentUserNotFound
+from cohorthub.segments.indexes import SegmentIndexes
+from cohorthub.segments.model import (
+    FILTER_VERSION,
+    CohortLeaf,
+    EventLeaf,
+    Node,
+    dump_filter,
+    iter_leaves,
+    parse_filter,
+    referenced_segments,
+)
+from cohorthub.segments.ports import SegmentRecord, SegmentRepository, SegmentUnitOfWork
+from cohorthub.segments.reference import explain
+from cohorthub.segments.text import describe, find_path
+
+SNAPSHOTS_KEPT = 48
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentDraft:
+    """What a client sends to create or replace a segment."""
+
+    name: Any
+    filter: Any
+    description: Any = ""
+    tags: Any = ()
+    filter_version: Any = FILTER_VERSION
+    analytics_tracking_enabled: Any = False
+
+
+def create_segment(
+    *, uow: SegmentUnitOfWork, workspace_id: str, draft: SegmentDraft, now: float
+) -> SegmentRecord:
+    """Validate and store a new segment."""
+    segment_id = str(uuid.uuid4())
+    record = _validated(uow.segments, workspace_id, segment_id, draft, now=now, created_at=now)
+    record = replace(record, pk=uow.segments.add(record))
+    uow.commit()
+    return record
+
+
+def update_segment(
+    *, uow: SegmentUnitOfWork, workspace_id: str, segment_id: str, draft: SegmentDraft, now: float
+) -> SegmentRecord:
+    """Replace a segment's definition (rejecting cycles through membership leaves)."""
+    old = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
+    record = _validated(uow.segments, workspace_id, segment_id, draft, now=now, created_at=old.created_at)
+    record = replace(record, pk=old.pk, archived_at=old.archived_at)
+    uow.segments.update(record)
+    uow.commit()
+    return record
+
+
+def set_archived(
+    *, uow: SegmentUnitOfWork, workspace_id: str, segment_id: str, archived: bool, now: float
+) -> SegmentRecord:
+    """Archive or unarchive a segment (archived segments still evaluate for their users)."""
+    old = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
+    record = replace(old, archived_at=now if archived else None, updated_at=now)
+    uow.segments.update(record)
+    uow.commit()
+    return record
+
+
+def list_segments(
+    *, uow: SegmentUnitOfWork, workspace_id: str, include_archived: bool
+) -> list[SegmentRecord]:
+    """Every segment of the workspace, oldest first."""
+    return [s for s in uow.segments.all(workspace_id) if include_archived or s.archived_at is None]
+
+
+def require_segment(*, uow: SegmentUnitOfWork, workspace_id: str, segment_id: str) -> SegmentRecord:
+    """The segment, or `SegmentNotFound`."""
+    record = uow.segments.get(workspace_id, segment_id)
+    if record is None:
+        raise SegmentNotFound(f"No segment with id {segment_id}")
+    return record
+
+
+def describe_segment(*, uow: SegmentUnitOfWork, record: SegmentRecord) -> tuple[str, dict[str, Any]]:
+    """The text description and the filter with each cohort leaf's current name."""
+    node = parse_filter(record.filter)
+    names: dict[tuple[str, str], str] = {}
+    for leaf in iter_leaves(node):
+        if isinstance(leaf, CohortLeaf) and (
+            state := uow.segments.cohort_state(record.workspace_id, leaf.partner, leaf.cohort_id)
+        ):
+            names[(leaf.partner, leaf.cohort_id)] = state.name
+    segment_names = {
+        s: r.name for s in referenced_segments(node) if (r := uow.segments.get(record.workspace_id, s))
+    }
+    text = describe(node, cohort_names=names, segment_names=segment_names)
+    return text, _with_names(record.filter, names)
+
+
+def _with_names(raw: Any, names: dict[tuple[str, str], str]) -> Any:
+    if isinstance(raw, list):
+        return [_with_names(x, names) for x in raw]
+    if not isinstance(raw, dict):
+        return raw
+    out = {k: _with_names(v, names) for k, v in raw.items()}
+    if raw.get("type") == "cohort" and (name := names.get((raw["partner"], raw["cohort_id"]))):
+        out["cohort_name"] = name
+    return out
+
+
+def evaluate_segment(
+    *,
+    uow: SegmentUnitOfWork,
+    indexes: SegmentIndexes,
+    membership: MembershipCache,
+    workspace_id: str,
+    segment_id: str,
+    now: float,
+) -> tuple[SegmentRecord, BitMap]:
+    """The segment and its exact members now."""
+    record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
+    node, definitions = _definitions(uow.segments, record)
+
+    def cohort_members(partner: str, cohort_id: str) -> BitMap:
+        try:
+            return cohort_bitmap(
+                uow=uow, cache=membership, workspace_id=workspace_id, partner=partner, cohort_id=cohort_id
+            )
+        except (NotFound, InvalidInput):  # a cohort that is gone (or a partner no longer known) is empty
+            return BitMap()
+
+    members = indexes.evaluate(
+        uow.segments,
+        cohorts=cohort_members,
+        workspace_id=workspace_id,
+        node=node,
+        definitions=definitions,
+        now=now,
+    )
+    return record, members
+
+
+def record_segment_size(
+    *, uow: SegmentUnitOfWork, record: SegmentRecord, members: BitMap, snapshot: bool, now: float
+) -> None:
+    """Append a size-history point and, when asked, a membership snapshot."""
+    uow.segments.record_size(record.pk, at=now, size=len(members))
+    if snapshot:
+        uow.segments.add_snapshot(record.pk, at=now, bitmap=members.serialize(), keep=SNAPSHOTS_KEPT)
+    uow.commit()
+
+
+def segment_changes(
+    *, uow: SegmentUnitOfWork, record: SegmentRecord, members: BitMap, since: float
+) -> tuple[float | None, BitMap, BitMap]:
+    """(snapshot time, entered, left) between the newest snapshot at or before `since` and now."""
+    found = uow.segments.snapshot_at(record.pk, since)
+    if found is None:
+        return None, BitMap(members), BitMap()
+    at, blob = found
+    before = BitMap.deserialize(blob)
+    return at, members - before, before - members
+
+
+def page_members(
+    *, uow: SegmentUnitOfWork, members: BitMap, after: int, limit: int
+) -> tuple[list[tuple[int, str, str | None]], int | None]:
+    """Up to `limit` members with a number above `after`, and the cursor of the next page."""
+    nums: list[int] = []
+    for num in members.iter_equal_or_larger(after + 1):
+        nums.append(num)
+        if len(nums) >= limit:
+            break
+    rows = uow.segments.members(nums)
+    more = len(nums) == limit and nums[-1] != members.max()
+    return rows, (nums[-1] if more else None)
+
+
+def explain_user(
+    *,
+    uow: SegmentUnitOfWork,
+    membership: MembershipCache,
+    workspace_id: str,
+    segment_id: str,
+    external_id: str,
+    now: float,
+) -> dict[str, Any]:
+    """Which leaves matched or failed for one user, by the reference evaluator."""
+    record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
+    num = uow.segments.user_num(workspace_id, external_id)
+    if num is None:
+        raise SegmentUserNotFound(f"No user with external_id {external_id}")
+    node, definitions = _definitions(uow.segments, record)
+    leaves = [leaf for n in [node, *definitions.values()] for leaf in iter_leaves(n)]
+    names = {
+        leaf.name for leaf in leaves if isinstance(leaf, EventLeaf) and leaf.kind == "event" and leaf.name
+    }
+    wants = any(isinstance(leaf, EventLeaf) and leaf.kind == "purchase" for leaf in leaves)
+    (facts,) = uow.segments.user_facts(workspace_id, [num], events=names, purchases=wants)
+    inside = memberships_of(uow=uow, cache=membership, workspace_id=workspace_id, user_nums=[num])[num]
+    facts = replace(facts, cohorts=frozenset((c["partner"], c["cohort_id"]) for c in inside))
+    return explain(node, facts, now=now, definitions=definitions)
+
+
+def _definitions(repo: SegmentRepository, record: SegmentRecord) -> tuple[Node, dict[str, Node]]:
+    node = parse_filter(record.filter)
+    definitions: dict[str, Node] = {}
+    pending = sorted(referenced_segments(node))
+    while pending:
+        segment_id = pending.pop()
+        if segment_id in definitions:
+            continue
+        other = repo.get(record.workspace_id, segment_id)
+        if other is None:
+            raise SegmentNotFound(f"No segment with id {segment_id}")
+        definitions[segment_id] = parse_filter(other.filter)
+        pending.extend(referenced_segments(definitions[segment_id]))
+    return node, definitions
+
+
+def _validated(
+    repo: SegmentRepository,
+    workspace_id: str,
+    segment_id: str,
+    draft: SegmentDraft,
+    *,
+    now: float,
+    created_at: float,
+) -> SegmentRecord:
+    if not isinstance(draft.name, str) or not draft.name.strip() or len(draft.name) > 200:
+        raise InvalidSegment("name", "must be a string of 1 to 200 characters")
+    if not isinstance(draft.description, str):
+        raise InvalidSegment("description", "must be a string")
+    if not isinstance(draft.tags, list | tuple) or not all(isinstance(t, str) and t for t in draft.tags):
+        raise InvalidSegment("tags", "must be an array of non-empty strings")
+    if not isinstance(draft.analytics_tracking_enabled, bool):
+        raise InvalidSegment("analytics_tracking_enabled", "must be true or false")
+    if draft.filter_version != FILTER_VERSION or isinstance(draft.filter_version, bool):
+        raise InvalidSegment("filter_version", f"must be {FILTER_VERSION}")
+    node = parse_filter(draft.filter)
+    _check_references(repo, workspace_id, segment_id, node, draft.filter)
+    return SegmentRecord(
+        pk=0,
+        id=segment_id,
+        workspace_id=workspace_id,
+        name=draft.name.strip(),
+        description=draft.description,
+        tags=tuple(draft.tags),
+        filter=dump_filter(node),
+        filter_version=FILTER_VERSION,
+        analytics_tracking_enabled=draft.analytics_tracking_enabled,
+        created_at=created_at,
+        updated_at=now,
+    )
+
+
+def _check_references(
+    repo: SegmentRepository, workspace_id: str, segment_id: str, node: Node, raw: Any
+) -> None:
+    for leaf in iter_leaves(node):
+        if (
+            isinstance(leaf, CohortLeaf)
+            and repo.cohort_state(workspace_id, leaf.partner, leaf.cohort_id) is None
+        ):
+            path = _path_of(raw, "cohort_id", leaf.cohort_id)
+            raise InvalidSegment(f"{path}.cohort_id", f"no {leaf.partner} cohort with id {leaf.cohort_id}")
+    graph = {s.id: referenced_segments(parse_filter(s.filter)) for s in repo.all(workspace_id)}
+    graph[segment_id] = referenced_segments(node)
+    for ref in sorted(graph[segment_id]):
+        path = _path_of(raw, "segment_id", ref)
+        if ref not in graph:
+            raise InvalidSegment(f"{path}.segment_id", f"no segment with id {ref}")
+        if (chain := _cycle(graph, ref, segment_id)) is not None:
+            raise SegmentCycle(
+                f"{path}.segment_id", "segments would include each other: " + " → ".join(chain)
+            )
+
+
+def _path_of(raw: Any, key: str, value: str) -> str:
+    return find_path(raw, lambda leaf: leaf.get(key) == value) or "filter"
+
+
+def _cycle(graph: dict[str, set[str]], start: str, target: str) -> list[str] | None:
+    stack: list[tuple[str, list[str]]] = [(start, [target, start])]
+    seen: set[str] = set()
+    while stack:
+        current, chain = stack.pop()
+        if current == target:
+            return chain
+        if current in seen:
+            continue
+        seen.add(current)
+        stack.extend((nxt, [*chain, nxt]) for nxt in sorted(graph.get(current, ())))
+    return None

@@ -1,0 +1,360 @@
+"""SQL repository for segments and the facts segment indexes read (one indexed query each)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from itertools import groupby
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from cohorthub.segments.model import STANDARD_ATTRIBUTES, AttributeLeaf, EventLeaf, IdentityLeaf, Leaf
+from cohorthub.segments.ports import CohortState, Marks, SegmentRecord
+from cohorthub.segments.reference import UserFacts
+from cohorthub.store.tables import cohorts, custom_events, purchases, users
+
+_meta = MetaData()
+segments = Table(
+    "segments",
+    _meta,
+    Column("pk", BigInteger, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("filter", Text, nullable=False),
+    Column("filter_version", Integer, nullable=False),
+    Column("analytics_tracking_enabled", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("archived_at", Float),
+)
+segment_sizes = Table(
+    "segment_sizes",
+    _meta,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("segment_pk", BigInteger, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+segment_snapshots = Table(
+    "segment_snapshots",
+    _meta,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("segment_pk", BigInteger, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("bitmap", LargeBinary, nullable=False),
+)
+segment_user_deletions = Table(
+    "segment_user_deletions",
+    _meta,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), nullable=False),
+    Column("user_num", BigInteger, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+_STANDARD = [*STANDARD_ATTRIBUTES, "email_subscribe"]
+_SCAN_ROWS = 20_000
+_ID_SOURCES = {
+    "events": (custom_events.c.id, custom_events.c.user_num, custom_events.c.workspace_id),
+    "purchases": (purchases.c.id, purchases.c.user_num, purchases.c.workspace_id),
+    "deletions": (
+        segment_user_deletions.c.id,
+        segment_user_deletions.c.user_num,
+        segment_user_deletions.c.workspace_id,
+    ),
+}
+
+
+def _record(row: Any) -> SegmentRecord:
+    return SegmentRecord(
+        pk=row.pk,
+        id=row.id,
+        workspace_id=row.workspace_id,
+        name=row.name,
+        description=row.description,
+        tags=tuple(json.loads(row.tags)),
+        filter=json.loads(row.filter),
+        filter_version=row.filter_version,
+        analytics_tracking_enabled=row.analytics_tracking_enabled,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        archived_at=row.archived_at,
+    )
+
+
+def _custom(text: str | None) -> dict[str, Any]:
+    value = json.loads(text) if text and text != "{}" else {}
+    return value if isinstance(value, dict) else {}
+
+
+class SqlSegmentRepository:
+    """Segment definitions, history and the facts the segment indexes read, in SQL."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    # -- definitions -------------------------------------------------------------------
+    def add(self, record: SegmentRecord) -> int:
+        """Insert a segment; its pk."""
+        values = self._values(record)
+        result = self._conn.execute(insert(segments).values(**values).returning(segments.c.pk))
+        return int(result.scalar_one())
+
+    def update(self, record: SegmentRecord) -> None:
+        """Overwrite a segment's definition and state."""
+        self._conn.execute(update(segments).where(segments.c.pk == record.pk).values(**self._values(record)))
+
+    @staticmethod
+    def _values(r: SegmentRecord) -> dict[str, Any]:
+        return {
+            "workspace_id": r.workspace_id,
+            "id": r.id,
+            "name": r.name,
+            "description": r.description,
+            "tags": json.dumps(list(r.tags)),
+            "filter": json.dumps(r.filter, sort_keys=True),
+            "filter_version": r.filter_version,
+            "analytics_tracking_enabled": r.analytics_tracking_enabled,
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            "archived_at": r.archived_at,
+        }
+
+    def get(self, workspace_id: str, segment_id: str) -> SegmentRecord | None:
+        """One segment of the workspace."""
+        row = self._conn.execute(
+            select(segments).where(segments.c.workspace_id == workspace_id, segments.c.id == segment_id)
+        ).first()
+        return _record(row) if row is not None else None
+
+    def all(self, workspace_id: str) -> list[SegmentRecord]:
+        """Every segment of the workspace, oldest first."""
+        rows = self._conn.execute(
+            select(segments).where(segments.c.workspace_id == workspace_id).order_by(segments.c.created_at)
+        )
+        return [_record(r) for r in rows]
+
+    # -- history -----------------------------------------------------------------------
+    def record_size(self, segment_pk: int, *, at: float, size: int) -> None:
+        """Append one point of size history."""
+        self._conn.execute(insert(segment_sizes).values(segment_pk=segment_pk, at=at, size=size))
+
+    def sizes(self, segment_pk: int, *, since: float) -> list[tuple[float, int]]:
+        """Size history from `since`, oldest first."""
+        rows = self._conn.execute(
+            select(segment_sizes.c.at, segment_sizes.c.size)
+            .where(segment_sizes.c.segment_pk == segment_pk, segment_sizes.c.at >= since)
+            .order_by(segment_sizes.c.at)
+        )
+        return [(r.at, r.size) for r in rows]
+
+    def add_snapshot(self, segment_pk: int, *, at: float, bitmap: bytes, keep: int) -> None:
+        """Store a membership snapshot, keeping the newest `keep`."""
+        self._conn.execute(insert(segment_snapshots).values(segment_pk=segment_pk, at=at, bitmap=bitmap))
+        stale = (
+            select(segment_snapshots.c.id)
+            .where(segment_snapshots.c.segment_pk == segment_pk)
+            .order_by(segment_snapshots.c.at.desc(), segment_snapshots.c.id.desc())
+            .offset(keep)
+        )
+        ids = [r.id for r in self._conn.execute(stale)]
+        if ids:
+            self._conn.execute(delete(segment_snapshots).where(segment_snapshots.c.id.in_(ids)))
+
+    def snapshot_at(self, segment_pk: int, at: float) -> tuple[float, bytes] | None:
+        """The newest snapshot taken at or before `at`."""
+        row = self._conn.execute(
+            select(segment_snapshots.c.at, segment_snapshots.c.bitmap)
+            .where(segment_snapshots.c.segment_pk == segment_pk, segment_snapshots.c.at <= at)
+            .order_by(segment_snapshots.c.at.desc(), segment_snapshots.c.id.desc())
+            .limit(1)
+        ).first()
+        return (row.at, bytes(row.bitmap)) if row is not None else None
+
+    def record_deletions(self, workspace_id: str, nums: list[int], *, now: float) -> None:
+        """Tombstones for deleted or merged-away users, read by every process's indexes."""
+        if nums:
+            rows = [{"workspace_id": workspace_id, "user_num": n, "at": now} for n in nums]
+            self._conn.execute(insert(segment_user_deletions), rows)
+
+    # -- users -------------------------------------------------------------------------
+    def user_num(self, workspace_id: str, external_id: str) -> int | None:
+        """The number of the user with that external_id."""
+        return self._conn.execute(
+            select(users.c.num).where(
+                users.c.workspace_id == workspace_id, users.c.external_id == external_id
+            )
+        ).scalar()
+
+    def members(self, nums: list[int]) -> list[tuple[int, str, str | None]]:
+        """(num, braze_id, external_id) of the given users, by num."""
+        if not nums:
+            return []
+        rows = self._conn.execute(
+            select(users.c.num, users.c.braze_id, users.c.external_id)
+            .where(users.c.num.in_(nums))
+            .order_by(users.c.num)
+        )
+        return [(r.num, r.braze_id, r.external_id) for r in rows]
+
+    # -- facts for the indexes ---------------------------------------------------------
+    def marks(self, workspace_id: str) -> Marks:
+        """The newest updated_at of the workspace and the newest id of every log."""
+        c = self._conn
+        newest = c.execute(select(func.max(users.c.updated_at)).where(users.c.workspace_id == workspace_id))
+        return Marks(
+            updated_at=float(newest.scalar() or 0.0),
+            event_id=int(c.execute(select(func.max(custom_events.c.id))).scalar() or 0),
+            purchase_id=int(c.execute(select(func.max(purchases.c.id))).scalar() or 0),
+            deletion_id=int(c.execute(select(func.max(segment_user_deletions.c.id))).scalar() or 0),
+        )
+
+    def user_nums(self, workspace_id: str) -> Iterator[list[int]]:
+        """Every user number of the workspace, in batches."""
+        query = select(users.c.num).where(users.c.workspace_id == workspace_id)
+        result = self._conn.execution_options(yield_per=_SCAN_ROWS).execute(query)
+        for part in result.partitions():
+            yield [row[0] for row in part]
+
+    def users_updated_since(self, workspace_id: str, since: float) -> list[tuple[int, float]]:
+        """(num, updated_at) of users changed at or after `since`."""
+        rows = self._conn.execute(
+            select(users.c.num, users.c.updated_at).where(
+                users.c.workspace_id == workspace_id, users.c.updated_at >= since
+            )
+        )
+        return [(r.num, r.updated_at) for r in rows]
+
+    def rows_after(
+        self, source: str, workspace_id: str, after: int, extra: Iterable[int]
+    ) -> list[tuple[int, int]]:
+        """(id, user_num) of event, purchase or deletion rows past `after` or among `extra`."""
+        id_col, num_col, ws_col = _ID_SOURCES[source]
+        extra = list(extra)
+        wanted = or_(id_col > after, id_col.in_(extra)) if extra else id_col > after
+        rows = self._conn.execute(select(id_col, num_col).where(wanted, ws_col == workspace_id))
+        return [(int(r[0]), int(r[1])) for r in rows]
+
+    def scan_leaf(self, workspace_id: str, leaf: Leaf) -> Iterator[list[UserFacts]]:
+        """The data one leaf needs, for every user that has any, in batches."""
+        if isinstance(leaf, EventLeaf):
+            yield from self._scan_events(workspace_id, leaf)
+            return
+        if isinstance(leaf, AttributeLeaf) and leaf.custom:
+            cols = [users.c.num, users.c.custom_attributes]
+        elif isinstance(leaf, IdentityLeaf):
+            cols = [users.c.num, users.c.external_id, users.c.email, users.c.email_subscribe]
+        else:
+            assert isinstance(leaf, AttributeLeaf)
+            cols = [users.c.num, users.c[leaf.name]]
+        query = select(*cols).where(users.c.workspace_id == workspace_id)
+        for part in self._conn.execution_options(yield_per=_SCAN_ROWS).execute(query).partitions():
+            yield [self._facts(row._mapping) for row in part]
+
+    @staticmethod
+    def _facts(row: Any) -> UserFacts:
+        standard = {k: row[k] for k in _STANDARD if k in row}
+        custom = _custom(row["custom_attributes"]) if "custom_attributes" in row else {}
+        return UserFacts(num=row["num"], external_id=row.get("external_id"), standard=standard, custom=custom)
+
+    def _scan_events(self, workspace_id: str, leaf: EventLeaf) -> Iterator[list[UserFacts]]:
+        table = custom_events if leaf.kind == "event" else purchases
+        query = select(table.c.user_num, table.c.time).where(table.c.workspace_id == workspace_id)
+        if leaf.kind == "event":
+            query = query.where(custom_events.c.name == leaf.name)
+        elif leaf.name is not None:
+            query = query.where(purchases.c.product_id == leaf.name)
+        rows = self._conn.execution_options(yield_per=_SCAN_ROWS).execute(query.order_by(table.c.user_num))
+        batch: list[UserFacts] = []
+        for num, group in groupby(rows, key=lambda r: int(r[0])):
+            times = [float(r[1]) for r in group]
+            batch.append(self._event_facts(num, leaf, times))
+            if len(batch) >= _SCAN_ROWS:
+                yield batch
+                batch = []
+        yield batch
+
+    @staticmethod
+    def _event_facts(num: int, leaf: EventLeaf, times: list[float]) -> UserFacts:
+        if leaf.kind == "event":
+            assert leaf.name is not None
+            return UserFacts(num=num, events={leaf.name: times})
+        return UserFacts(num=num, purchases=[(leaf.name or "", t) for t in times])
+
+    def user_facts(
+        self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool
+    ) -> list[UserFacts]:
+        """Everything but cohorts about the given users (those still in the workspace)."""
+        return self._user_facts(workspace_id, nums, events=events, with_purchases=purchases)
+
+    def _user_facts(
+        self, workspace_id: str, nums: list[int], *, events: set[str], with_purchases: bool
+    ) -> list[UserFacts]:
+        cols = [users.c.num, users.c.external_id, users.c.custom_attributes, *(users.c[k] for k in _STANDARD)]
+        rows = self._conn.execute(
+            select(*cols).where(users.c.workspace_id == workspace_id, users.c.num.in_(nums))
+        )
+        found = [r._mapping for r in rows]
+        by_event: dict[int, dict[str, list[float]]] = {}
+        if events and found:
+            query = select(custom_events.c.user_num, custom_events.c.name, custom_events.c.time).where(
+                custom_events.c.user_num.in_(nums), custom_events.c.name.in_(sorted(events))
+            )
+            for num, name, at in self._conn.execute(query):
+                by_event.setdefault(num, {}).setdefault(name, []).append(float(at))
+        by_purchase: dict[int, list[tuple[str, float]]] = {}
+        if with_purchases and found:
+            query = select(purchases.c.user_num, purchases.c.product_id, purchases.c.time).where(
+                purchases.c.user_num.in_(nums)
+            )
+            for num, product, at in self._conn.execute(query):
+                by_purchase.setdefault(num, []).append((product, float(at)))
+        return [
+            UserFacts(
+                num=row["num"],
+                external_id=row["external_id"],
+                standard={k: row[k] for k in _STANDARD},
+                custom=_custom(row["custom_attributes"]),
+                events=by_event.get(row["num"], {}),
+                purchases=by_purchase.get(row["num"], []),
+            )
+            for row in found
+        ]
+
+    # -- cohorts -----------------------------------------------------------------------
+    def cohort_state(self, workspace_id: str, partner: str, cohort_id: str) -> CohortState | None:
+        """A cohort's pk, name and versions."""
+        row = self._conn.execute(
+            select(cohorts.c.pk, cohorts.c.name, cohorts.c.version, cohorts.c.snapshot_version).where(
+                cohorts.c.workspace_id == workspace_id,
+                cohorts.c.partner == partner,
+                cohorts.c.cohort_id == cohort_id,
+            )
+        ).first()
+        if row is None:
+            return None
+        return CohortState(
+            pk=row.pk, name=row.name, version=row.version, snapshot_version=row.snapshot_version
+        )

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, Select, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -23,7 +23,6 @@ from cohorthub.store.tables import (
     cohort_import_requests,
     cohorts,
     user_aliases,
-    user_devices,
     users,
 )
 
@@ -111,33 +110,48 @@ class SqlCohortRepository:
 
     # -- matching ----------------------------------------------------------------------------
 
+    # Resolution runs as driver SQL: one round trip per identifier kind, no per-parameter
+    # statement compilation (PostgreSQL takes the identifiers as one array parameter).
+
     def resolve_external_ids(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]:
         """external_id → user num, for the ids that exist."""
-        stmt = select(users.c.external_id, users.c.num).where(
-            users.c.workspace_id == workspace_id, users.c.external_id.in_(list(ids))
-        )
-        return dict(iter(self._conn.execute(stmt)))
+        where, params = self._in("external_id", list(ids))
+        sql = f"SELECT external_id, num FROM users WHERE workspace_id = {self._mark} AND {where}"
+        return dict(self._conn.exec_driver_sql(sql, (workspace_id, *params)).all())
 
     def resolve_anonymous_devices(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]:
         """device_id → user num, only for users without an external_id."""
-        stmt = (
-            select(user_devices.c.device_id, user_devices.c.user_num)
-            .join(users, users.c.num == user_devices.c.user_num)
-            .where(
-                user_devices.c.workspace_id == workspace_id,
-                user_devices.c.device_id.in_(list(ids)),
-                users.c.external_id.is_(None),
-            )
+        where, params = self._in("d.device_id", list(ids))
+        sql = (
+            "SELECT d.device_id, d.user_num FROM user_devices d JOIN users u ON u.num = d.user_num "
+            f"WHERE d.workspace_id = {self._mark} AND {where} AND u.external_id IS NULL"
         )
-        return dict(iter(self._conn.execute(stmt)))
+        return dict(self._conn.exec_driver_sql(sql, (workspace_id, *params)).all())
 
     def resolve_aliases(self, workspace_id: str, aliases: Iterable[Alias]) -> dict[Alias, int]:
         """(alias_label, alias_name) → user num, for the aliases that exist."""
-        t = user_aliases
-        stmt = select(t.c.alias_label, t.c.alias_name, t.c.user_num).where(
-            t.c.workspace_id == workspace_id, tuple_(t.c.alias_label, t.c.alias_name).in_(list(aliases))
+        pairs = list(aliases)
+        head = (
+            "SELECT alias_label, alias_name, user_num FROM user_aliases "
+            f"WHERE workspace_id = {self._mark} AND "
         )
-        return {(label, name): num for label, name, num in self._conn.execute(stmt)}
+        if self._pg:
+            sql = head + "(alias_label, alias_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+            params: tuple[Any, ...] = ([p[0] for p in pairs], [p[1] for p in pairs])
+        else:
+            sql = head + f"(alias_label, alias_name) IN (VALUES {', '.join(['(?, ?)'] * len(pairs))})"
+            params = tuple(v for pair in pairs for v in pair)
+        rows = self._conn.exec_driver_sql(sql, (workspace_id, *params)).all()
+        return {(label, name): num for label, name, num in rows}
+
+    @property
+    def _mark(self) -> str:
+        return "%s" if self._pg else "?"
+
+    def _in(self, column: str, values: list[str]) -> tuple[str, tuple[Any, ...]]:
+        if self._pg:
+            return f"{column} = ANY(%s)", (values,)
+        return f"{column} IN ({', '.join('?' * len(values))})", tuple(values)
 
     def members(self, user_nums: Sequence[int]) -> list[dict[str, Any]]:
         """`braze_id`, `external_id` and `user_aliases` of each existing user, in number order."""
@@ -195,10 +209,9 @@ class SqlCohortRepository:
         """Append one log row per user who entered or left."""
         rows = [(cohort_pk, version, num, True, at, request_id, reason) for num in entered]
         rows += [(cohort_pk, version, num, False, at, request_id, reason) for num in left]
-        mark = "%s" if self._pg else "?"
         sql = (
             "INSERT INTO cohort_changes (cohort_pk, version, user_num, entered, at, request_id, reason) "
-            f"VALUES ({', '.join([mark] * 7)})"
+            f"VALUES ({', '.join([self._mark] * 7)})"
         )
         self._conn.exec_driver_sql(sql, rows)
 

@@ -1,0 +1,248 @@
+"""Benchmark: partner cohort import over real HTTP, against a bare parse-only ASGI app.
+
+    .venv/bin/python bench/cohort_import.py                      # 1M users, SQLite and PostgreSQL
+    .venv/bin/python bench/cohort_import.py --users 20000 --requests 20 --backend sqlite   # smoke run
+
+Seeds N identified users with executemany (not over HTTP), then sends user cohort requests of
+1,000 `user_ids` each (every one a new member, so each request makes 1,000 identifier changes)
+to cohorthub served by uvicorn (one worker, in a subprocess), and the same bodies to a bare
+Starlette app that only parses them. Prints identifier changes per second and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+PG_ADMIN_URL = os.environ.get("COHORTHUB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+NOW = time.time()
+
+
+# -- the servers (run in a subprocess) ---------------------------------------------------------
+
+
+def serve_cohorthub(database_url: str, port: int) -> None:
+    """Serve cohorthub on `port` with a quota high enough for the run."""
+    import uvicorn
+
+    from cohorthub.api.app import create_app
+    from cohorthub.bootstrap import bootstrap
+    from cohorthub.config import Settings
+
+    c = bootstrap(Settings(database_url=database_url, partner_hourly_quota=10**9), run_migrations=False)
+    uvicorn.run(create_app(c), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def serve_baseline(port: int) -> None:
+    """Serve a bare Starlette app that only reads and parses the same JSON body."""
+    import msgspec
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    decoder = msgspec.json.Decoder()
+
+    async def parse(request: Request) -> Response:
+        decoder.decode(await request.body())
+        return Response(b'{"message":"success"}', status_code=201, media_type="application/json")
+
+    async def health(_request: Request) -> Response:
+        return Response(b"{}", media_type="application/json")
+
+    app = Starlette(
+        routes=[Route("/partners/{p}/cohorts/users", parse, methods=["POST"]), Route("/healthz", health)]
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+@contextmanager
+def server(*args: str) -> Iterator[str]:
+    """Run this script in server mode in a subprocess; yield its base URL once it answers."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, __file__, *args, "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("server did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# -- seeding -----------------------------------------------------------------------------------
+
+
+def seed(database_url: str, users: int) -> dict[str, str]:
+    """Migrate, create a workspace with Heap enabled, and insert `users` identified users."""
+    from cohorthub.bootstrap import bootstrap
+    from cohorthub.config import Settings
+    from cohorthub.partners import services as partners
+    from cohorthub.workspaces import services as workspaces
+
+    c = bootstrap(Settings(database_url=database_url))
+    try:
+        with c.uow() as uow:
+            ws, _ = workspaces.create_workspace(uow=uow, name="Bench", now=NOW)
+        with c.uow() as uow:
+            pk = partners.issue_partner_key(uow=uow, partner="heap", now=NOW)
+        with c.uow() as uow:
+            cs = partners.enable_partner(uow=uow, workspace_id=ws.id, partner="heap", now=NOW).data_import_key
+        mark = "?" if c.engine.dialect.name == "sqlite" else "%s"
+        sql = (
+            "INSERT INTO users (workspace_id, braze_id, external_id, custom_attributes, created_at, "
+            f"updated_at) VALUES ({', '.join([mark] * 6)})"
+        )
+        started = time.perf_counter()
+        with c.engine.begin() as conn:
+            for start in range(0, users, 50_000):
+                rows = [
+                    (ws.id, f"{i:024x}", f"user-{i}", "{}", NOW, NOW)
+                    for i in range(start, min(users, start + 50_000))
+                ]
+                conn.exec_driver_sql(sql, rows)
+        print(f"  seeded {users:,} users in {time.perf_counter() - started:.1f} s")
+    finally:
+        c.close()
+    return {"partner_api_key": pk, "client_secret": cs}
+
+
+# -- the load ----------------------------------------------------------------------------------
+
+
+def bodies(keys: dict[str, str], users: int, requests: int, per_request: int, cohorts: int) -> list[bytes]:
+    """Request bodies adding fresh blocks of users, spread over `cohorts` cohorts."""
+    import json
+
+    out = []
+    for r in range(requests):
+        block = [f"user-{(r * per_request + k) % users}" for k in range(per_request)]
+        body = {**keys, "cohort_id": f"bench-{r % cohorts}", "cohort_changes": [{"user_ids": block}]}
+        out.append(json.dumps(body).encode())
+    return out
+
+
+def run_load(url: str, payloads: list[bytes], concurrency: int) -> tuple[float, int]:
+    """Send every payload (`concurrency` connections); return (seconds, identifier changes)."""
+    changes = [0] * concurrency
+    errors: list[str] = []
+
+    def worker(slot: int) -> None:
+        with httpx.Client(base_url=url, timeout=60, headers={"content-type": "application/json"}) as http:
+            for payload in payloads[slot::concurrency]:
+                response = http.post("/partners/heap/cohorts/users", content=payload)
+                if response.status_code != 201:
+                    errors.append(f"{response.status_code} {response.text[:200]}")
+                    return
+                body: dict[str, Any] = response.json()
+                changes[slot] += body.get("entered", 0) + body.get("left", 0)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(errors[0])
+    return elapsed, sum(changes)
+
+
+def bench_backend(name: str, database_url: str, args: argparse.Namespace) -> None:
+    """Seed, then measure cohorthub and the baseline on the same bodies."""
+    print(f"{name}:")
+    keys = seed(database_url, args.users)
+    requests = min(args.requests, args.users // args.ids)
+    payloads = bodies(keys, args.users, requests + args.cohorts, args.ids, args.cohorts)
+    warmup, measured = payloads[: args.cohorts], payloads[args.cohorts :]
+    with server("--serve-baseline") as url:
+        run_load(url, warmup, args.concurrency)
+        base_s, _ = run_load(url, measured, args.concurrency)
+    base_rate = len(measured) * args.ids / base_s
+    with server("--serve", database_url) as url:
+        run_load(url, warmup, args.concurrency)
+        elapsed, changes = run_load(url, measured, args.concurrency)
+    rate = changes / elapsed
+    print(
+        f"  baseline (parse only): {base_rate:12,.0f} identifiers/s ({len(measured)} requests, {base_s:.2f} s)"
+    )
+    print(f"  cohorthub:             {rate:12,.0f} identifier changes/s ({changes:,} in {elapsed:.2f} s)")
+    print(f"  ratio cohorthub/baseline: {rate / base_rate:.3f}")
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database."""
+    from cohorthub.store.db import normalize_url
+
+    admin_url = normalize_url(PG_ADMIN_URL)
+    name = f"cohorthub_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    """Parse arguments; run as the benchmark or as one of its servers."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=1_000_000, help="existing users to seed")
+    parser.add_argument("--requests", type=int, default=300, help="measured requests per server")
+    parser.add_argument("--ids", type=int, default=1_000, help="identifiers per request (max 1,000)")
+    parser.add_argument("--cohorts", type=int, default=4, help="cohorts the requests are spread over")
+    parser.add_argument("--concurrency", type=int, default=2, help="client connections")
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--serve", metavar="DATABASE_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve_cohorthub(args.serve, args.port)
+    if args.serve_baseline:
+        return serve_baseline(args.port)
+    if args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_backend("SQLite", f"sqlite:///{Path(tmp) / 'bench.sqlite'}", args)
+    if args.backend in ("postgresql", "both"):
+        with postgres_database() as url:
+            bench_backend("PostgreSQL", url, args)
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -191,9 +191,7 @@ def bench_backend(name: str, database_url: str, args: argparse.Namespace) -> Non
         run_load(url, warmup, args.concurrency)
         elapsed, changes = run_load(url, measured, args.concurrency)
     rate = changes / elapsed
-    print(
-        f"  baseline (parse only): {base_rate:12,.0f} identifiers/s ({len(measured)} requests, {base_s:.2f} s)"
-    )
+    print(f"  baseline (parse only): {base_rate:12,.0f} identifiers/s ({len(measured)} req, {base_s:.2f} s)")
     print(f"  cohorthub:             {rate:12,.0f} identifier changes/s ({changes:,} in {elapsed:.2f} s)")
     print(f"  ratio cohorthub/baseline: {rate / base_rate:.3f}")
 

@@ -172,7 +172,8 @@ class DelimitedSource:
             if b'"' in data or separator in data:
                 yield from self._quoted_block(lines, delimiter, namespace, line)
             else:
-                ids = list(filter(None, map(bytes.strip, lines)))
+                trimmed = lines if _no_padding(data) else map(bytes.strip, lines)
+                ids = list(filter(None, trimmed))
                 if ids:
                     yield namespace, ids
             line += len(lines)
@@ -314,6 +315,11 @@ def open_file_source(path: str | Path, *, id_type: str = EXTERNAL_ID) -> Source:
     if suffix in {".jsonl", ".ndjson"}:
         return JsonLinesSource(path, id_type=id_type)
     return DelimitedSource(path, id_type=id_type)
+
+
+def _no_padding(data: bytes) -> bool:
+    """No spaces, tabs, carriage returns or other ASCII padding: lines need no trimming."""
+    return not any(pad in data for pad in (b" ", b"\r", b"\t", b"\x0b", b"\x0c"))
 
 
 def _looks_like_header(cells: Sequence[str]) -> bool:

@@ -236,6 +236,20 @@ class StateStore:
             conn.execute("DELETE FROM journal WHERE key = ?", (key,))
         return folded
 
+    def import_members(self, key: str, buckets: Iterable[tuple[str, int, list[bytes]]]) -> None:
+        """Replace a cohort's acknowledged membership with (namespace, bucket, identifiers) rows.
+
+        For adopting a membership already known to be on the server (and for benchmarks);
+        identifiers must be in the bucket ``diff.bucket_of`` gives them.
+        """
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM snapshot WHERE key = ?", (key,))
+            conn.execute("DELETE FROM journal WHERE key = ?", (key,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO snapshot (key, ns, bucket, data) VALUES (?, ?, ?, ?)",
+                ((key, ns, bucket, b"\n".join(set(ids))) for ns, bucket, ids in buckets if ids),
+            )
+
     def reset(self, keys: Iterable[str]) -> int:
         """Forget membership and name of these cohorts so the next sync resends everything."""
         count = 0

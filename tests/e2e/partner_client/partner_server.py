@@ -254,6 +254,7 @@ def _parse_changes(changes: Any) -> list[tuple[bool, set[Member]]] | None:
 def _handler(server: PartnerServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -313,3 +314,25 @@ def test_invalid_requests_change_nothing(container: Container, ws: str) -> None:
     with container.uow() as uow, pytest.raises(InvalidUserRequest):
         services.track_users(uow=uow, workspace_id=ws, body={"events": [{"name": "x"}] * 76}, now=NOW)
     assert rows(container, "SELECT count(*) FROM users") == [(0,)]
+
+
+def test_concurrent_requests_create_one_user_per_external_id(container: Container, ws: str) -> None:
+    errors: list[BaseException] = []
+
+    def send(n: int) -> None:
+        try:
+            track(
+                container, ws, {"attributes": [{"external_id": "same", f"k{n}": n}, {"device_id": f"d{n}"}]}
+            )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert rows(container, "SELECT count(*) FROM users WHERE external_id = 'same'") == [(1,)]
+    (user,) = export(container, ws, {"external_ids": ["same"]}).users
+    assert user["custom_attributes"] == {f"k{n}": n for n in range(4)}

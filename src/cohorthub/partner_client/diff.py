@@ -44,13 +44,16 @@ class Spill:
         self._file: IO[bytes] = file if file is not None else tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self._segments: dict[Hashable, list[tuple[int, int]]] = {}
         self._end = 0
+        self._at_end = True  # seeking flushes the write buffer: only seek after a read
 
     def write(self, key: Hashable, items: list[bytes]) -> None:
         """Append ``items`` under ``key``."""
         if not items:
             return
         data = b"\n".join(items)
-        self._file.seek(self._end)
+        if not self._at_end:
+            self._file.seek(self._end)
+            self._at_end = True
         self._file.write(data)
         self._segments.setdefault(key, []).append((self._end, len(data)))
         self._end += len(data)
@@ -58,6 +61,7 @@ class Spill:
     def segments(self, key: Hashable) -> Iterator[list[bytes]]:
         """Each list written under ``key``, in write order."""
         for offset, length in self._segments.get(key, ()):
+            self._at_end = False
             self._file.seek(offset)
             yield self._file.read(length).split(b"\n")
 

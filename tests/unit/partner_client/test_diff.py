@@ -82,6 +82,9 @@ def test_spill_keeps_segments_apart_and_in_order() -> None:
     assert spill.read("a") == [b"1", b"2", b"3"]
     assert spill.read("b") == [b"x"]
     assert spill.written_keys() == ["a", "b"]
+    spill.write("b", [b"y"])  # a write after reads appends at the end, not where the read stopped
+    assert spill.read("a") == [b"1", b"2", b"3"]
+    assert spill.read("b") == [b"x", b"y"]
 
 
 identifiers = st.sets(

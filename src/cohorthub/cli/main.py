@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cohorthub.cli import partner, serve, workspace
+from cohorthub.cli import partner, serve, sync, workspace
 
 app = typer.Typer(
     help="cohorthub: a self-hosted engagement core speaking Braze's partner protocols.",
@@ -14,6 +14,7 @@ app = typer.Typer(
 app.add_typer(workspace.app, name="workspace")
 app.add_typer(partner.app, name="partner")
 app.command("serve")(serve.serve)
+app.add_typer(sync.app, name="sync")
 
 
 def main() -> None:

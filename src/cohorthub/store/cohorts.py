@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -28,6 +28,44 @@ from cohorthub.store.tables import (
 
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
 
+# The statements of the import path are built once: building them per request costs more
+# Python time than SQLite takes to run them.
+_GET = select(cohorts).where(
+    cohorts.c.workspace_id == bindparam("b_ws"),
+    cohorts.c.partner == bindparam("b_partner"),
+    cohorts.c.cohort_id == bindparam("b_cohort_id"),
+)
+_NEW_COHORT = {
+    "name": bindparam("b_cohort_id"), "named": False, "created_at": bindparam("b_now"),
+    "updated_at": bindparam("b_now"), "version": 0, "size": 0, "snapshot_version": 0, "import_requests": 0,
+    "identifiers_matched": 0, "identifiers_unmatched": 0, "unmatched_sample": "[]",
+    "workspace_id": bindparam("b_ws"), "partner": bindparam("b_partner"),
+    "cohort_id": bindparam("b_cohort_id"),
+}  # fmt: skip
+_ENSURE = {
+    name: dialect_insert(cohorts)
+    .values(**_NEW_COHORT)
+    .on_conflict_do_nothing(index_elements=["workspace_id", "partner", "cohort_id"])
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+_SET_MEMBERSHIP = (
+    update(cohorts)
+    .where(cohorts.c.pk == bindparam("b_pk"))
+    .values(version=bindparam("b_version"), size=bindparam("b_size"), updated_at=bindparam("b_now"))
+)
+_RECORD_REQUEST = insert(cohort_import_requests)
+_RECORD_DIAGNOSTICS = (
+    update(cohorts)
+    .where(cohorts.c.pk == bindparam("b_pk"))
+    .values(
+        last_import_at=bindparam("b_now"),
+        import_requests=cohorts.c.import_requests + 1,
+        identifiers_matched=cohorts.c.identifiers_matched + bindparam("b_matched"),
+        identifiers_unmatched=cohorts.c.identifiers_unmatched + bindparam("b_unmatched"),
+        unmatched_sample=bindparam("b_sample"),
+    )
+)
+
 
 class SqlCohortRepository:
     """Cohorts and their membership in SQL."""
@@ -42,12 +80,11 @@ class SqlCohortRepository:
         self, workspace_id: str, partner: str, cohort_id: str, *, for_update: bool = False
     ) -> Cohort | None:
         """The cohort, locked for this transaction when `for_update`."""
-        stmt = select(cohorts).where(
-            cohorts.c.workspace_id == workspace_id,
-            cohorts.c.partner == partner,
-            cohorts.c.cohort_id == cohort_id,
-        )
-        rows = self._select(stmt, for_update)
+        params = {"b_ws": workspace_id, "b_partner": partner, "b_cohort_id": cohort_id}
+        if for_update and self._pg:
+            rows = list(self._locking(_GET.with_for_update(), params))
+        else:
+            rows = list(self._conn.execute(_GET, params))
         return _cohort(rows[0]) if rows else None
 
     def get_many(self, cohort_pks: Iterable[int], *, for_update: bool = False) -> list[Cohort]:
@@ -64,16 +101,8 @@ class SqlCohortRepository:
 
     def ensure(self, *, workspace_id: str, partner: str, cohort_id: str, now: float) -> tuple[Cohort, bool]:
         """The cohort locked for writing, created (named after its id) when missing; True if created."""
-        upsert = postgresql.insert if self._pg else sqlite.insert
-        result = self._locking(
-            upsert(cohorts)
-            .values(
-                workspace_id=workspace_id, partner=partner, cohort_id=cohort_id, name=cohort_id, named=False,
-                created_at=now, updated_at=now, version=0, size=0, snapshot_version=0, import_requests=0,
-                identifiers_matched=0, identifiers_unmatched=0, unmatched_sample="[]",
-            )
-            .on_conflict_do_nothing(index_elements=["workspace_id", "partner", "cohort_id"])
-        )  # fmt: skip
+        params = {"b_ws": workspace_id, "b_partner": partner, "b_cohort_id": cohort_id, "b_now": now}
+        result = self._locking(_ENSURE["postgresql" if self._pg else "sqlite"], params)
         cohort = self.get(workspace_id, partner, cohort_id, for_update=True)
         assert cohort is not None
         return cohort, result.rowcount == 1
@@ -99,10 +128,10 @@ class SqlCohortRepository:
             return list(self._conn.execute(stmt))
         return list(self._locking(stmt.with_for_update()))
 
-    def _locking(self, stmt: Any) -> Any:
+    def _locking(self, stmt: Any, params: dict[str, Any] | None = None) -> Any:
         """Execute a statement that may wait for a row lock; a wait past lock_timeout is `ResourceLocked`."""
         try:
-            return self._conn.execute(stmt)
+            return self._conn.execute(stmt, params)
         except OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
                 raise ResourceLocked() from exc
@@ -218,9 +247,7 @@ class SqlCohortRepository:
     def set_membership(self, cohort_pk: int, *, version: int, size: int, now: float) -> None:
         """Record the cohort's new version and size."""
         self._conn.execute(
-            update(cohorts)
-            .where(cohorts.c.pk == cohort_pk)
-            .values(version=version, size=size, updated_at=now)
+            _SET_MEMBERSHIP, {"b_pk": cohort_pk, "b_version": version, "b_size": size, "b_now": now}
         )
 
     def record_import(
@@ -238,22 +265,15 @@ class SqlCohortRepository:
     ) -> None:
         """Store the request's record and add it to the cohort's diagnostics."""
         self._conn.execute(
-            insert(cohort_import_requests).values(
-                id=request_id, cohort_pk=cohort_pk, received_at=now, identifiers=identifiers,
-                matched=matched, unmatched=unmatched, entered=entered, left=left,
-            )
+            _RECORD_REQUEST,
+            {"id": request_id, "cohort_pk": cohort_pk, "received_at": now, "identifiers": identifiers,
+             "matched": matched, "unmatched": unmatched, "entered": entered, "left": left},
         )  # fmt: skip
         self._conn.execute(
-            update(cohorts)
-            .where(cohorts.c.pk == cohort_pk)
-            .values(
-                last_import_at=now,
-                import_requests=cohorts.c.import_requests + 1,
-                identifiers_matched=cohorts.c.identifiers_matched + matched,
-                identifiers_unmatched=cohorts.c.identifiers_unmatched + unmatched,
-                unmatched_sample=json.dumps(unmatched_sample),
-            )
-        )
+            _RECORD_DIAGNOSTICS,
+            {"b_pk": cohort_pk, "b_now": now, "b_matched": matched, "b_unmatched": unmatched,
+             "b_sample": json.dumps(unmatched_sample)},
+        )  # fmt: skip
 
     def write_chunks(self, cohort_pk: int, chunks: dict[int, bytes | None], *, snapshot_version: int) -> None:
         """Replace the given snapshot chunks (None deletes one) and move the snapshot version."""

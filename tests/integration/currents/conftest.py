@@ -132,7 +132,7 @@ def drive(
     connector_ids: list[str],
     until: Callable[[], bool],
     *,
-    max_rounds: int = 5_000,
+    max_rounds: int = 20_000,
 ) -> int:
     """Run rounds for every connector; when none sends, jump the clock to the earliest wake.
 
@@ -167,3 +167,14 @@ def settled(c: Container, connector_id: str, clock: FakeClock) -> Callable[[], b
         return s.queued == 0 and s.in_flight == 0
 
     return check
+
+
+def send_round(worker: DeliveryWorker, connector_id: str, *, record: bool = True) -> None:
+    """Step until a round sends something (on PostgreSQL another session's open transaction can
+    hold the snapshot horizon back for a moment), then step once more to record the outcome."""
+    deadline = time.monotonic() + 20
+    while not worker.step(connector_id).sent_batches:
+        assert time.monotonic() < deadline, "nothing to send"
+        time.sleep(0.005)
+    if record:
+        worker.step(connector_id)

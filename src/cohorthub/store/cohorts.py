@@ -238,11 +238,17 @@ class SqlCohortRepository:
         """Append one log row per user who entered or left."""
         rows = [(cohort_pk, version, num, True, at, request_id, reason) for num in entered]
         rows += [(cohort_pk, version, num, False, at, request_id, reason) for num in left]
-        sql = (
+        # One multi-row INSERT per 1,000 rows: binding a statement's rows in one call is several
+        # times cheaper than executemany on SQLite, and one round trip on PostgreSQL.
+        row = f"({', '.join([self._mark] * 7)})"
+        head = (
             "INSERT INTO cohort_changes (cohort_pk, version, user_num, entered, at, request_id, reason) "
-            f"VALUES ({', '.join([self._mark] * 7)})"
+            "VALUES "
         )
-        self._conn.exec_driver_sql(sql, rows)
+        for start in range(0, len(rows), 1_000):
+            batch = rows[start : start + 1_000]
+            params = tuple(value for r in batch for value in r)
+            self._conn.exec_driver_sql(head + ", ".join([row] * len(batch)), params)
 
     def set_membership(self, cohort_pk: int, *, version: int, size: int, now: float) -> None:
         """Record the cohort's new version and size."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cohorthub.cli import partner, serve, sync, workspace
+from cohorthub.cli import currents, partner, serve, sink, sync, workspace
 
 app = typer.Typer(
     help="cohorthub: a self-hosted engagement core speaking Braze's partner protocols.",
@@ -15,6 +15,8 @@ app.add_typer(workspace.app, name="workspace")
 app.add_typer(partner.app, name="partner")
 app.command("serve")(serve.serve)
 app.add_typer(sync.app, name="sync")
+app.add_typer(currents.app, name="currents")
+app.command("currents-sink")(sink.currents_sink)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import uvicorn
 from cohorthub.api.app import create_app
 from cohorthub.bootstrap import bootstrap
 from cohorthub.cli.common import DatabaseOption
+from cohorthub.cli.currents import start_worker
 from cohorthub.config import Settings
 
 
@@ -24,13 +25,19 @@ def serve(
         typer.Option("--public-url", help="URL partners use to reach this server (REST endpoint)."),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run a Currents delivery worker in this process.")
+    ] = True,
 ) -> None:
-    """Migrate the schema and serve the API."""
+    """Migrate the schema and serve the API (and deliver Currents unless --no-worker)."""
     settings = Settings.from_env(database_url=database, public_url=public_url)
     if public_url is None and "COHORTHUB_PUBLIC_URL" not in os.environ:
         settings = replace(settings, public_url=f"http://{host}:{port}")
     container = bootstrap(settings)
+    stop = start_worker(container)[0] if worker else None
     try:
         uvicorn.run(create_app(container), host=host, port=port, log_level=log_level, access_log=False)
     finally:
+        if stop is not None:
+            stop.set()
         container.close()

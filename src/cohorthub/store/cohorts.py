@@ -236,19 +236,24 @@ class SqlCohortRepository:
         reason: str,
     ) -> None:
         """Append one log row per user who entered or left."""
+        columns = (
+            "INSERT INTO cohort_changes (cohort_pk, version, user_num, entered, at, request_id, reason) "
+        )
+        if self._pg:  # the users travel as two array parameters: one short statement to parse
+            nums, flags = [*entered, *left], [True] * len(entered) + [False] * len(left)
+            sql = (
+                columns
+                + "SELECT %s, %s, u, e, %s, %s, %s FROM unnest(%s::bigint[], %s::boolean[]) AS t(u, e)"
+            )
+            self._conn.exec_driver_sql(sql, (cohort_pk, version, at, request_id, reason, nums, flags))
+            return
+        # SQLite: one multi-row INSERT per 1,000 rows binds several times faster than executemany.
         rows = [(cohort_pk, version, num, True, at, request_id, reason) for num in entered]
         rows += [(cohort_pk, version, num, False, at, request_id, reason) for num in left]
-        # One multi-row INSERT per 1,000 rows: binding a statement's rows in one call is several
-        # times cheaper than executemany on SQLite, and one round trip on PostgreSQL.
-        row = f"({', '.join([self._mark] * 7)})"
-        head = (
-            "INSERT INTO cohort_changes (cohort_pk, version, user_num, entered, at, request_id, reason) "
-            "VALUES "
-        )
         for start in range(0, len(rows), 1_000):
             batch = rows[start : start + 1_000]
-            params = tuple(value for r in batch for value in r)
-            self._conn.exec_driver_sql(head + ", ".join([row] * len(batch)), params)
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(batch))
+            self._conn.exec_driver_sql(f"{columns}VALUES {values}", tuple(v for r in batch for v in r))
 
     def set_membership(self, cohort_pk: int, *, version: int, size: int, now: float) -> None:
         """Record the cohort's new version and size."""

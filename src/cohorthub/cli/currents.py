@@ -165,10 +165,15 @@ def replay(
     emit({"id": connector, "queued": count}, as_json=as_json)
 
 
-def start_worker(c: Container, *, timeout: float = 30.0) -> tuple[threading.Event, threading.Thread]:
+def start_worker(
+    c: Container, *, timeout: float = 30.0, lease_seconds: float = 600.0
+) -> tuple[threading.Event, threading.Thread]:
     """Run a delivery worker in background threads; set the event to stop it."""
     worker = DeliveryWorker(
-        uow=c.uow, sender_factory=lambda: HttpSender(timeout=timeout), now=c.now, options=WorkerOptions()
+        uow=c.uow,
+        sender_factory=lambda: HttpSender(timeout=timeout),
+        now=c.now,
+        options=WorkerOptions(lease_seconds=max(lease_seconds, 2 * timeout)),
     )
 
     def connector_ids() -> list[str]:
@@ -185,11 +190,14 @@ def start_worker(c: Container, *, timeout: float = 30.0) -> tuple[threading.Even
 def worker(
     database: DatabaseOption = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 30.0,
+    lease: Annotated[
+        float, typer.Option("--lease", help="Seconds before a dead worker's batches are sent again.")
+    ] = 600.0,
 ) -> None:
     """Deliver every connector's events until interrupted (SIGINT/SIGTERM finish the current round)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with wired(database) as c:
-        stop, thread = start_worker(c, timeout=timeout)
+        stop, thread = start_worker(c, timeout=timeout, lease_seconds=lease)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         err_console.print("currents worker running")

@@ -1,0 +1,231 @@
+"""Currents delivery throughput: outbox → leased batches → HTTP → local sink, vs a bare POST loop.
+
+    .venv/bin/python bench/currents.py                 # 1M events, SQLite, batches of 100 and 1,000
+    .venv/bin/python bench/currents.py --events 20000  # smoke run
+    .venv/bin/python bench/currents.py --pg postgresql://postgres@127.0.0.1:5432/postgres
+
+Delivery is measured end to end with durable claims and acks (SQLite synchronous=FULL);
+queuing the events is timed separately. The baseline splices and POSTs the same batches to the
+same kind of sink without any database, in the same run; the ratio is delivery / baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from cohorthub.bootstrap import Container, bootstrap
+from cohorthub.config import Settings
+from cohorthub.currents import envelope, services
+from cohorthub.currents.transport import HttpSender
+from cohorthub.currents.wire import batch_body, request_headers
+from cohorthub.currents.worker import DeliveryWorker
+from cohorthub.store.db import normalize_url
+from cohorthub.store.tables import outbox
+from cohorthub.workspaces import services as workspaces
+
+CLI = [sys.executable, "-m", "cohorthub.cli.main"]
+
+
+class SinkProcess:
+    """`cohorthub currents-sink` on a free port, writing to a temp file."""
+
+    def __init__(self, tmp: Path) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/braze"
+        out = tmp / f"sink-{uuid.uuid4().hex[:6]}.jsonl"
+        args = ["currents-sink", "--port", str(self.port), "--token", "t0k3n", "--out", str(out)]
+        self.proc = subprocess.Popen([*CLI, *args], stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("sink did not start")
+
+    def unique(self) -> int:
+        """Distinct events received."""
+        return int(httpx.get(f"http://127.0.0.1:{self.port}/stats").json()["unique"])
+
+    def stop(self) -> None:
+        """Terminate the process."""
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def queue_events(c: Container, workspace_id: str, n: int) -> float:
+    """Append n custom events in transactions of 10,000; return seconds."""
+    user = envelope.event_user(braze_id="639a35d192b0df004d06514c", external_id="user-1", timezone="UTC")
+    started = time.perf_counter()
+    for start in range(0, n, 10_000):
+        events = [
+            envelope.custom_event(
+                workspace_id=workspace_id, user=user, name="played", time=1.8e9, custom_properties={"i": i}
+            )
+            for i in range(start, min(n, start + 10_000))
+        ]
+        with c.uow() as uow:
+            uow.outbox.append(workspace_id, events, now=1.8e9)
+            uow.commit()
+    return time.perf_counter() - started
+
+
+def deliver(c: Container, connector_id: str, n: int) -> tuple[float, float]:
+    """Resume one connector and run a worker until n events are acknowledged; (wall s, cpu s)."""
+    with c.uow() as uow:
+        services.set_paused(uow=uow, connector_id=connector_id, paused=False)
+    worker = DeliveryWorker(uow=c.uow, sender_factory=lambda: HttpSender(timeout=30), now=c.now)
+    wall, cpu = time.perf_counter(), time.process_time()
+    delivered = 0
+    while delivered < n:
+        if not worker.step(connector_id).sent_batches:
+            worker.flush(connector_id)
+            with c.uow(readonly=True) as uow:
+                delivered = services.connector_stats(
+                    uow=uow, connector_id=connector_id, now=c.now()
+                ).delivered
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def bare_loop(payloads: list[bytes], size: int, url: str) -> tuple[float, float]:
+    """Splice and POST the same batches with no database; (wall s, cpu s)."""
+    from cohorthub.config import Secret
+
+    headers = request_headers(Secret("t0k3n"))
+    wall, cpu = time.perf_counter(), time.process_time()
+    with httpx.Client(timeout=30) as client:
+        for start in range(0, len(payloads), size):
+            client.post(
+                url, content=batch_body(payloads[start : start + size]), headers=headers
+            ).raise_for_status()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def sqlite_run(n: int, sizes: list[int], tmp: Path) -> None:
+    """The SQLite figures: delivery vs the bare loop for each batch size."""
+    c = bootstrap(Settings(database_url=f"sqlite:///{tmp / 'bench.sqlite'}"))
+    with c.uow() as uow:
+        ws, _ = workspaces.create_workspace(uow=uow, name="bench", now=c.now())
+    ids = {}
+    for size in sizes:
+        with c.uow() as uow:
+            conn = services.create_connector(
+                uow=uow,
+                workspace_id=ws.id,
+                kind="http",
+                url="http://127.0.0.1:1/",
+                token="t0k3n",
+                batch_size=size,
+                now=c.now(),
+            )
+        with c.uow() as uow:
+            services.set_paused(uow=uow, connector_id=conn.id, paused=True)
+        ids[size] = conn.id
+    seconds = queue_events(c, ws.id, n)
+    print(f"queued {n:,} events in {seconds:.1f} s ({n / seconds:,.0f}/s)")
+    with c.uow(readonly=True) as uow:
+        payloads = [
+            bytes(r[0]) for r in uow.conn.execute(outbox.select().with_only_columns(outbox.c.payload))
+        ]
+    for size in sizes:
+        base_sink = SinkProcess(tmp)
+        b_wall, b_cpu = bare_loop(payloads, size, base_sink.url)
+        base_sink.stop()
+        sink = SinkProcess(tmp)
+        with c.uow() as uow:
+            uow.conn.execute(
+                text("UPDATE currents_connectors SET url = :u WHERE id = :i"), {"u": sink.url, "i": ids[size]}
+            )
+            uow.commit()
+        wall, cpu = deliver(c, ids[size], n)
+        assert sink.unique() == n
+        sink.stop()
+        print(
+            f"sqlite batch {size:>5}: {n / wall:>9,.0f} events/s wall, {n / cpu:>9,.0f}/CPU-s (worker) "
+            f"| bare loop {n / b_wall:>9,.0f}/s wall, {n / b_cpu:>9,.0f}/CPU-s "
+            f"| ratio {b_wall / wall:.2f} wall, {b_cpu / cpu:.2f} CPU"
+        )
+    c.close()
+
+
+def pg_run(admin_url: str, n: int, tmp: Path, worker_counts: list[int]) -> None:
+    """PostgreSQL: 1 and 2 worker processes sharing one connector (batches of 100)."""
+    for count in worker_counts:
+        name = f"cohorthub_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+        try:
+            c = bootstrap(Settings(database_url=url))
+            with c.uow() as uow:
+                ws, _ = workspaces.create_workspace(uow=uow, name="bench", now=c.now())
+            sink = SinkProcess(tmp)
+            with c.uow() as uow:
+                conn_ = services.create_connector(
+                    uow=uow,
+                    workspace_id=ws.id,
+                    kind="http",
+                    url=sink.url,
+                    token="t0k3n",
+                    batch_size=100,
+                    now=c.now(),
+                )
+            with c.uow() as uow:
+                services.set_paused(uow=uow, connector_id=conn_.id, paused=True)
+            queue_events(c, ws.id, n)
+            with c.uow() as uow:
+                services.set_paused(uow=uow, connector_id=conn_.id, paused=False)
+            started = time.perf_counter()
+            procs = [
+                subprocess.Popen([*CLI, "currents", "worker", "--database", url], stderr=subprocess.DEVNULL)
+                for _ in range(count)
+            ]
+            while sink.unique() < n:
+                time.sleep(0.05)
+            wall = time.perf_counter() - started
+            for p in procs:
+                p.terminate()
+                p.wait()
+            print(f"postgresql {count} worker(s), batch 100: {n / wall:,.0f} events/s wall ({n:,} events)")
+            sink.stop()
+            c.close()
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def main() -> None:
+    """Parse options and run."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--batch-sizes", default="100,1000")
+    parser.add_argument("--pg", default=None, help="PostgreSQL admin URL (a temporary database is created)")
+    parser.add_argument("--pg-events", type=int, default=None, help="events for the PostgreSQL runs")
+    parser.add_argument("--pg-workers", default="1,2")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite_run(args.events, [int(s) for s in args.batch_sizes.split(",")], Path(tmp))
+        if args.pg:
+            workers = [int(w) for w in args.pg_workers.split(",")]
+            pg_run(args.pg, args.pg_events or args.events, Path(tmp), workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,9 @@ from typing import Any
 
 from pyroaring import BitMap
 
-from cohorthub.cohorts.membership import MembershipCache
+from cohorthub.cohorts.membership import Membership, MembershipCache
+from cohorthub.cohorts.model import Cohort
+from cohorthub.cohorts.ports import CohortRepository
 from cohorthub.cohorts.services import apply_membership_change
 from cohorthub.identity.listeners import Merge
 
@@ -31,15 +33,24 @@ class CohortMembershipListener:
         for cohort, members in self._cohorts_holding(uow, workspace_id, user_nums):
             self._apply(uow, cohort, members, BitMap(), members.bitmap & BitMap(user_nums), "delete", now)
 
-    def _cohorts_holding(self, uow: Any, workspace_id: str, user_nums: list[int]) -> list[Any]:
-        repo = uow.cohorts
+    def _cohorts_holding(
+        self, uow: Any, workspace_id: str, user_nums: list[int]
+    ) -> list[tuple[Cohort, Membership]]:
+        repo: CohortRepository = uow.cohorts
         pks = repo.cohorts_with_history(workspace_id, user_nums)
         locked = repo.get_many(pks, for_update=True)  # in pk order, so concurrent writers never deadlock
         held = [(cohort, self._cache.current(repo, cohort)) for cohort in locked]
         return [(c, m) for c, m in held if any(n in m.bitmap for n in user_nums)]
 
     def _apply(
-        self, uow: Any, cohort: Any, members: Any, entered: BitMap, left: BitMap, reason: str, now: float
+        self,
+        uow: Any,
+        cohort: Cohort,
+        members: Membership,
+        entered: BitMap,
+        left: BitMap,
+        reason: str,
+        now: float,
     ) -> None:
         # The cache is not told: it is keyed by version and catches up once the caller commits.
         apply_membership_change(

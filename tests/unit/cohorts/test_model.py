@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyroaring import BitMap
 
 from cohorthub.cohorts.errors import COHORT_CHANGES_TEXT, CREATED_AT_TEXT, TOO_MANY_TEXT, InvalidCohortRequest
@@ -129,3 +131,25 @@ def test_unmatched_sample_is_bounded_and_newest_last() -> None:
     merged = merge_unmatched_sample(["old", "u0"], ["u0", "new"])
     assert merged == ["old", "u0", "new"]
     assert len(merge_unmatched_sample(diff.unmatched_sample, ["z"])) == UNMATCHED_SAMPLE_SIZE
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    current=st.sets(st.integers(0, 9)),
+    steps=st.lists(st.tuples(st.booleans(), st.lists(st.integers(0, 12), max_size=6)), max_size=6),
+)
+def test_diff_equals_applying_each_change_in_order(
+    current: set[int], steps: list[tuple[bool, list[int]]]
+) -> None:
+    """Reference: walk the change objects one by one over a Python set; ids 10..12 match nobody."""
+    request = _changes(
+        [{"user_ids": [f"u{n}" for n in ids], "should_remove": remove} for remove, ids in steps]
+    )
+    expected = set(current)
+    for remove, ids in steps:
+        known = {n for n in ids if n < 10}
+        expected = expected - known if remove else expected | known
+    diff = diff_membership(request, Matches({f"u{n}": n for n in range(10)}, {}, {}), BitMap(current))
+    assert (set(current) | set(diff.entered)) - set(diff.left) == expected
+    assert set(diff.entered).isdisjoint(current)
+    assert set(diff.left) <= current

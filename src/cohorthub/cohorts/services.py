@@ -107,8 +107,9 @@ def import_cohort_changes(
         charge_quota(uow=uow, caller=caller, quota=quota, now=now)  # a credential probe names no cohort
         uow.commit()
         return ImportResult(request.cohort_id, request_id, 0, 0, 0, 0, 0, 0)
-    cohort, _ = repo.ensure(workspace_id=workspace_id, partner=partner, cohort_id=request.cohort_id, now=now)
+    # Users before the cohort: every writer takes user locks before cohort locks, so none deadlock.
     matches = _resolve(repo, workspace_id, *distinct_identifiers(request))
+    cohort, _ = repo.ensure(workspace_id=workspace_id, partner=partner, cohort_id=request.cohort_id, now=now)
     before = cache.current(repo, cohort)
     diff = diff_membership(request, matches, before.bitmap)
     after = apply_membership_change(

@@ -28,5 +28,5 @@ class IdentityListener(Protocol):
         ...
 
     def users_deleted(self, uow: Any, user_nums: list[int], *, workspace_id: str, now: float) -> None:
-        """Called before the users' rows are deleted, before commit."""
+        """Called after the users' rows are deleted (their numbers are final), before commit."""
         ...

@@ -202,9 +202,11 @@ def delete_users(
     )
     nums = sorted(p.num for p in uow.users.load(workspace_id, lookup).profiles)
     if nums:
+        # Delete first: the row locks make a concurrent cohort import that matched these users
+        # finish (or skip them) before the listeners read the memberships to undo.
+        uow.users.delete(workspace_id, nums)
         for listener in listeners:
             listener.users_deleted(uow, nums, workspace_id=workspace_id, now=now)
-        uow.users.delete(workspace_id, nums)
     uow.commit()
     return len(nums)
 

@@ -26,7 +26,7 @@ from cohorthub.store.tables import (
     users,
 )
 
-_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
+_LOCK_ERRORS = {"55P03", "40P01"}  # PostgreSQL: lock_timeout expired, deadlock detected
 
 # The statements of the import path are built once: building them per request costs more
 # Python time than SQLite takes to run them.
@@ -133,7 +133,7 @@ class SqlCohortRepository:
         try:
             return self._conn.execute(stmt, params)
         except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            if getattr(exc.orig, "sqlstate", None) in _LOCK_ERRORS:
                 raise ResourceLocked() from exc
             raise
 
@@ -141,12 +141,15 @@ class SqlCohortRepository:
 
     # Resolution runs as driver SQL: one round trip per identifier kind, no per-parameter
     # statement compilation (PostgreSQL takes the identifiers as one array parameter).
+    # On PostgreSQL the matched rows are share-locked (`FOR KEY SHARE`) until commit: a concurrent
+    # delete or merge of a matched user waits for this import, and an import that meets an
+    # uncommitted delete waits for it and then no longer matches the deleted user.
 
     def resolve_external_ids(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]:
         """external_id → user num, for the ids that exist."""
         where, params = self._in("external_id", list(ids))
         sql = f"SELECT external_id, num FROM users WHERE workspace_id = {self._mark} AND {where}"
-        return dict(self._conn.exec_driver_sql(sql, (workspace_id, *params)).all())
+        return dict(self._resolve(sql + self._share(""), (workspace_id, *params)))
 
     def resolve_anonymous_devices(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]:
         """device_id → user num, only for users without an external_id."""
@@ -155,7 +158,7 @@ class SqlCohortRepository:
             "SELECT d.device_id, d.user_num FROM user_devices d JOIN users u ON u.num = d.user_num "
             f"WHERE d.workspace_id = {self._mark} AND {where} AND u.external_id IS NULL"
         )
-        return dict(self._conn.exec_driver_sql(sql, (workspace_id, *params)).all())
+        return dict(self._resolve(sql + self._share(" OF u"), (workspace_id, *params)))
 
     def resolve_aliases(self, workspace_id: str, aliases: Iterable[Alias]) -> dict[Alias, int]:
         """(alias_label, alias_name) → user num, for the aliases that exist."""
@@ -170,8 +173,19 @@ class SqlCohortRepository:
         else:
             sql = head + f"(alias_label, alias_name) IN (VALUES {', '.join(['(?, ?)'] * len(pairs))})"
             params = tuple(v for pair in pairs for v in pair)
-        rows = self._conn.exec_driver_sql(sql, (workspace_id, *params)).all()
+        rows = self._resolve(sql + self._share(""), (workspace_id, *params))
         return {(label, name): num for label, name, num in rows}
+
+    def _share(self, of: str) -> str:
+        return f" FOR KEY SHARE{of}" if self._pg else ""
+
+    def _resolve(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            return list(self._conn.exec_driver_sql(sql, params).all())
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) in _LOCK_ERRORS:
+                raise ResourceLocked() from exc
+            raise
 
     @property
     def _mark(self) -> str:

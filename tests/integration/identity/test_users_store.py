@@ -284,7 +284,7 @@ def test_alias_new_adds_renames_and_refuses_taken_aliases(container: Container, 
     assert u1["user_aliases"] == [{"alias_name": "new", "alias_label": "crm"}]
 
 
-def test_delete_tells_listeners_before_rows_go(container: Container, ws: str) -> None:
+def test_delete_tells_listeners_after_rows_go_in_the_same_transaction(container: Container, ws: str) -> None:
     recorder = Recorder()
     container.identity_listeners.append(recorder)
     track(
@@ -304,7 +304,8 @@ def test_delete_tells_listeners_before_rows_go(container: Container, ws: str) ->
             now=NOW,
         )
     assert deleted == 1
-    assert recorder.rows_seen == 1
+    assert recorder.rows_seen == 0
+    assert len(recorder.deleted) == 1
     assert rows(container, "SELECT external_id FROM users") == [("u2",)]
     assert rows(container, "SELECT count(*) FROM custom_events") == [(0,)]
     assert rows(container, "SELECT count(*) FROM user_devices") == [(0,)]

@@ -2,7 +2,8 @@
 numbers, one bitmap per leaf in use and one per cohort, caught up before each evaluation.
 
 Catch-up (docs/segments.md "Freshness") reads only what changed since the last look:
-users whose `updated_at` is at or after the newest seen minus a safety margin, event and
+users whose `updated_at` is at or after the newest seen minus a safety margin (a row already
+applied with the same `updated_at` is skipped, so a change costs one re-evaluation), event and
 purchase rows and deletion tombstones past an id watermark (ids still missing below it are
 re-read for the margin, as a later-committing writer may fill them). The users found are
 re-evaluated against every cached leaf; re-applying a change is harmless, so the margin
@@ -68,6 +69,7 @@ class WorkspaceIndex:
         self.universe_bm = BitMap()
         self.leaves: OrderedDict[Leaf, tuple[BitMap, float | None]] = OrderedDict()
         self.updated_high = 0.0
+        self.seen: dict[int, float] = {}  # (num, updated_at) already applied, within the margin
         self.events = IdWatermark(0, margin=margin)
         self.purchases = IdWatermark(0, margin=margin)
         self.deletions = IdWatermark(0, margin=margin)
@@ -93,8 +95,11 @@ class WorkspaceIndex:
     def _catch_up(self, facts: SegmentFacts, *, now: float) -> None:
         ws, tick = self.workspace_id, self.clock()
         rows = facts.users_updated_since(ws, self.updated_high - self.margin)
-        dirty = {num for num, _ in rows}
+        dirty = {num for num, at in rows if self.seen.get(num) != at}
         self.updated_high = max([self.updated_high, *(at for _, at in rows)])
+        self.seen.update(rows)
+        floor = self.updated_high - self.margin
+        self.seen = {num: at for num, at in self.seen.items() if at >= floor}
         for source, mark in (("events", self.events), ("purchases", self.purchases)):
             found = facts.rows_after(source, ws, mark.high, mark.gaps)
             mark.observe((id_ for id_, _ in found), now=tick)

@@ -270,6 +270,8 @@ class SqlSegmentRepository:
             assert isinstance(leaf, AttributeLeaf)
             cols = [users.c.num, users.c[leaf.name]]
         query = select(*cols).where(users.c.workspace_id == workspace_id)
+        if isinstance(leaf, AttributeLeaf) and not leaf.custom and leaf.op == "equals":
+            query = query.where(users.c[leaf.name] == leaf.value)  # a prefilter: the predicate still runs
         for part in self._conn.execution_options(yield_per=_SCAN_ROWS).execute(query).partitions():
             yield [self._facts(row._mapping) for row in part]
 

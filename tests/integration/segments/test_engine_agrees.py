@@ -33,8 +33,8 @@ def _insert(c: Container, population: list[Person]) -> tuple[str, list[int], dic
                 f.purchase(uow.conn, ws, num, product, at=NOW - ago * DAY)
         pks = {cid: f.cohort(uow.conn, ws, cid, name=cid.upper(), now=NOW) for cid in COHORTS}
         for cid, pk in pks.items():
-            f.cohort_write(uow.conn, pk, entered=[n for n, p in zip(nums, population, strict=True) if cid in p.cohorts],
-                           now=NOW)  # fmt: skip
+            inside = [n for n, p in zip(nums, population, strict=True) if cid in p.cohorts]
+            f.cohort_write(uow.conn, pk, entered=inside, now=NOW)
         uow.commit()
     return ws, nums, pks
 

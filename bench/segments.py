@@ -53,7 +53,8 @@ FILTER = {
     ]
 }
 SQL = """SELECT count(*) FROM users u WHERE u.workspace_id = :ws AND u.country = 'ES'
- AND u.num IN (SELECT num FROM bench_a) AND u.num NOT IN (SELECT num FROM bench_b)"""
+ AND EXISTS (SELECT 1 FROM bench_a a WHERE a.num = u.num)
+ AND NOT EXISTS (SELECT 1 FROM bench_b b WHERE b.num = u.num)"""
 
 
 def _ms(seconds: float) -> str:

@@ -94,6 +94,11 @@ dead_letters = Table(
 )
 
 _PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())"
+# the hot read of a round, below the SQL expression layer: (seq, xid, event_type, created_at, payload)
+_SQLITE_AFTER_CURSOR = (
+    "SELECT seq, 0, event_type, created_at, payload FROM outbox WHERE workspace_id = ? "
+    "AND seq > (SELECT cursor_seq FROM currents_connectors WHERE id = ?) ORDER BY seq LIMIT ?"
+)
 
 
 def pack_seqs(seqs: Sequence[int]) -> bytes:
@@ -241,7 +246,7 @@ class SqlCurrentsRepository:
             .where(connectors.c.id == connector.id)
             .values(cursor_xid=last[1], cursor_seq=last[0])
         )
-        selected = [r for r in rows if connector.events.matches(r[2])]
+        selected = rows if "*" in connector.events.patterns else _select(connector.events, rows)
         groups = list(_chunks(selected, connector.batch_size))
         if not groups:
             return []
@@ -265,11 +270,11 @@ class SqlCurrentsRepository:
 
     def resolve(self, connector_id: str, resolutions: Sequence[Resolution], *, now: float) -> None:
         """Record the outcome of sent batches and update the connector's counters and state."""
-        delivered = retried = dropped = 0
+        delivered = self._delete_batches([r.batch_id for r in resolutions if r.kind == "ack"])
+        retried = dropped = 0
         state: dict[str, Any] = {}
         for r in resolutions:
             if r.kind == "ack":
-                delivered += self._delete_batch(r.batch_id)[0]
                 state.update(blocked_until=None, halted=False, last_success_at=now)
             elif r.kind == "release":
                 self._update_batch(r.batch_id, next_attempt_at=r.next_attempt_at)
@@ -398,14 +403,9 @@ class SqlCurrentsRepository:
                 f"AND o.xid < {_PG_XMIN} ORDER BY o.xid, o.seq LIMIT :n"
             )
             return list(self._conn.execute(sql, {"cid": connector_id, "ws": workspace_id, "n": limit}))
-        cursor = select(connectors.c.cursor_seq).where(connectors.c.id == connector_id).scalar_subquery()
-        query = (
-            select(outbox.c.seq, text("0"), outbox.c.event_type, outbox.c.created_at, outbox.c.payload)
-            .where(outbox.c.workspace_id == workspace_id, outbox.c.seq > cursor)
-            .order_by(outbox.c.seq)
-            .limit(limit)
-        )
-        return list(self._conn.execute(query))
+        return self._conn.exec_driver_sql(
+            _SQLITE_AFTER_CURSOR, (workspace_id, connector_id, limit)
+        ).fetchall()
 
     def _count_after_cursor(self, connector: Connector, cx: int, cs: int) -> tuple[int, float | None]:
         if self._pg:
@@ -457,6 +457,14 @@ class SqlCurrentsRepository:
         )
         return [int(r[0]) for r in result]
 
+    def _delete_batches(self, ids: Sequence[int]) -> int:
+        """Delete batches; the number of events they held."""
+        deleted = 0
+        for chunk in _chunks(ids, 5_000):
+            query = delete(batches).where(batches.c.id.in_(chunk)).returning(batches.c.size)
+            deleted += sum(self._conn.execute(query).scalars())
+        return deleted
+
     def _delete_batch(self, batch_id: int) -> tuple[int, float, tuple[int, ...]]:
         """Delete a batch; (size, oldest_at, seqs), or (0, 0.0, ()) when it was already gone."""
         query = delete(batches).where(batches.c.id == batch_id)
@@ -488,6 +496,19 @@ class SqlCurrentsRepository:
                         for seq, event_id in rows
                     ],
                 )
+
+
+def _select(events: EventSelection, rows: Sequence[Any]) -> list[Any]:
+    """The rows whose event type is selected (matched once per distinct type)."""
+    verdicts: dict[str, bool] = {}
+    out = []
+    for row in rows:
+        keep = verdicts.get(row[2])
+        if keep is None:
+            keep = verdicts[row[2]] = events.matches(row[2])
+        if keep:
+            out.append(row)
+    return out
 
 
 def _connector(row: Any) -> Connector:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import msgspec
 
 from cohorthub.bootstrap import Container
@@ -25,7 +28,7 @@ def test_events_arrive_in_batches_with_the_documented_headers(
 ) -> None:
     connector = add_connector(container, workspace, sink.url, batch_size=10)
     ids = record_events(container, workspace, 25)
-    worker = make_worker(container, clock)
+    worker = make_worker(container, clock, in_flight=1)  # one request at a time: in outbox order
     drive(worker, clock, [connector.id], lambda: len(sink.sink.seen) == 25)
     assert [msgspec.json.decode(e)["id"] for e in sink.sink.events] == ids
     assert sink.sink.requests == 3
@@ -94,3 +97,26 @@ def test_stats_show_the_queue_while_paused(
         services.set_paused(uow=uow, connector_id=connector.id, paused=False)
     drive(worker, clock, [connector.id], lambda: len(sink.sink.seen) == 7)
     assert stats(container, connector.id, clock).delivered == 7
+
+
+def test_the_delivery_loop_pipelines_rounds_and_records_every_outcome_when_stopped(
+    container: Container, workspace: str, sink: SinkServer
+) -> None:
+    connector = add_connector(container, workspace, sink.url, batch_size=20)
+    ids = record_events(container, workspace, 1_000)
+    worker = make_worker(container, FakeClock(), in_flight=3, max_events_per_round=100)
+    worker.now = container.now
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop, lambda: [connector.id]))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(sink.sink.seen) < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert sink.sink.seen == set(ids)
+    assert sink.sink.received == len(ids)  # no batch was sent twice
+    assert sink.sink.requests == 50
+    s = stats(container, connector.id, FakeClock(container.now()))
+    assert (s.delivered, s.queued, s.in_flight) == (1_000, 0, 0)  # outcomes recorded on the way out

@@ -403,9 +403,7 @@ class SqlCurrentsRepository:
                 f"AND o.xid < {_PG_XMIN} ORDER BY o.xid, o.seq LIMIT :n"
             )
             return list(self._conn.execute(sql, {"cid": connector_id, "ws": workspace_id, "n": limit}))
-        return self._conn.exec_driver_sql(
-            _SQLITE_AFTER_CURSOR, (workspace_id, connector_id, limit)
-        ).fetchall()
+        return list(self._conn.exec_driver_sql(_SQLITE_AFTER_CURSOR, (workspace_id, connector_id, limit)))
 
     def _count_after_cursor(self, connector: Connector, cx: int, cs: int) -> tuple[int, float | None]:
         if self._pg:

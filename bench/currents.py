@@ -12,6 +12,7 @@ same kind of sink without any database, in the same run; the ratio is delivery /
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -206,24 +207,36 @@ def pg_run(admin_url: str, n: int, tmp: Path, worker_counts: list[int]) -> None:
             queue_events(c, ws.id, n)
             with c.uow() as uow:
                 services.set_paused(uow=uow, connector_id=conn_.id, paused=False)
-            started = time.perf_counter()
             procs = [
                 subprocess.Popen([*CLI, "currents", "worker", "--database", url], stderr=subprocess.DEVNULL)
                 for _ in range(count)
             ]
+            while sink.unique() == 0:  # timed from the first delivered event: process start-up excluded
+                time.sleep(0.005)
+            started = time.perf_counter()
             while sink.unique() < n:
                 time.sleep(0.05)
             wall = time.perf_counter() - started
+            cpu = sum(_cpu_seconds(p.pid) for p in procs)
             for p in procs:
                 p.terminate()
                 p.wait()
-            print(f"postgresql {count} worker(s), batch 100: {n / wall:,.0f} events/s wall ({n:,} events)")
+            print(
+                f"postgresql {count} worker(s), batch 100: {n / wall:>9,.0f} events/s wall, "
+                f"{n / cpu:>9,.0f}/CPU-s (workers, start-up included) | {n:,} events"
+            )
             sink.stop()
             c.close()
         finally:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

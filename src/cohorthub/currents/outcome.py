@@ -1,8 +1,10 @@
-"""What becomes of a sent batch: one attempt's answer turned into a `Resolution` (pure)."""
+"""What becomes of a sent batch, and of its connector: attempts turned into outcomes (pure)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from cohorthub.currents.policy import Action, RetryPolicy
 from cohorthub.currents.ports import Claim, Resolution, SendResult
@@ -11,6 +13,7 @@ from cohorthub.currents.wire import parse_retry_after
 log = logging.getLogger("cohorthub.currents")
 
 WAITING = frozenset({"retry", "halt"})  # the batch waits; the connector backs off or is halted
+FAILED = frozenset({"retry", "halt", "split", "drop"})  # the attempt did not deliver the batch
 _KINDS = {
     Action.DONE: "ack",
     Action.RETRY: "retry",
@@ -52,3 +55,22 @@ def resolve_attempt(policy: RetryPolicy, claim: Claim, result: SendResult, now: 
         status=result.status,
         error=message,
     )
+
+
+def connector_state_after(resolutions: Sequence[Resolution], now: float) -> dict[str, Any]:
+    """The connector fields a round's outcomes change, applied in order (the last one wins).
+
+    A 2xx clears the backoff; a retry or halt sets it until the batch's next attempt; a dropped
+    batch ends it (the next batch starts afresh); every failure records its status and error.
+    """
+    state: dict[str, Any] = {}
+    for r in resolutions:
+        if r.kind == "ack":
+            state.update(blocked_until=None, halted=False, last_success_at=now)
+        elif r.kind in WAITING:
+            state.update(blocked_until=r.next_attempt_at, halted=r.kind == "halt")
+        elif r.kind == "drop":
+            state.update(blocked_until=None, halted=False)
+        if r.kind in FAILED:
+            state.update(last_status=r.status, last_error=r.error, last_error_at=now)
+    return state

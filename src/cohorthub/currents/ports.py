@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from cohorthub.currents.model import Connector, ConnectorStats
 
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """A connector row locked for one delivery round."""
+    """A connector and its delivery state, as read at the start of a round."""
 
     connector: Connector
     blocked_until: float | None
@@ -44,6 +44,15 @@ class Resolution:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Events delivered, retried and dropped by a round's outcomes (batches found and settled)."""
+
+    delivered: int = 0
+    retried: int = 0
+    dropped: int = 0
+
+
 class CurrentsRepository(Protocol):
     """Connectors, their batches and dead letters."""
 
@@ -54,8 +63,11 @@ class CurrentsRepository(Protocol):
     def set_paused(self, connector_id: str, paused: bool) -> bool: ...
     def delete_connector(self, connector_id: str) -> bool: ...
     def stats(self, connector: Connector, *, now: float) -> ConnectorStats: ...
-    def lock_connector(self, connector_id: str) -> Cursor | None: ...
-    def resolve(self, connector_id: str, resolutions: Sequence[Resolution], *, now: float) -> None: ...
+    def connector_cursor(self, connector_id: str) -> Cursor | None: ...
+    def settle_batches(
+        self, connector_id: str, resolutions: Sequence[Resolution], *, now: float
+    ) -> Tally: ...
+    def record_outcomes(self, connector_id: str, tally: Tally, state: Mapping[str, Any]) -> None: ...
     def lease_due(
         self, connector_id: str, *, now: float, limit: int, owner: str, lease_until: float
     ) -> list[Claim]: ...

@@ -14,12 +14,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from cohorthub import clock
 from cohorthub.currents.flight import Flight
-from cohorthub.currents.outcome import resolve_attempt
+from cohorthub.currents.outcome import connector_state_after, resolve_attempt
 from cohorthub.currents.policy import RetryPolicy
 from cohorthub.currents.ports import Claim, CurrentsUnitOfWork, Cursor, Sender
 from cohorthub.currents.wire import request_headers
@@ -71,16 +71,20 @@ class DeliveryWorker:
         outcomes = flight.collect(keep=0 if wait else self.options.in_flight)
         now = self.now()
         with self.uow() as uow:
-            cursor = uow.currents.lock_connector(connector_id)
+            cursor = uow.currents.connector_cursor(connector_id)
             if cursor is None:
                 uow.commit()
                 self._forget(connector_id)
                 return RoundReport(alive=False, sent_batches=0, wake_at=now)
-            if outcomes:
-                uow.currents.resolve(connector_id, outcomes, now=now)
-                cursor = uow.currents.lock_connector(connector_id) or cursor
+            # batches first, the connector row last: a round holds that row only for its end
+            tally = uow.currents.settle_batches(connector_id, outcomes, now=now) if outcomes else None
+            state = connector_state_after(outcomes, now)
+            if "blocked_until" in state:
+                cursor = replace(cursor, blocked_until=state["blocked_until"], halted=state["halted"])
             busy = flight.unfinished
             claims = [] if cursor.connector.paused else self._lease(uow, cursor, now, busy, flight.holding)
+            if tally is not None:
+                uow.currents.record_outcomes(connector_id, tally, state)
             due = None if claims else uow.currents.next_due_at(connector_id)
             uow.commit()
         if claims:
@@ -98,8 +102,10 @@ class DeliveryWorker:
         flight = self._pending.get(connector_id)
         outcomes = flight.collect() if flight is not None else []
         if outcomes:
+            now = self.now()
             with self.uow() as uow:
-                uow.currents.resolve(connector_id, outcomes, now=self.now())
+                tally = uow.currents.settle_batches(connector_id, outcomes, now=now)
+                uow.currents.record_outcomes(connector_id, tally, connector_state_after(outcomes, now))
                 uow.commit()
 
     def run(self, stop: threading.Event, connector_ids: Callable[[], list[str]]) -> None:

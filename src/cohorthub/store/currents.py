@@ -9,7 +9,7 @@ only rows whose transaction is older than every running one (`pg_snapshot_xmin`)
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +34,7 @@ from sqlalchemy import (
 
 from cohorthub.config import Secret
 from cohorthub.currents.model import Connector, ConnectorState, ConnectorStats, EventSelection
-from cohorthub.currents.ports import Claim, Cursor, Resolution
+from cohorthub.currents.ports import Claim, Cursor, Resolution, Tally
 from cohorthub.store.tables import outbox, workspaces
 
 _meta = MetaData()
@@ -95,6 +95,12 @@ dead_letters = Table(
 
 _PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())"
 # the hot read of a round, below the SQL expression layer: (seq, xid, event_type, created_at, payload)
+_PG_LOCK_CURSOR = "SELECT cursor_xid, cursor_seq FROM currents_connectors WHERE id = %(cid)s FOR UPDATE"
+_PG_AFTER_CURSOR = (
+    "SELECT o.seq, o.xid::text::bigint, o.event_type, o.created_at, o.payload FROM outbox o "
+    "WHERE o.workspace_id = %(ws)s AND (o.xid, o.seq) > (CAST(CAST(%(cx)s AS text) AS xid8), %(cs)s) "
+    f"AND o.xid < {_PG_XMIN} ORDER BY o.xid, o.seq LIMIT %(n)s"
+)
 _SQLITE_AFTER_CURSOR = (
     "SELECT seq, 0, event_type, created_at, payload FROM outbox WHERE workspace_id = ? "
     "AND seq > (SELECT cursor_seq FROM currents_connectors WHERE id = ?) ORDER BY seq LIMIT ?"
@@ -189,10 +195,9 @@ class SqlCurrentsRepository:
 
     # -- delivery ----------------------------------------------------------------------------
 
-    def lock_connector(self, connector_id: str) -> Cursor | None:
-        """The connector row, locked until the end of the transaction (PostgreSQL)."""
-        query = select(connectors).where(connectors.c.id == connector_id).with_for_update()
-        row = self._conn.execute(query).first()
+    def connector_cursor(self, connector_id: str) -> Cursor | None:
+        """The connector and its delivery state, not locked (a round locks the row only to claim)."""
+        row = self._conn.execute(select(connectors).where(connectors.c.id == connector_id)).first()
         if row is None:
             return None
         return Cursor(connector=_connector(row), blocked_until=row.blocked_until, halted=row.halted)
@@ -236,26 +241,28 @@ class SqlCurrentsRepository:
     def claim_new(
         self, connector: Connector, *, max_events: int, owner: str, lease_until: float, now: float
     ) -> list[Claim]:
-        """Put the next selected outbox events into leased batches and move the cursor past them."""
+        """Put the next selected outbox events into leased batches and move the cursor past them.
+
+        The connector row is locked from here to the end of the transaction, so two workers
+        never claim the same events; leasing due batches does not wait for that lock.
+        """
         rows = self._after_cursor(connector.id, connector.workspace_id, max_events)
         if not rows:
             return []
-        last = rows[-1]
-        self._conn.execute(
-            update(connectors)
-            .where(connectors.c.id == connector.id)
-            .values(cursor_xid=last[1], cursor_seq=last[0])
-        )
         selected = rows if "*" in connector.events.patterns else _select(connector.events, rows)
         groups = list(_chunks(selected, connector.batch_size))
-        if not groups:
-            return []
         ids = self._insert_batches(
             connector.id,
             [([r[0] for r in g], min(r[3] for r in g)) for g in groups],
             next_attempt_at=now,
             owner=owner,
             lease_until=lease_until,
+        )
+        last = rows[-1]
+        self._conn.execute(
+            update(connectors)
+            .where(connectors.c.id == connector.id)
+            .values(cursor_xid=last[1], cursor_seq=last[0])
         )
         return [
             Claim(batch_id, tuple(r[0] for r in g), tuple(r[4] for r in g), 0, None)
@@ -268,15 +275,12 @@ class SqlCurrentsRepository:
         value = self._conn.execute(select(due).where(batches.c.connector_id == connector_id)).scalar_one()
         return None if value is None else float(value)
 
-    def resolve(self, connector_id: str, resolutions: Sequence[Resolution], *, now: float) -> None:
-        """Record the outcome of sent batches and update the connector's counters and state."""
-        delivered = self._delete_batches([r.batch_id for r in resolutions if r.kind == "ack"])
+    def settle_batches(self, connector_id: str, resolutions: Sequence[Resolution], *, now: float) -> Tally:
+        """Delete, reschedule, split or dead-letter the sent batches; count what was found."""
+        delivered = self._delete_batches(sorted(r.batch_id for r in resolutions if r.kind == "ack"))
         retried = dropped = 0
-        state: dict[str, Any] = {}
-        for r in resolutions:
-            if r.kind == "ack":
-                state.update(blocked_until=None, halted=False, last_success_at=now)
-            elif r.kind == "release":
+        for r in sorted(resolutions, key=lambda r: r.batch_id):  # one lock order for every worker
+            if r.kind == "release":
                 self._update_batch(r.batch_id, next_attempt_at=r.next_attempt_at)
             elif r.kind in ("retry", "halt"):
                 found = self._update_batch(
@@ -288,7 +292,6 @@ class SqlCurrentsRepository:
                     last_error=r.error,
                 )
                 retried += r.size if found else 0
-                state.update(blocked_until=r.next_attempt_at, halted=r.kind == "halt")
             elif r.kind == "split":
                 size, oldest, _seqs = self._delete_batch(r.batch_id)
                 if size:
@@ -298,20 +301,22 @@ class SqlCurrentsRepository:
                 size, _oldest, seqs = self._delete_batch(r.batch_id)
                 self._dead_letter(connector_id, seqs, r, now)
                 dropped += size
-                state.update(blocked_until=None, halted=False)
-            if r.kind in ("retry", "halt", "split", "drop"):
-                state.update(last_status=r.status, last_error=r.error, last_error_at=now)
-        if delivered or retried or dropped or state:
-            self._conn.execute(
-                update(connectors)
-                .where(connectors.c.id == connector_id)
-                .values(
-                    delivered=connectors.c.delivered + delivered,
-                    retried=connectors.c.retried + retried,
-                    dropped=connectors.c.dropped + dropped,
-                    **state,
-                )
+        return Tally(delivered=delivered, retried=retried, dropped=dropped)
+
+    def record_outcomes(self, connector_id: str, tally: Tally, state: Mapping[str, Any]) -> None:
+        """Add the tally to the connector's counters and apply its state changes."""
+        if not (tally.delivered or tally.retried or tally.dropped or state):
+            return
+        self._conn.execute(
+            update(connectors)
+            .where(connectors.c.id == connector_id)
+            .values(
+                delivered=connectors.c.delivered + tally.delivered,
+                retried=connectors.c.retried + tally.retried,
+                dropped=connectors.c.dropped + tally.dropped,
+                **state,
             )
+        )
 
     # -- replay ------------------------------------------------------------------------------
 
@@ -393,17 +398,21 @@ class SqlCurrentsRepository:
     # -- helpers -----------------------------------------------------------------------------
 
     def _after_cursor(self, connector_id: str, workspace_id: str, limit: int) -> list[Any]:
-        """(seq, xid, event_type, created_at, payload) rows past the cursor, in cursor order."""
-        if self._pg:
-            sql = text(
-                "SELECT o.seq, o.xid::text::bigint, o.event_type, o.created_at, o.payload "
-                "FROM outbox o JOIN currents_connectors c ON c.id = :cid "
-                "WHERE o.workspace_id = :ws "
-                "AND (o.xid, o.seq) > (CAST(CAST(c.cursor_xid AS text) AS xid8), c.cursor_seq) "
-                f"AND o.xid < {_PG_XMIN} ORDER BY o.xid, o.seq LIMIT :n"
-            )
-            return list(self._conn.execute(sql, {"cid": connector_id, "ws": workspace_id, "n": limit}))
-        return list(self._conn.exec_driver_sql(_SQLITE_AFTER_CURSOR, (workspace_id, connector_id, limit)))
+        """(seq, xid, event_type, created_at, payload) rows past the cursor, in cursor order.
+
+        On PostgreSQL the connector row is locked first (FOR UPDATE) and the cursor read under
+        that lock, so a claim that waited sees the cursor the previous claim committed.
+        """
+        if not self._pg:
+            return list(self._conn.exec_driver_sql(_SQLITE_AFTER_CURSOR, (workspace_id, connector_id, limit)))
+        cursor = self._conn.exec_driver_sql(_PG_LOCK_CURSOR, {"cid": connector_id}).one()
+        # Read in index order and stop at the limit: without this, a planner with stale statistics
+        # (a backlog inserted since the last ANALYZE) reads every row past the cursor and sorts.
+        self._conn.exec_driver_sql("SET LOCAL enable_sort = off")
+        params = {"ws": workspace_id, "cx": cursor[0], "cs": cursor[1], "n": limit}
+        rows = list(self._conn.exec_driver_sql(_PG_AFTER_CURSOR, params))
+        self._conn.exec_driver_sql("RESET enable_sort")
+        return rows
 
     def _count_after_cursor(self, connector: Connector, cx: int, cs: int) -> tuple[int, float | None]:
         if self._pg:

@@ -100,8 +100,11 @@ def server(*args: str) -> Iterator[str]:
 # -- seeding -----------------------------------------------------------------------------------
 
 
-def seed(database_url: str, users: int) -> dict[str, str]:
-    """Migrate, create a workspace with Heap enabled, and insert `users` identified users."""
+def seed(database_url: str, users: int, external_id: str = "user-{}") -> dict[str, str]:
+    """Migrate, create a workspace with Heap enabled, and insert `users` identified users.
+
+    User i gets the external id `external_id.format(i)`.
+    """
     from cohorthub.bootstrap import bootstrap
     from cohorthub.config import Settings
     from cohorthub.partners import services as partners
@@ -124,7 +127,7 @@ def seed(database_url: str, users: int) -> dict[str, str]:
         with c.engine.begin() as conn:
             for start in range(0, users, 50_000):
                 rows = [
-                    (ws.id, f"{i:024x}", f"user-{i}", "{}", NOW, NOW)
+                    (ws.id, f"{i:024x}", external_id.format(i), "{}", NOW, NOW)
                     for i in range(start, min(users, start + 50_000))
                 ]
                 conn.exec_driver_sql(sql, rows)
@@ -137,13 +140,23 @@ def seed(database_url: str, users: int) -> dict[str, str]:
 # -- the load ----------------------------------------------------------------------------------
 
 
-def bodies(keys: dict[str, str], users: int, requests: int, per_request: int, cohorts: int) -> list[bytes]:
-    """Request bodies adding fresh blocks of users, spread over `cohorts` cohorts."""
-    import json
+def bodies(
+    keys: dict[str, str], users: int, requests: int, per_request: int, cohorts: int, order: str = "random"
+) -> list[bytes]:
+    """Request bodies adding users not yet in the cohort, spread over `cohorts` cohorts.
 
+    `sequential`: consecutive blocks of users; `random`: users drawn at random from the whole
+    population (as a partner's cohort is), each at most once.
+    """
+    import json
+    import random
+
+    picks = list(range(min(users, requests * per_request)))
+    if order == "random":
+        picks = random.Random(7).sample(range(users), len(picks))
     out = []
     for r in range(requests):
-        block = [f"user-{(r * per_request + k) % users}" for k in range(per_request)]
+        block = [f"user-{picks[(r * per_request + k) % len(picks)]}" for k in range(per_request)]
         body = {**keys, "cohort_id": f"bench-{r % cohorts}", "cohort_changes": [{"user_ids": block}]}
         out.append(json.dumps(body).encode())
     return out
@@ -181,7 +194,7 @@ def bench_backend(name: str, database_url: str, args: argparse.Namespace) -> Non
     print(f"{name}:")
     keys = seed(database_url, args.users)
     requests = min(args.requests, args.users // args.ids)
-    payloads = bodies(keys, args.users, requests + args.cohorts, args.ids, args.cohorts)
+    payloads = bodies(keys, args.users, requests + args.cohorts, args.ids, args.cohorts, args.order)
     warmup, measured = payloads[: args.cohorts], payloads[args.cohorts :]
     with server("--serve-baseline") as url:
         run_load(url, warmup, args.concurrency)
@@ -225,6 +238,12 @@ def main() -> None:
     parser.add_argument("--cohorts", type=int, default=4, help="cohorts the requests are spread over")
     parser.add_argument("--concurrency", type=int, default=2, help="client connections")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--order",
+        choices=["random", "sequential"],
+        default="random",
+        help="which users a request names: drawn at random (as real cohorts are) or consecutive blocks",
+    )
     parser.add_argument("--serve", metavar="DATABASE_URL", help=argparse.SUPPRESS)
     parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

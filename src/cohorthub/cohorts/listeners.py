@@ -9,7 +9,7 @@ from pyroaring import BitMap
 from cohorthub.cohorts.membership import Membership, MembershipCache
 from cohorthub.cohorts.model import Cohort
 from cohorthub.cohorts.ports import CohortRepository
-from cohorthub.cohorts.services import apply_membership_change
+from cohorthub.cohorts.services import apply_membership_change, cohorts_holding
 from cohorthub.identity.listeners import Merge
 
 
@@ -37,8 +37,13 @@ class CohortMembershipListener:
         self, uow: Any, workspace_id: str, user_nums: list[int]
     ) -> list[tuple[Cohort, Membership]]:
         repo: CohortRepository = uow.cohorts
-        pks = repo.cohorts_with_history(workspace_id, user_nums)
-        locked = repo.get_many(pks, for_update=True)  # in pk order, so concurrent writers never deadlock
+        # The users' rows are already written (merged away or deleted), so an import that matched
+        # them has committed or will skip them: the cohorts holding them now are all there will be.
+        candidates = cohorts_holding(
+            uow=uow, cache=self._cache, workspace_id=workspace_id, user_nums=user_nums
+        )
+        # Lock in pk order, so concurrent writers never deadlock, then re-read each at its locked version.
+        locked = repo.get_many([cohort.pk for cohort, _ in candidates], for_update=True)
         held = [(cohort, self._cache.current(repo, cohort)) for cohort in locked]
         return [(c, m) for c, m in held if any(n in m.bitmap for n in user_nums)]
 

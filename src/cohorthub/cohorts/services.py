@@ -232,14 +232,31 @@ def memberships_of(
 ) -> dict[int, list[dict[str, str]]]:
     """For each user number, the cohorts it is in: `{"partner", "cohort_id", "name"}`."""
     result: dict[int, list[dict[str, str]]] = {num: [] for num in user_nums}
-    candidates = uow.cohorts.cohorts_with_history(workspace_id, user_nums)
-    for cohort in uow.cohorts.get_many(candidates):
-        bitmap = cache.current(uow.cohorts, cohort).bitmap
+    for cohort, bitmap in cohorts_holding(
+        uow=uow, cache=cache, workspace_id=workspace_id, user_nums=user_nums
+    ):
         item = {"partner": cohort.partner, "cohort_id": cohort.cohort_id, "name": cohort.name}
         for num in user_nums:
             if num in bitmap:
                 result[num].append(item)
     return result
+
+
+def cohorts_holding(
+    *, uow: CohortUnitOfWork, cache: MembershipCache, workspace_id: str, user_nums: list[int]
+) -> list[tuple[Cohort, BitMap]]:
+    """The workspace's cohorts holding any of the users, with their current members.
+
+    Answered from the in-memory bitmaps (caught up to each cohort's version), not from an index
+    on the change log: such an index would be written in random order by every import.
+    """
+    wanted = BitMap(user_nums)
+    held = []
+    for cohort in uow.cohorts.in_workspace(workspace_id, None):
+        bitmap = cache.current(uow.cohorts, cohort).bitmap
+        if bitmap.intersection_cardinality(wanted):
+            held.append((cohort, bitmap))
+    return held
 
 
 def changes_since(

@@ -317,20 +317,6 @@ class SqlCohortRepository:
             update(cohorts).where(cohorts.c.pk == cohort_pk).values(snapshot_version=snapshot_version)
         )
 
-    def cohorts_with_history(self, workspace_id: str, user_nums: Iterable[int]) -> list[int]:
-        """Keys of the workspace's cohorts any of the users ever entered (a superset of their cohorts)."""
-        nums = list(user_nums)
-        if not nums:
-            return []
-        stmt = (
-            select(cohort_changes.c.cohort_pk)
-            .distinct()
-            .join(cohorts, cohorts.c.pk == cohort_changes.c.cohort_pk)
-            .where(cohort_changes.c.user_num.in_(nums), cohort_changes.c.entered.is_(True))
-            .where(cohorts.c.workspace_id == workspace_id)
-        )
-        return sorted(self._conn.execute(stmt).scalars())
-
     def changes_since(self, cohort_pk: int, since: float) -> list[tuple[int, bool]]:
         """(user num, entered?) of every change logged after `since`, in write order."""
         t = cohort_changes

@@ -112,19 +112,23 @@ def deliver(c: Container, connector_id: str, n: int, sink: SinkProcess) -> tuple
 
 
 def bare_loop(payloads: list[bytes], size: int, url: str, width: int) -> tuple[float, float]:
-    """Splice and POST the same batches, `width` at a time, with no database; (wall s, cpu s)."""
+    """Splice and POST the same batches with the worker's HTTP sender, `width` at a time, and no
+    database; (wall s, cpu s)."""
     from cohorthub.config import Secret
 
     headers = request_headers(Secret("t0k3n"))
+    sender = HttpSender(timeout=30)
     wall, cpu = time.perf_counter(), time.process_time()
-    with httpx.Client(timeout=30) as client, ThreadPoolExecutor(max_workers=width) as pool:
+    with ThreadPoolExecutor(max_workers=width) as pool:
 
         def post(start: int) -> None:
-            body = batch_body(payloads[start : start + size])
-            client.post(url, content=body, headers=headers).raise_for_status()
+            result = sender.send(url, headers, batch_body(payloads[start : start + size]))
+            assert result.status == 200, result
 
         list(pool.map(post, range(0, len(payloads), size)))
-    return time.perf_counter() - wall, time.process_time() - cpu
+    elapsed = time.perf_counter() - wall, time.process_time() - cpu
+    sender.close()
+    return elapsed
 
 
 def sqlite_run(n: int, sizes: list[int], tmp: Path) -> None:

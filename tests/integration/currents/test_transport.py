@@ -1,0 +1,113 @@
+"""The HTTP sender against real servers on loopback: keep-alive, a connection the server closed,
+proxies from the environment, and the answer's status, Retry-After and error text."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from cohorthub.currents.transport import HttpSender
+from cohorthub.currents.wire import batch_body, request_headers
+from tests.conftest import free_port
+from tests.integration.currents.conftest import SinkServer
+
+BODY = batch_body([b'{"id":"e1"}', b'{"id":"e2"}'])
+HEADERS = {
+    "Content-Type": "application/json",
+    "Braze-Currents-Version": "1",
+    "Authorization": "Bearer s3cr3t",
+}
+
+
+class OneShotServer:
+    """Answers one request per connection with 200, then closes it without saying so."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/braze"
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.connections += 1
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def sender() -> Iterator[HttpSender]:
+    s = HttpSender(timeout=5)
+    yield s
+    s.close()
+
+
+def test_requests_share_a_keep_alive_connection(sink: SinkServer, sender: HttpSender) -> None:
+    for _ in range(3):
+        assert sender.send(sink.url, HEADERS, BODY).status == 200
+    assert sink.sink.requests == 3 and sink.sink.received == 6
+    assert sum(len(idle) for idle in sender._idle.values()) == 1  # one connection, reused
+
+
+def test_a_connection_the_server_closed_is_replaced_and_the_request_sent_once_more(
+    sender: HttpSender,
+) -> None:
+    server = OneShotServer()
+    try:
+        assert sender.send(server.url, HEADERS, BODY).status == 200
+        assert sender.send(server.url, HEADERS, BODY).status == 200  # the kept connection was dead
+        assert server.connections == 2
+    finally:
+        server.close()
+
+
+def test_error_answers_carry_status_retry_after_and_text(sink: SinkServer, sender: HttpSender) -> None:
+    sink.sink.fail_status, sink.sink.fail_times, sink.sink.retry_after = 503, 1, "120"
+    result = sender.send(sink.url, HEADERS, BODY)
+    assert (result.status, result.retry_after) == (503, "120")
+    assert result.error is not None and "failing on purpose" in result.error
+    assert sender.send(sink.url, request_headers(None), BODY).status == 401  # token checked first
+
+
+def test_a_refused_connection_is_a_connect_error(sender: HttpSender) -> None:
+    result = sender.send(f"http://127.0.0.1:{free_port()}/braze", HEADERS, BODY)
+    assert result.status is None and result.error is not None and result.error.startswith("ConnectError")
+
+
+def test_a_proxy_from_the_environment_is_honoured(sink: SinkServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = HttpSender(timeout=5)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    bypassed = HttpSender(timeout=5)
+    try:
+        result = proxied.send(sink.url, HEADERS, BODY)
+        assert result.status is None and result.error is not None  # went to the (dead) proxy
+        assert sink.sink.requests == 0
+        assert bypassed.send(sink.url, HEADERS, BODY).status == 200  # NO_PROXY: straight to the sink
+    finally:
+        proxied.close()
+        bypassed.close()

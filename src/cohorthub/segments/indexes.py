@@ -17,16 +17,19 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from pyroaring import BitMap
 
 from cohorthub.segments.engine import evaluate
-from cohorthub.segments.model import AttributeLeaf, CohortLeaf, EventLeaf, Leaf, Node
+from cohorthub.segments.model import CohortLeaf, EventLeaf, Leaf, Node
 from cohorthub.segments.ports import SegmentFacts
-from cohorthub.segments.reference import UserFacts, leaf_matches
+from cohorthub.segments.reference import leaf_matches
+from cohorthub.segments.windows import Timeline, leaf_cutoff, next_moment
 
 _BATCH = 500
 _MAX_GAPS = 10_000
+_MAX_SLIDE = 100_000
 
 
 class IdWatermark:
@@ -48,10 +51,12 @@ class IdWatermark:
         self.gaps = {k: v for k, v in self.gaps.items() if now - v < self.margin}
 
 
-def _is_relative(leaf: Leaf) -> bool:
-    if isinstance(leaf, EventLeaf):
-        return leaf.within_days is not None
-    return isinstance(leaf, AttributeLeaf) and leaf.op.endswith("_days_ago")
+@dataclass(slots=True)
+class _Cached:
+    """One leaf's members, and for a relative-time leaf the moments its window will pass."""
+
+    bitmap: BitMap
+    timeline: Timeline | None = None
 
 
 class WorkspaceIndex:
@@ -67,7 +72,7 @@ class WorkspaceIndex:
         self.lock = threading.Lock()
         self.ready = False
         self.universe_bm = BitMap()
-        self.leaves: OrderedDict[Leaf, tuple[BitMap, float | None]] = OrderedDict()
+        self.leaves: OrderedDict[Leaf, _Cached] = OrderedDict()
         self.updated_high = 0.0
         self.seen: dict[int, float] = {}  # (num, updated_at) already applied, within the margin
         self.events = IdWatermark(0, margin=margin)
@@ -83,10 +88,7 @@ class WorkspaceIndex:
 
     def _warm(self, facts: SegmentFacts) -> None:
         marks = facts.marks(self.workspace_id)  # before reading, so later changes are caught up
-        universe = BitMap()
-        for batch in facts.user_nums(self.workspace_id):
-            universe.update(batch)
-        self.universe_bm = universe
+        self.universe_bm = facts.universe(self.workspace_id)
         self.updated_high = marks.updated_at
         self.events.high, self.purchases.high = marks.event_id, marks.purchase_id
         self.deletions.high = marks.deletion_id
@@ -109,31 +111,44 @@ class WorkspaceIndex:
         gone = BitMap(num for _, num in gone_rows)
         if gone:
             self.universe_bm -= gone
-            for bitmap, _ in self.leaves.values():
-                bitmap -= gone
+            for cached in self.leaves.values():
+                cached.bitmap -= gone
         if dirty := dirty - set(gone):
-            self._recompute(facts, sorted(dirty), now=now)
+            self._recompute(facts, sorted(dirty), list(self.leaves.items()), now=now, changed=True)
 
-    def _recompute(self, facts: SegmentFacts, nums: list[int], *, now: float) -> None:
-        minute = now // 60
-        for leaf in [k for k, (_, m) in self.leaves.items() if m is not None and m != minute]:
-            del self.leaves[leaf]
-        names = {k.name for k in self.leaves if isinstance(k, EventLeaf) and k.kind == "event" and k.name}
-        wants_purchases = any(isinstance(k, EventLeaf) and k.kind == "purchase" for k in self.leaves)
+    def _recompute(
+        self,
+        facts: SegmentFacts,
+        nums: list[int],
+        leaves: list[tuple[Leaf, _Cached]],
+        *,
+        now: float,
+        changed: bool,
+    ) -> None:
+        """Re-evaluate `leaves` for the given users; `changed`: their data changed (else only time passed)."""
+        names = {k.name for k, _ in leaves if isinstance(k, EventLeaf) and k.kind == "event" and k.name}
+        wants_purchases = any(isinstance(k, EventLeaf) and k.kind == "purchase" for k, _ in leaves)
+        cutoffs = {leaf: leaf_cutoff(leaf, now) for leaf, _ in leaves}
         for start in range(0, len(nums), _BATCH):
             batch = nums[start : start + _BATCH]
             users = facts.user_facts(self.workspace_id, batch, events=names, purchases=wants_purchases)
             present = BitMap(u.num for u in users)
             missing = BitMap(batch) - present
-            self.universe_bm |= present
-            self.universe_bm -= missing
-            for leaf, (bitmap, _) in self.leaves.items():
-                bitmap -= missing
+            if changed:
+                self.universe_bm |= present
+                self.universe_bm -= missing
+            else:  # a user not caught up yet is left to the catch-up that will see it
+                users = [u for u in users if u.num in self.universe_bm]
+            for leaf, cached in leaves:
+                cached.bitmap -= missing
+                cutoff = cutoffs[leaf]
                 for user in users:
                     if leaf_matches(leaf, user, now=now):
-                        bitmap.add(user.num)
+                        cached.bitmap.add(user.num)
                     else:
-                        bitmap.discard(user.num)
+                        cached.bitmap.discard(user.num)
+                    if cached.timeline is not None and cutoff is not None:
+                        cached.timeline.add(next_moment(leaf, user, cutoff=cutoff), user.num)
 
     def universe(self) -> BitMap:
         """Every user number of the workspace."""
@@ -142,25 +157,39 @@ class WorkspaceIndex:
     def leaf_bitmap(self, facts: SegmentFacts, leaf: Leaf, *, now: float) -> BitMap:
         """The members of one leaf (a cached bitmap: do not change it)."""
         assert not isinstance(leaf, CohortLeaf), "cohort leaves come from the cohort membership cache"
-        minute = now // 60 if _is_relative(leaf) else None
         cached = self.leaves.get(leaf)
-        if cached is not None and cached[1] == minute:
+        if cached is not None:
             self.leaves.move_to_end(leaf)
-            return cached[0]
-        bitmap = self._build(facts, leaf, now=now)
-        self.leaves[leaf] = (bitmap, minute)
-        while len(self.leaves) > self.max_leaves:
-            self.leaves.popitem(last=False)
-        return bitmap
+            if cached.timeline is not None and not self._slide(facts, leaf, cached, now=now):
+                cached = None
+        if cached is None:
+            cached = self._build(facts, leaf, now=now)
+            self.leaves[leaf] = cached
+            while len(self.leaves) > self.max_leaves:
+                self.leaves.popitem(last=False)
+        return cached.bitmap
 
-    def _build(self, facts: SegmentFacts, leaf: Leaf, *, now: float) -> BitMap:
-        matched, scanned = BitMap(), BitMap()
-        for batch in facts.scan_leaf(self.workspace_id, leaf):
-            scanned.update(u.num for u in batch)
-            matched.update(u.num for u in batch if leaf_matches(leaf, u, now=now))
-        if leaf_matches(leaf, UserFacts(num=-1), now=now):  # users without data match too
-            matched |= self.universe_bm - scanned
-        return matched & self.universe_bm
+    def _slide(self, facts: SegmentFacts, leaf: Leaf, cached: _Cached, *, now: float) -> bool:
+        """Move a relative-time leaf to the cutoff of `now`; False when it must be rebuilt instead."""
+        assert cached.timeline is not None
+        cutoff = leaf_cutoff(leaf, now)
+        assert cutoff is not None
+        if cutoff == cached.timeline.cutoff:
+            return True
+        if cutoff < cached.timeline.cutoff:  # the clock went back
+            return False
+        due = cached.timeline.advance(cutoff)
+        if len(due) > _MAX_SLIDE:  # a long pause: one narrow query beats many small reads
+            return False
+        if due:
+            self._recompute(facts, sorted(due), [(leaf, cached)], now=now, changed=False)
+        return True
+
+    def _build(self, facts: SegmentFacts, leaf: Leaf, *, now: float) -> _Cached:
+        rows = facts.leaf_rows(self.workspace_id, leaf, now=now)
+        bitmap = self.universe_bm - rows.nums if rows.complement else rows.nums & self.universe_bm
+        cutoff = leaf_cutoff(leaf, now)
+        return _Cached(bitmap, Timeline(cutoff, rows.moments) if cutoff is not None else None)
 
 
 CohortMembers = Callable[[str, str], BitMap]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from pyroaring import BitMap
 
 from cohorthub.cohorts.ports import CohortUnitOfWork
 from cohorthub.segments.model import Leaf
@@ -49,12 +51,25 @@ class Marks:
     deletion_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class LeafRows:
+    """A leaf's members as storage found them: `nums`, or the workspace's other users when `complement`.
+
+    `moments` holds, for relative-time leaves, (time, num) pairs at or after the leaf's current
+    cutoff: the moments at which the leaf may change for that user as the window slides.
+    """
+
+    nums: BitMap
+    complement: bool = False
+    moments: list[tuple[float, int]] = field(default_factory=list)
+
+
 class SegmentFacts(Protocol):
     """The read side the indexes catch up from (each method one indexed query)."""
 
     def marks(self, workspace_id: str) -> Marks: ...
-    def user_nums(self, workspace_id: str) -> Iterator[list[int]]: ...
-    def scan_leaf(self, workspace_id: str, leaf: Leaf) -> Iterator[list[UserFacts]]: ...
+    def universe(self, workspace_id: str) -> BitMap: ...
+    def leaf_rows(self, workspace_id: str, leaf: Leaf, *, now: float) -> LeafRows: ...
     def users_updated_since(self, workspace_id: str, since: float) -> list[tuple[int, float]]: ...
     def rows_after(
         self, source: str, workspace_id: str, after: int, extra: Iterable[int]

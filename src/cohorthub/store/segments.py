@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from itertools import groupby
+from collections.abc import Iterable
 from typing import Any
 
+from pyroaring import BitMap
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -27,9 +27,10 @@ from sqlalchemy import (
     update,
 )
 
-from cohorthub.segments.model import STANDARD_ATTRIBUTES, AttributeLeaf, EventLeaf, IdentityLeaf, Leaf
-from cohorthub.segments.ports import CohortState, Marks, SegmentRecord
+from cohorthub.segments.model import STANDARD_ATTRIBUTES, Leaf
+from cohorthub.segments.ports import CohortState, LeafRows, Marks, SegmentRecord
 from cohorthub.segments.reference import UserFacts
+from cohorthub.store import segment_leaves
 from cohorthub.store.tables import cohorts, custom_events, purchases, users
 
 _meta = MetaData()
@@ -75,7 +76,6 @@ segment_user_deletions = Table(
 )
 
 _STANDARD = [*STANDARD_ATTRIBUTES, "email_subscribe"]
-_SCAN_ROWS = 20_000
 _ID_SOURCES = {
     "events": (custom_events.c.id, custom_events.c.user_num, custom_events.c.workspace_id),
     "purchases": (purchases.c.id, purchases.c.user_num, purchases.c.workspace_id),
@@ -231,12 +231,13 @@ class SqlSegmentRepository:
             deletion_id=int(c.execute(select(func.max(segment_user_deletions.c.id))).scalar() or 0),
         )
 
-    def user_nums(self, workspace_id: str) -> Iterator[list[int]]:
-        """Every user number of the workspace, in batches."""
-        query = select(users.c.num).where(users.c.workspace_id == workspace_id)
-        result = self._conn.execution_options(yield_per=_SCAN_ROWS).execute(query)
-        for part in result.partitions():
-            yield [row[0] for row in part]
+    def universe(self, workspace_id: str) -> BitMap:
+        """Every user number of the workspace."""
+        return segment_leaves.universe(self._conn, workspace_id)
+
+    def leaf_rows(self, workspace_id: str, leaf: Leaf, *, now: float) -> LeafRows:
+        """The members of one leaf at `now`, by one narrow query (`store/segment_leaves.py`)."""
+        return segment_leaves.leaf_rows(self._conn, workspace_id, leaf, now=now)
 
     def users_updated_since(self, workspace_id: str, since: float) -> list[tuple[int, float]]:
         """(num, updated_at) of users changed at or after `since`."""
@@ -254,56 +255,10 @@ class SqlSegmentRepository:
         id_col, num_col, ws_col = _ID_SOURCES[source]
         extra = list(extra)
         wanted = or_(id_col > after, id_col.in_(extra)) if extra else id_col > after
-        rows = self._conn.execute(select(id_col, num_col).where(wanted, ws_col == workspace_id))
-        return [(int(r[0]), int(r[1])) for r in rows]
-
-    def scan_leaf(self, workspace_id: str, leaf: Leaf) -> Iterator[list[UserFacts]]:
-        """The data one leaf needs, for every user that has any, in batches."""
-        if isinstance(leaf, EventLeaf):
-            yield from self._scan_events(workspace_id, leaf)
-            return
-        if isinstance(leaf, AttributeLeaf) and leaf.custom:
-            cols = [users.c.num, users.c.custom_attributes]
-        elif isinstance(leaf, IdentityLeaf):
-            cols = [users.c.num, users.c.external_id, users.c.email, users.c.email_subscribe]
-        else:
-            assert isinstance(leaf, AttributeLeaf)
-            cols = [users.c.num, users.c[leaf.name]]
-        query = select(*cols).where(users.c.workspace_id == workspace_id)
-        if isinstance(leaf, AttributeLeaf) and not leaf.custom and leaf.op == "equals":
-            query = query.where(users.c[leaf.name] == leaf.value)  # a prefilter: the predicate still runs
-        for part in self._conn.execution_options(yield_per=_SCAN_ROWS).execute(query).partitions():
-            yield [self._facts(row._mapping) for row in part]
-
-    @staticmethod
-    def _facts(row: Any) -> UserFacts:
-        standard = {k: row[k] for k in _STANDARD if k in row}
-        custom = _custom(row["custom_attributes"]) if "custom_attributes" in row else {}
-        return UserFacts(num=row["num"], external_id=row.get("external_id"), standard=standard, custom=custom)
-
-    def _scan_events(self, workspace_id: str, leaf: EventLeaf) -> Iterator[list[UserFacts]]:
-        table = custom_events if leaf.kind == "event" else purchases
-        query = select(table.c.user_num, table.c.time).where(table.c.workspace_id == workspace_id)
-        if leaf.kind == "event":
-            query = query.where(custom_events.c.name == leaf.name)
-        elif leaf.name is not None:
-            query = query.where(purchases.c.product_id == leaf.name)
-        rows = self._conn.execution_options(yield_per=_SCAN_ROWS).execute(query.order_by(table.c.user_num))
-        batch: list[UserFacts] = []
-        for num, group in groupby(rows, key=lambda r: int(r[0])):
-            times = [float(r[1]) for r in group]
-            batch.append(self._event_facts(num, leaf, times))
-            if len(batch) >= _SCAN_ROWS:
-                yield batch
-                batch = []
-        yield batch
-
-    @staticmethod
-    def _event_facts(num: int, leaf: EventLeaf, times: list[float]) -> UserFacts:
-        if leaf.kind == "event":
-            assert leaf.name is not None
-            return UserFacts(num=num, events={leaf.name: times})
-        return UserFacts(num=num, purchases=[(leaf.name or "", t) for t in times])
+        # By id only (new rows of every workspace): with the workspace in the WHERE clause SQLite would
+        # walk the workspace's whole (workspace_id, name, user_num) index.
+        rows = self._conn.execute(select(id_col, num_col, ws_col).where(wanted))
+        return [(int(r[0]), int(r[1])) for r in rows if r[2] == workspace_id]
 
     def user_facts(
         self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool
@@ -314,11 +269,11 @@ class SqlSegmentRepository:
     def _user_facts(
         self, workspace_id: str, nums: list[int], *, events: set[str], with_purchases: bool
     ) -> list[UserFacts]:
-        cols = [users.c.num, users.c.external_id, users.c.custom_attributes, *(users.c[k] for k in _STANDARD)]
-        rows = self._conn.execute(
-            select(*cols).where(users.c.workspace_id == workspace_id, users.c.num.in_(nums))
-        )
-        found = [r._mapping for r in rows]
+        cols = [users.c.num, users.c.workspace_id, users.c.external_id, users.c.custom_attributes]
+        cols += [users.c[k] for k in _STANDARD]
+        # By primary key only: with the workspace in the WHERE clause SQLite scans the workspace's index.
+        rows = self._conn.execute(select(*cols).where(users.c.num.in_(nums)))
+        found = [r._mapping for r in rows if r.workspace_id == workspace_id]
         by_event: dict[int, dict[str, list[float]]] = {}
         if events and found:
             query = select(custom_events.c.user_num, custom_events.c.name, custom_events.c.time).where(

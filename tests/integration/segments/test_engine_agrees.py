@@ -56,9 +56,12 @@ def engine_members(c: Container, ws: str, raw: dict[str, Any], *, now: float = N
         )
 
 
-def _reference(raw: dict[str, Any], users: dict[int, UserFacts]) -> set[int]:
+def _reference(raw: dict[str, Any], users: dict[int, UserFacts], *, now: float = NOW) -> set[int]:
     node = parse_filter(raw)
-    return {n for n, u in users.items() if matches(node, u, now=NOW, definitions={})}
+    return {n for n, u in users.items() if matches(node, u, now=now, definitions={})}
+
+
+_LATER = st.sampled_from([0.0, 60.0, 0.3 * DAY, 1.2 * DAY, 3.1 * DAY, -DAY])  # -DAY: the clock went back
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -69,6 +72,8 @@ def test_engine_and_reference_agree_and_stay_in_step(
     ws, nums, pks = _insert(container, population)
     users = {n: p.facts(n) for n, p in zip(nums, population, strict=True)}
     assert engine_members(container, ws, raw) == _reference(raw, users)
+    later = NOW + data.draw(_LATER)  # relative-time windows slide with the clock
+    assert engine_members(container, ws, raw, now=later) == _reference(raw, users, now=later)
     if not nums:
         return
     # Change things behind the engine's back, as other requests or processes would.
@@ -89,4 +94,6 @@ def test_engine_and_reference_agree_and_stay_in_step(
         uow.commit()
     users[num] = person.facts(num)
     del users[gone]
-    assert engine_members(container, ws, raw) == _reference(raw, users)
+    assert engine_members(container, ws, raw, now=later) == _reference(raw, users, now=later)
+    last = later + data.draw(_LATER)  # changes caught up, then the window slides past them
+    assert engine_members(container, ws, raw, now=last) == _reference(raw, users, now=last)

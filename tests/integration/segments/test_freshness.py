@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cohorthub.bootstrap import Container, bootstrap
 from cohorthub.config import Settings
+from cohorthub.segments.model import DAY, parse_filter
 from tests.integration.segments import factories as f
 from tests.integration.segments.test_engine_agrees import engine_members
 
@@ -60,3 +61,20 @@ def test_an_update_committed_late_with_an_older_timestamp_is_still_seen(containe
         f.change_user(uow.conn, u1, now=NOW + 1, country="ES")
         uow.commit()
     assert engine_members(container, ws, ES) == {u1}
+
+
+def test_a_relative_window_slides_without_rebuilding_the_leaf(container: Container) -> None:
+    recent = {"type": "event", "event": "play", "op": "at_least", "count": 1, "within_days": 1}
+    new = {"type": "attribute", "attribute": "created_at", "op": "less_than_days_ago", "value": 1}
+    with container.uow() as uow:
+        ws = f.workspace(uow.conn, now=NOW)
+        u1, u2 = (f.user(uow.conn, ws, now=NOW - DAY + 90 * i) for i in (1, 2))
+        f.event(uow.conn, ws, u1, "play", at=NOW - DAY + 90)
+        f.event(uow.conn, ws, u2, "play", at=NOW - DAY + 180)
+        uow.commit()
+    for raw in (recent, new):
+        assert engine_members(container, ws, raw) == {u1, u2}
+        cached = container.segments.workspace(ws).leaves[parse_filter(raw)]
+        assert engine_members(container, ws, raw, now=NOW + 120) == {u2}  # u1's moment passed
+        assert engine_members(container, ws, raw, now=NOW + 240) == set()
+        assert container.segments.workspace(ws).leaves[parse_filter(raw)] is cached  # slid, not rebuilt

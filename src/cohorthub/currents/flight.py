@@ -80,6 +80,11 @@ class Flight:
                 self._hold = None  # every outcome is handed over: the next round knows the state
             return done
 
+    def give_back(self, outcomes: Sequence[Resolution]) -> None:
+        """Keep outcomes that could not be recorded, for the next round to record."""
+        with self._cond:
+            self._done[:0] = outcomes
+
     def close(self) -> None:
         """Finish the sends under way and release the pool and the sender."""
         self._pool.shutdown(wait=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -21,7 +21,7 @@ from cohorthub import clock
 from cohorthub.currents.flight import Flight
 from cohorthub.currents.outcome import connector_state_after, resolve_attempt
 from cohorthub.currents.policy import RetryPolicy
-from cohorthub.currents.ports import Claim, CurrentsUnitOfWork, Cursor, Sender
+from cohorthub.currents.ports import Claim, CurrentsUnitOfWork, Cursor, Resolution, Sender
 from cohorthub.currents.wire import request_headers
 
 log = logging.getLogger("cohorthub.currents")
@@ -70,7 +70,7 @@ class DeliveryWorker:
         flight = self._flight(connector_id)
         outcomes = flight.collect(keep=0 if wait else self.options.in_flight)
         now = self.now()
-        with self.uow() as uow:
+        with self._keeping(flight, outcomes), self.uow() as uow:
             cursor = uow.currents.connector_cursor(connector_id)
             if cursor is None:
                 uow.commit()
@@ -101,12 +101,13 @@ class DeliveryWorker:
         """Wait for the sends under way and record every outcome still held in memory."""
         flight = self._pending.get(connector_id)
         outcomes = flight.collect() if flight is not None else []
-        if outcomes:
-            now = self.now()
-            with self.uow() as uow:
-                tally = uow.currents.settle_batches(connector_id, outcomes, now=now)
-                uow.currents.record_outcomes(connector_id, tally, connector_state_after(outcomes, now))
-                uow.commit()
+        if flight is None or not outcomes:
+            return
+        now = self.now()
+        with self._keeping(flight, outcomes), self.uow() as uow:
+            tally = uow.currents.settle_batches(connector_id, outcomes, now=now)
+            uow.currents.record_outcomes(connector_id, tally, connector_state_after(outcomes, now))
+            uow.commit()
 
     def run(self, stop: threading.Event, connector_ids: Callable[[], list[str]]) -> None:
         """Deliver until `stop` is set: one thread per connector, the list refreshed periodically."""
@@ -150,6 +151,17 @@ class DeliveryWorker:
             except Exception:
                 log.exception("currents: could not record outcomes for %s", connector_id)
             self._forget(connector_id)
+
+    @staticmethod
+    @contextmanager
+    def _keeping(flight: Flight, outcomes: list[Resolution]) -> Iterator[None]:
+        """Hand the outcomes back to the flight when their transaction fails (e.g. the database
+        was busy), so the next round records them instead of leaving the batches to expire."""
+        try:
+            yield
+        except BaseException:
+            flight.give_back(outcomes)
+            raise
 
     def _flight(self, connector_id: str) -> Flight:
         flight = self._pending.get(connector_id)

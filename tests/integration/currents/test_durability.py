@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -12,6 +13,7 @@ from cohorthub.cli.sink import Sink
 from cohorthub.currents import envelope
 from cohorthub.currents.model import ConnectorState
 from cohorthub.currents.worker import DeliveryWorker
+from cohorthub.errors import ResourceLocked
 from tests.integration.currents.conftest import (
     T0,
     FakeClock,
@@ -147,3 +149,25 @@ class _Blackhole:
 
     def close(self) -> None:
         pass
+
+
+def test_outcomes_of_a_round_whose_transaction_failed_are_recorded_by_the_next_round(
+    container: Container, workspace: str, sink: SinkServer, clock: FakeClock
+) -> None:
+    connector = add_connector(container, workspace, sink.url, batch_size=5)
+    record_events(container, workspace, 12)
+    worker = make_worker(container, clock)
+    send_round(worker, connector.id, record=False)  # three batches sent, outcomes held in memory
+    working = worker.uow
+
+    def busy() -> Any:
+        raise ResourceLocked()
+
+    worker.uow = busy
+    with pytest.raises(ResourceLocked):
+        worker.step(connector.id)  # the database is busy: nothing recorded
+    worker.uow = working
+    worker.step(connector.id)
+    s = stats(container, connector.id, clock)
+    assert (s.delivered, s.in_flight, s.queued) == (12, 0, 0)  # recorded, not left to expire
+    assert sink.sink.requests == 3

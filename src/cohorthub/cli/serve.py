@@ -14,6 +14,7 @@ from cohorthub.bootstrap import bootstrap
 from cohorthub.cli.common import DatabaseOption
 from cohorthub.cli.currents import start_worker
 from cohorthub.config import Settings
+from cohorthub.segments.warmup import start_warmup
 
 
 def serve(
@@ -35,9 +36,16 @@ def serve(
         settings = replace(settings, public_url=f"http://{host}:{port}")
     container = bootstrap(settings)
     stop = start_worker(container)[0] if worker else None
+    warmup = start_warmup(  # segment indexes load in the background (docs/segments.md)
+        uow=lambda: container.uow(readonly=True),
+        indexes=container.segments,
+        membership=container.membership,
+        now=container.now,
+    )
     try:
         uvicorn.run(create_app(container), host=host, port=port, log_level=log_level, access_log=False)
     finally:
+        warmup.set()
         if stop is not None:
             stop.set()
         container.close()

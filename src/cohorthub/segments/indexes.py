@@ -7,8 +7,10 @@ applied with the same `updated_at` is skipped, so a change costs one re-evaluati
 purchase rows and deletion tombstones past an id watermark (ids still missing below it are
 re-read for the margin, as a later-committing writer may fill them). The users found are
 re-evaluated against every cached leaf; re-applying a change is harmless, so the margin
-costs a little work and never a wrong answer. Relative-time leaves are rebuilt when the
-minute changes. Cohort leaves come from the cohort membership cache (`cohorts.services.cohort_bitmap`).
+costs a little work and never a wrong answer. A leaf is built by one narrow query
+(`SegmentFacts.leaf_rows`); a relative-time leaf then slides with the clock through its
+`windows.Timeline`, re-evaluating only the users whose window edge the new minute crossed.
+Cohort leaves come from the cohort membership cache (`cohorts.services.cohort_bitmap`).
 """
 
 from __future__ import annotations

@@ -156,6 +156,15 @@ class SqlSegmentRepository:
         )
         return [_record(r) for r in rows]
 
+    def active(self) -> list[tuple[str, str]]:
+        """(workspace_id, id) of every non-archived segment, oldest first."""
+        rows = self._conn.execute(
+            select(segments.c.workspace_id, segments.c.id)
+            .where(segments.c.archived_at.is_(None))
+            .order_by(segments.c.created_at, segments.c.pk)
+        )
+        return [(r.workspace_id, r.id) for r in rows]
+
     # -- history -----------------------------------------------------------------------
     def record_size(self, segment_pk: int, *, at: float, size: int) -> None:
         """Append one point of size history."""

@@ -170,7 +170,7 @@ class _Json:
 
 
 def _custom(conn: Connection, ws: str, leaf: AttributeLeaf, now: float) -> LeafRows:
-    if '"' in leaf.name or "\\" in leaf.name:  # not expressible as a SQLite JSON path: read whole objects
+    if conn.dialect.name == "sqlite" and not _plain_key(leaf.name):  # no JSON path finds it: whole objects
         query = select(users.c.num, users.c.custom_attributes).where(
             users.c.workspace_id == ws, users.c.custom_attributes != "{}"
         )
@@ -202,6 +202,11 @@ def _custom(conn: Connection, ws: str, leaf: AttributeLeaf, now: float) -> LeafR
     kind_test = attr.kind.is_not(None) if data_type == "time" else attr.of(data_type)
     query = select(users.c.num, attr.value).where(users.c.workspace_id == ws, kind_test)
     return _in_python(conn, query, leaf, now, json_values=not attr.postgres)
+
+
+def _plain_key(key: str) -> bool:
+    """Whether `$."key"` finds the key (SQLite matches the stored, `json.dumps`-escaped text)."""
+    return key.isascii() and key.isprintable() and '"' not in key and "\\" not in key
 
 
 def _in_python(

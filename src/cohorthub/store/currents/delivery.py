@@ -81,11 +81,11 @@ class Delivery(Bound):
         if not rows:
             return []
         selected = rows if "*" in connector.events.patterns else select_events(connector.events, rows)
-        groups = list(chunks(selected, connector.batch_size))
+        columns = [tuple(zip(*group, strict=True)) for group in chunks(selected, connector.batch_size)]
         ids = insert_batches(
             self._conn,
             connector.id,
-            [([r[0] for r in g], min(r[3] for r in g)) for g in groups],
+            [(seqs, min(created)) for seqs, _xid, _type, created, _payload in columns],
             next_attempt_at=now,
             owner=owner,
             lease_until=lease_until,
@@ -97,8 +97,8 @@ class Delivery(Bound):
             .values(cursor_xid=last[1], cursor_seq=last[0])
         )
         return [
-            Claim(batch_id, tuple(r[0] for r in g), tuple(r[4] for r in g), 0, None)
-            for batch_id, g in zip(ids, groups, strict=True)
+            Claim(batch_id, seqs, stored, 0, None)
+            for batch_id, (seqs, _xid, _type, _created, stored) in zip(ids, columns, strict=True)
         ]
 
     def next_due_at(self, connector_id: str) -> float | None:
@@ -159,15 +159,22 @@ class Delivery(Bound):
         On PostgreSQL the connector row is locked first (FOR UPDATE) and the cursor read under
         that lock, so a claim that waited sees the cursor the previous claim committed.
         """
+        raw = self._conn.connection.driver_connection  # this read is most of a round's work
+        assert raw is not None
         if not self._pg:
-            return list(self._conn.exec_driver_sql(_SQLITE_AFTER_CURSOR, (workspace_id, connector_id, limit)))
-        cursor = self._conn.exec_driver_sql(_PG_LOCK_CURSOR, {"cid": connector_id}).one()
+            rows: list[Any] = raw.execute(
+                _SQLITE_AFTER_CURSOR, (workspace_id, connector_id, limit)
+            ).fetchall()
+            return rows
+        cursor = raw.execute(_PG_LOCK_CURSOR, {"cid": connector_id}).fetchone()
+        if cursor is None:  # deleted since the round began
+            return []
+        cx, cs = cursor
         # Read in index order and stop at the limit: without this, a planner with stale statistics
         # (a backlog inserted since the last ANALYZE) reads every row past the cursor and sorts.
-        self._conn.exec_driver_sql("SET LOCAL enable_sort = off")
-        params = {"ws": workspace_id, "cx": cursor[0], "cs": cursor[1], "n": limit}
-        rows = list(self._conn.exec_driver_sql(_PG_AFTER_CURSOR, params))
-        self._conn.exec_driver_sql("RESET enable_sort")
+        raw.execute("SET LOCAL enable_sort = off")
+        rows = raw.execute(_PG_AFTER_CURSOR, {"ws": workspace_id, "cx": cx, "cs": cs, "n": limit}).fetchall()
+        raw.execute("RESET enable_sort")
         return rows
 
 

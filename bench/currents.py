@@ -4,9 +4,11 @@
     .venv/bin/python bench/currents.py --events 20000  # smoke run
     .venv/bin/python bench/currents.py --pg postgresql://postgres@127.0.0.1:5432/postgres
 
-Delivery is measured end to end with durable claims and acks (SQLite synchronous=FULL);
-queuing the events is timed separately. The baseline splices and POSTs the same batches to the
+Delivery is measured end to end with durable claims and acks (SQLite synchronous=FULL), by the
+worker's own delivery loop; queuing the events is timed separately. The baseline splices and
+POSTs the same batches with the worker's HTTP sender, as many at once as the worker (4), to the
 same kind of sink without any database, in the same run; the ratio is delivery / baseline.
+PostgreSQL runs `cohorthub currents worker` processes, timed from the first delivered event.
 """
 
 from __future__ import annotations
@@ -131,8 +133,8 @@ def bare_loop(payloads: list[bytes], size: int, url: str, width: int) -> tuple[f
     return elapsed
 
 
-def sqlite_run(n: int, sizes: list[int], tmp: Path) -> None:
-    """The SQLite figures: delivery vs the bare loop for each batch size."""
+def sqlite_run(n: int, sizes: list[int], tmp: Path) -> dict[int, float]:
+    """The SQLite figures: delivery vs the bare loop for each batch size; the bare loops' events/s."""
     c = bootstrap(Settings(database_url=f"sqlite:///{tmp / 'bench.sqlite'}"))
     with c.uow() as uow:
         ws, _ = workspaces.create_workspace(uow=uow, name="bench", now=c.now())
@@ -158,6 +160,7 @@ def sqlite_run(n: int, sizes: list[int], tmp: Path) -> None:
             bytes(r[0]) for r in uow.conn.execute(outbox.select().with_only_columns(outbox.c.payload))
         ]
     width = WorkerOptions().in_flight
+    baselines: dict[int, float] = {}
     for size in sizes:
         base: dict[int, tuple[float, float]] = {}
         for w in sorted({1, width}):
@@ -174,6 +177,7 @@ def sqlite_run(n: int, sizes: list[int], tmp: Path) -> None:
         assert sink.unique() == n
         sink.stop()
         b_wall, b_cpu = base[width]
+        baselines[size] = n / b_wall
         print(
             f"sqlite batch {size:>5}: {n / wall:>9,.0f} events/s wall, {n / cpu:>9,.0f}/CPU-s (worker) "
             f"| bare loop, {width} in flight: {n / b_wall:>9,.0f}/s wall, {n / b_cpu:>9,.0f}/CPU-s "
@@ -181,9 +185,10 @@ def sqlite_run(n: int, sizes: list[int], tmp: Path) -> None:
             f"| bare loop, 1 in flight: {n / base[1][0]:,.0f}/s wall"
         )
     c.close()
+    return baselines
 
 
-def pg_run(admin_url: str, n: int, tmp: Path, worker_counts: list[int]) -> None:
+def pg_run(admin_url: str, n: int, tmp: Path, worker_counts: list[int], baseline: float | None) -> None:
     """PostgreSQL: 1 and 2 worker processes sharing one connector (batches of 100)."""
     for count in worker_counts:
         name = f"cohorthub_bench_{uuid.uuid4().hex[:8]}"
@@ -221,13 +226,15 @@ def pg_run(admin_url: str, n: int, tmp: Path, worker_counts: list[int]) -> None:
             while sink.unique() < n:
                 time.sleep(0.05)
             wall = time.perf_counter() - started
-            cpu = sum(_cpu_seconds(p.pid) for p in procs)
+            cpus = [_cpu_seconds(p.pid) for p in procs]
             for p in procs:
                 p.terminate()
                 p.wait()
+            ratio = f" | ratio {n / wall / baseline:.2f} wall to the bare loop" if baseline else ""
             print(
                 f"postgresql {count} worker(s), batch 100: {n / wall:>9,.0f} events/s wall, "
-                f"{n / cpu:>9,.0f}/CPU-s (workers, start-up included) | {n:,} events"
+                f"{n / sum(cpus):>9,.0f}/CPU-s (workers' CPU s: {' + '.join(f'{c:.1f}' for c in cpus)}, "
+                f"start-up included){ratio} | {n:,} events"
             )
             sink.stop()
             c.close()
@@ -255,10 +262,10 @@ def main() -> None:
     parser.add_argument("--pg-workers", default="1,2")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        sqlite_run(args.events, [int(s) for s in args.batch_sizes.split(",")], Path(tmp))
+        baselines = sqlite_run(args.events, [int(s) for s in args.batch_sizes.split(",")], Path(tmp))
         if args.pg:
             workers = [int(w) for w in args.pg_workers.split(",")]
-            pg_run(args.pg, args.pg_events or args.events, Path(tmp), workers)
+            pg_run(args.pg, args.pg_events or args.events, Path(tmp), workers, baselines.get(100))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -28,6 +29,8 @@ from tests.integration.currents.conftest import (
 )
 
 HOUR = 3600.0
+#: Events queued before the restart (issue 4 asks for 1M; COHORTHUB_TEST_RESTART_EVENTS lowers it locally).
+RESTART_EVENTS = int(os.environ.get("COHORTHUB_TEST_RESTART_EVENTS", "1000000"))
 
 
 def test_a_failing_connector_never_delays_another(
@@ -100,10 +103,10 @@ def test_an_expired_lease_is_delivered_by_another_worker(
 def test_a_restart_with_many_queued_events_loses_nothing(
     container: Container, workspace: str, sink: SinkServer, clock: FakeClock
 ) -> None:
-    connector = add_connector(container, workspace, sink.url, batch_size=100)
+    connector = add_connector(container, workspace, sink.url, batch_size=1_000)
     ids: list[str] = []
-    for _ in range(4):
-        ids += record_events(container, workspace, 2_500)  # 10,000 queued (the bench queues 1M)
+    for _ in range(RESTART_EVENTS // 50_000):
+        ids += record_events(container, workspace, 50_000)
     first = make_worker(container, clock)
     send_round(first, connector.id, record=False)
     first.step(connector.id)

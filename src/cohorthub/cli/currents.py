@@ -166,14 +166,14 @@ def replay(
 
 
 def start_worker(
-    c: Container, *, timeout: float = 30.0, lease_seconds: float = 600.0
+    c: Container, *, timeout: float = 30.0, lease_seconds: float = 600.0, in_flight: int = 4
 ) -> tuple[threading.Event, threading.Thread]:
     """Run a delivery worker in background threads; set the event to stop it."""
     worker = DeliveryWorker(
         uow=c.uow,
         sender_factory=lambda: HttpSender(timeout=timeout),
         now=c.now,
-        options=WorkerOptions(lease_seconds=max(lease_seconds, 2 * timeout)),
+        options=WorkerOptions(lease_seconds=max(lease_seconds, 2 * timeout), in_flight=max(1, in_flight)),
     )
 
     def connector_ids() -> list[str]:
@@ -193,11 +193,17 @@ def worker(
     lease: Annotated[
         float, typer.Option("--lease", help="Seconds before a dead worker's batches are sent again.")
     ] = 600.0,
+    in_flight: Annotated[
+        int,
+        typer.Option(
+            "--in-flight", help="Requests on the wire at once per connector (1 keeps batches in order)."
+        ),
+    ] = 4,
 ) -> None:
     """Deliver every connector's events until interrupted (SIGINT/SIGTERM finish the current round)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with wired(database) as c:
-        stop, thread = start_worker(c, timeout=timeout, lease_seconds=lease)
+        stop, thread = start_worker(c, timeout=timeout, lease_seconds=lease, in_flight=in_flight)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         err_console.print("currents worker running")

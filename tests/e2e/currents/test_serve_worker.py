@@ -120,9 +120,10 @@ def test_serve_with_no_worker_delivers_nothing_until_a_worker_runs(tmp_path: Pat
         time.sleep(6)  # longer than a worker's connector refresh (5 s) plus its poll interval
         assert _received(out) == []
         assert _stats(db)["delivered"] == 0
-        with _process("currents", "worker", "--database", db):  # the standalone worker delivers them
+        # The standalone worker delivers them; with one request in flight, in the order they were recorded.
+        with _process("currents", "worker", "--database", db, "--in-flight", "1"):
             _wait(lambda: len(_received(out)) == len(EVENTS))
-        assert sorted(e["properties"]["name"] for e in _received(out)) == sorted(EVENTS)
+        assert [e["properties"]["name"] for e in _received(out)] == list(EVENTS)
 
 
 def _stats(db: str) -> dict[str, Any]:

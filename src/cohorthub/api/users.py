@@ -151,6 +151,13 @@ OPERATIONS: list[Operation] = [
         response=wire.DeleteResponse,
         status=201,
         errors=ERRORS,
+        description=(
+            "Up to 50 identifiers in all, of any kinds. An email address or phone number deletes "
+            "the one user that has it, or the one its `prioritization` picks "
+            "(`identified` or `unidentified`, then `most_recently_updated` or "
+            "`least_recently_updated`); when several remain, no one is deleted. Emails match "
+            "case-insensitively. Users leave their partner cohorts in the same transaction."
+        ),
     ),
     Operation(
         "POST",

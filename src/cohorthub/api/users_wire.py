@@ -166,12 +166,28 @@ class AliasResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     errors: list[str] | None = None
 
 
+class EmailToDelete(msgspec.Struct, kw_only=True):
+    """The user with this email; `prioritization` picks one when several have it."""
+
+    email: str
+    prioritization: Prioritization | None = None
+
+
+class PhoneToDelete(msgspec.Struct, kw_only=True):
+    """The user with this phone number; `prioritization` picks one when several have it."""
+
+    phone: str
+    prioritization: Prioritization | None = None
+
+
 class DeleteRequest(msgspec.Struct, kw_only=True):
-    """`POST /users/delete`: up to 50 identifiers in all."""
+    """`POST /users/delete`: up to 50 identifiers in all; a shared email or phone deletes no one."""
 
     external_ids: Annotated[list[Id], Upto50] | None = None
     user_aliases: Annotated[list[UserAlias], Upto50] | None = None
     braze_ids: Annotated[list[Id], Upto50] | None = None
+    email_addresses: Annotated[list[str | EmailToDelete], Upto50] | None = None
+    phone_numbers: Annotated[list[str | PhoneToDelete], Upto50] | None = None
 
 
 class DeleteResponse(msgspec.Struct):

@@ -67,6 +67,7 @@ EMPTY_EXPORT_FIELDS = frozenset(
 
 T = TypeVar("T")
 IdentifyKind = Literal["user_alias", "email", "phone"]
+ContactKind = Literal["email", "phone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,23 @@ class UserIds:
     device_ids: list[str] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactMatch:
+    """The user whose email or phone is `value`; `prioritization` picks one when several have it."""
+
+    kind: ContactKind
+    value: str
+    prioritization: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRequest:
+    """Users to delete: by identifier, and by email address or phone number."""
+
+    ids: UserIds
+    contacts: list[ContactMatch]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,15 +234,40 @@ def _ids(body: dict[str, Any], arrays: dict[str, str]) -> UserIds:
     return ids
 
 
-def parse_delete(body: Any) -> UserIds:
-    """`external_ids`, `user_aliases`, `braze_ids` (≤ 50 in all)."""
-    ids = _ids(
-        _object(body),
-        {"external_ids": "external_ids", "user_aliases": "aliases", "braze_ids": "braze_ids"},
-    )
-    if not (ids.external_ids or ids.aliases or ids.braze_ids):
-        raise InvalidUserRequest("One of external_ids, user_aliases or braze_ids is required")
-    return ids
+def _contact(kind: ContactKind) -> Callable[[Any], ContactMatch]:
+    def parse(item: Any) -> ContactMatch:
+        prioritization: tuple[str, ...] = ()
+        if isinstance(item, dict):
+            if item.get("prioritization") is not None:
+                prioritization = _prioritization(item["prioritization"])
+            item = item.get(kind)
+        value = parse_standard(kind, item)
+        if value is None:
+            raise ValueError(f"{kind} is required")
+        return ContactMatch(kind, value, prioritization)
+
+    return parse
+
+
+DELETE_ARRAYS = ("external_ids", "user_aliases", "braze_ids", "email_addresses", "phone_numbers")
+
+
+def parse_delete(body: Any) -> DeleteRequest:
+    """`external_ids`, `user_aliases`, `braze_ids`, `email_addresses`, `phone_numbers` (≤ 50 in all)."""
+    body = _object(body)
+    total = sum(len(_array(body, name)) for name in DELETE_ARRAYS)
+    if total > MAX_BATCH:
+        raise InvalidUserRequest(f"Too many identifiers: {total} given, at most {MAX_BATCH} per request")
+    ids = _ids(body, {"external_ids": "external_ids", "user_aliases": "aliases", "braze_ids": "braze_ids"})
+    contacts = [
+        *_each("email_addresses", _array(body, "email_addresses"), _contact("email")),
+        *_each("phone_numbers", _array(body, "phone_numbers"), _contact("phone")),
+    ]
+    if not (ids.external_ids or ids.aliases or ids.braze_ids or contacts):
+        raise InvalidUserRequest(
+            "One of external_ids, user_aliases, braze_ids, email_addresses or phone_numbers is required"
+        )
+    return DeleteRequest(ids, contacts)
 
 
 def _single(body: dict[str, Any], name: str, kind: str) -> list[str]:

@@ -195,12 +195,22 @@ def delete_users(
     now: float,
 ) -> int:
     """`/users/delete`: remove users and everything recorded about them; return how many."""
-    ids = parse_delete(body)
+    request = parse_delete(body)
+    ids = request.ids
     uow.users.lock(workspace_id)
     lookup = Lookup(
-        external_ids=set(ids.external_ids), aliases=set(ids.aliases), braze_ids=set(ids.braze_ids)
+        external_ids=set(ids.external_ids),
+        aliases=set(ids.aliases),
+        braze_ids=set(ids.braze_ids),
+        emails={c.value for c in request.contacts if c.kind == "email"},
+        phones={c.value for c in request.contacts if c.kind == "phone"},
     )
-    nums = sorted(p.num for p in uow.users.load(workspace_id, lookup).profiles)
+    ws = WorkSet(uow.users.load(workspace_id, lookup), now=now)
+    found = [ws.find("external_id", v) for v in ids.external_ids]
+    found += [ws.find("user_alias", a) for a in ids.aliases]
+    found += [ws.find("braze_id", v) for v in ids.braze_ids]
+    found += [pick(ws.with_field(c.kind, c.value), c.prioritization) for c in request.contacts]
+    nums = sorted({p.num for p in found if p is not None})
     if nums:
         # Delete first: the row locks make a concurrent cohort import that matched these users
         # finish (or skip them) before the listeners read the memberships to undo.

@@ -223,7 +223,11 @@ BAD_REQUESTS: list[tuple[str, Any, str]] = [
     ("/users/alias/new", {"user_aliases": [ALIAS] * 51}, "Too many user_aliases: 51 given"),
     ("/users/delete", {"external_ids": ["a"] * 51}, "Too many external_ids: 51 given, at most 50"),
     ("/users/delete", {"external_ids": [1]}, "external_id must be a string"),
-    ("/users/delete", {}, "One of external_ids, user_aliases or braze_ids is required"),
+    (
+        "/users/delete",
+        {},
+        "One of external_ids, user_aliases, braze_ids, email_addresses or phone_numbers is required",
+    ),
     ("/users/export/ids", {"external_ids": ["a"] * 51}, "Too many external_ids: 51 given"),
     ("/users/export/ids", {"external_ids": ["a"], "fields_to_export": ["bogus"]}, "Unknown fields_to_export"),
     ("/users/export/ids", {"device_id": 7}, "device_id must be a string"),

@@ -157,7 +157,7 @@ def test_identify_and_alias_requests_are_all_or_nothing() -> None:
 def test_delete_and_export_limits() -> None:
     with pytest.raises(InvalidUserRequest, match="Too many identifiers: 51 given"):
         parse_delete({"external_ids": ["a"] * 30, "braze_ids": ["b"] * 21})
-    with pytest.raises(InvalidUserRequest, match="One of external_ids, user_aliases or braze_ids"):
+    with pytest.raises(InvalidUserRequest, match="One of external_ids, user_aliases, braze_ids, email_addr"):
         parse_delete({"emails": ["a@x.io"]})
     with pytest.raises(InvalidUserRequest, match="Unknown fields_to_export: nope"):
         parse_export({"external_ids": ["a"], "fields_to_export": ["email", "nope"]})

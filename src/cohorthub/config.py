@@ -54,6 +54,7 @@ class Settings:
     lock_timeout_seconds: float = 5.0
     identifier_max_length: int = 512
     compaction_threshold: int = 50_000
+    outbox_retention_seconds: float = 7 * 86400.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -75,6 +76,7 @@ class Settings:
         durations = {
             "COHORTHUB_KEY_ROTATION_GRACE": "key_rotation_grace_seconds",
             "COHORTHUB_LOCK_TIMEOUT": "lock_timeout_seconds",
+            "COHORTHUB_OUTBOX_RETENTION": "outbox_retention_seconds",
         }
         for var, name in durations.items():
             if var in env:

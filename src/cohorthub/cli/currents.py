@@ -12,7 +12,7 @@ import typer
 
 from cohorthub.bootstrap import Container
 from cohorthub.cli.common import DatabaseOption, JsonOption, emit, err_console, wired
-from cohorthub.currents import services
+from cohorthub.currents import retention, services
 from cohorthub.currents.errors import InvalidConnector
 from cohorthub.currents.model import DEFAULT_BATCH_SIZE, DEFAULT_EVENTS, Connector, ConnectorStats
 from cohorthub.currents.transport import HttpSender
@@ -165,6 +165,48 @@ def replay(
     emit({"id": connector, "queued": count}, as_json=as_json)
 
 
+@app.command("prune")
+def prune(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than", help="Keep events recorded within this period (90m, 36h, 7d; default: setting)."
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")] = False,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete old outbox events every connector of their workspace has delivered or dead-lettered."""
+    with wired(database) as c:
+        period = c.settings.outbox_retention_seconds if older_than is None else parse_period(older_than)
+        report = retention.prune_outbox(uow=c.uow, older_than=period, dry_run=dry_run, now=c.now())
+    emit(
+        {
+            "removed": report.removed,
+            "dry_run": report.dry_run,
+            "older_than_seconds": period,
+            "before": report.before,
+            "workspaces": report.workspaces,
+        },
+        as_json=as_json,
+    )
+
+
+def parse_period(text: str) -> float:
+    """`90`, `90s`, `15m`, `36h` or `7d` as seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    text = text.strip().lower()
+    number, scale = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1.0)
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise InvalidConnector(f"--older-than must be a positive duration such as 7d, 36h or 90m: {text}")
+    return seconds
+
+
 def start_worker(
     c: Container, *, timeout: float = 30.0, lease_seconds: float = 600.0, in_flight: int = 4
 ) -> tuple[threading.Event, threading.Thread]:
@@ -173,7 +215,11 @@ def start_worker(
         uow=c.uow,
         sender_factory=lambda: HttpSender(timeout=timeout),
         now=c.now,
-        options=WorkerOptions(lease_seconds=max(lease_seconds, 2 * timeout), in_flight=max(1, in_flight)),
+        options=WorkerOptions(
+            lease_seconds=max(lease_seconds, 2 * timeout),
+            in_flight=max(1, in_flight),
+            retention_seconds=c.settings.outbox_retention_seconds,
+        ),
     )
 
     def connector_ids() -> list[str]:

@@ -53,6 +53,15 @@ class Tally:
     dropped: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class PruneChunk:
+    """One retention chunk: rows deleted (or deletable), the last position examined, walk over."""
+
+    removed: int
+    last_seq: int
+    done: bool
+
+
 class CurrentsRepository(Protocol):
     """Connectors, their batches and dead letters."""
 
@@ -77,6 +86,10 @@ class CurrentsRepository(Protocol):
     def next_due_at(self, connector_id: str) -> float | None: ...
     def replay_since(self, connector: Connector, *, since: float, now: float) -> int: ...
     def replay_dead_letters(self, connector: Connector, *, now: float) -> int: ...
+    def workspace_ids(self) -> list[str]: ...
+    def prune_outbox_chunk(
+        self, workspace_id: str, *, before: float, after_seq: int, limit: int, dry_run: bool
+    ) -> PruneChunk: ...
 
 
 class CurrentsUnitOfWork(Protocol):

@@ -22,6 +22,7 @@ from cohorthub.currents.flight import Flight
 from cohorthub.currents.outcome import connector_state_after, resolve_attempt
 from cohorthub.currents.policy import RetryPolicy
 from cohorthub.currents.ports import Claim, CurrentsUnitOfWork, Cursor, Resolution, Sender
+from cohorthub.currents.retention import prune_outbox
 from cohorthub.currents.wire import request_headers
 
 log = logging.getLogger("cohorthub.currents")
@@ -37,6 +38,8 @@ class WorkerOptions:
     max_events_per_round: int = 2_000
     refresh_interval: float = 5.0
     in_flight: int = 4  # requests on the wire at once per connector (1 keeps batches in order)
+    retention_seconds: float | None = None  # prune the outbox (None: never)
+    prune_interval: float = 3600.0  # at most one prune per interval, at start and then periodically
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,9 @@ class DeliveryWorker:
     def run(self, stop: threading.Event, connector_ids: Callable[[], list[str]]) -> None:
         """Deliver until `stop` is set: one thread per connector, the list refreshed periodically."""
         threads: dict[str, threading.Thread] = {}
+        next_prune = self.now()
         while not stop.is_set():
+            next_prune = self.prune_if_due(next_prune)
             try:
                 ids = connector_ids()
             except Exception:
@@ -129,6 +134,19 @@ class DeliveryWorker:
             stop.wait(self.options.refresh_interval)
         for thread in threads.values():
             thread.join()
+
+    def prune_if_due(self, due_at: float) -> float:
+        """Prune the outbox when retention is on and `due_at` has come; when the next prune is due."""
+        now = self.now()
+        if self.options.retention_seconds is None or now < due_at:
+            return due_at
+        try:
+            report = prune_outbox(uow=self.uow, older_than=self.options.retention_seconds, now=now)
+            if report.removed:
+                log.info("currents: pruned %d outbox events", report.removed)
+        except Exception:
+            log.exception("currents: outbox prune failed")
+        return now + self.options.prune_interval
 
     def _loop(self, connector_id: str, stop: threading.Event) -> None:
         wait = True

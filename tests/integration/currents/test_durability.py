@@ -105,8 +105,8 @@ def test_a_restart_with_many_queued_events_loses_nothing(
 ) -> None:
     connector = add_connector(container, workspace, sink.url, batch_size=1_000)
     ids: list[str] = []
-    for _ in range(RESTART_EVENTS // 50_000):
-        ids += record_events(container, workspace, 50_000)
+    while len(ids) < RESTART_EVENTS:  # in transactions of at most 50,000 events
+        ids += record_events(container, workspace, min(50_000, RESTART_EVENTS - len(ids)))
     first = make_worker(container, clock)
     send_round(first, connector.id, record=False)
     first.step(connector.id)

@@ -1,11 +1,12 @@
 """SQL repository for Currents, one module per concept: connectors, delivery rounds (batches and
-leases), dead letters and replays, statistics; `schema` holds the tables."""
+leases), dead letters and replays, outbox retention, statistics; `schema` holds the tables."""
 
 from __future__ import annotations
 
 from cohorthub.store.currents.connectors import ConnectorRows
 from cohorthub.store.currents.dead_letters import Replays
 from cohorthub.store.currents.delivery import Delivery
+from cohorthub.store.currents.retention import Retention
 from cohorthub.store.currents.schema import batches, connectors, dead_letters, pack_seqs, unpack_seqs
 from cohorthub.store.currents.stats import Stats
 
@@ -19,5 +20,5 @@ __all__ = [
 ]
 
 
-class SqlCurrentsRepository(ConnectorRows, Delivery, Replays, Stats):
+class SqlCurrentsRepository(ConnectorRows, Delivery, Replays, Retention, Stats):
     """Currents state in SQL, bound to one transaction."""

@@ -144,3 +144,25 @@ def test_a_dead_letter_keeps_its_event_and_replays_after_a_prune(
 def test_a_retention_that_is_not_positive_is_refused(container: Container) -> None:
     with pytest.raises(InvalidConnector, match="must be positive"):
         prune_outbox(uow=container.uow, older_than=0, now=LATER)
+
+
+def test_the_worker_prunes_at_most_once_per_interval(container: Container, workspace: str) -> None:
+    clock = FakeClock(LATER)
+    worker = make_worker(container, clock, retention_seconds=7 * DAY, prune_interval=3600.0)
+    record_events(container, workspace, 5)
+    due = worker.prune_if_due(LATER)
+    assert due == LATER + 3600.0 and stored(container, workspace) == set()
+    record_events(container, workspace, 3)
+    clock.advance_to(LATER + 3599)
+    assert worker.prune_if_due(due) == due  # not yet
+    assert len(stored(container, workspace)) == 3
+    clock.advance_to(LATER + 3600)
+    assert worker.prune_if_due(due) == LATER + 7200.0
+    assert stored(container, workspace) == set()
+
+
+def test_a_worker_without_retention_never_prunes(container: Container, workspace: str) -> None:
+    worker = make_worker(container, FakeClock(LATER))
+    ids = record_events(container, workspace, 2)
+    assert worker.prune_if_due(0.0) == 0.0
+    assert stored(container, workspace) == set(ids)

@@ -12,11 +12,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
 
 from cohorthub.cohorts.model import Alias, Cohort
 from cohorthub.cohorts.ports import LoggedChange
-from cohorthub.errors import ResourceLocked
 from cohorthub.store.tables import (
     cohort_changes,
     cohort_chunks,
@@ -25,8 +23,6 @@ from cohorthub.store.tables import (
     user_aliases,
     users,
 )
-
-_LOCK_ERRORS = {"55P03", "40P01"}  # PostgreSQL: lock_timeout expired, deadlock detected
 
 # The statements of the import path are built once: building them per request costs more
 # Python time than SQLite takes to run them.
@@ -82,7 +78,7 @@ class SqlCohortRepository:
         """The cohort, locked for this transaction when `for_update`."""
         params = {"b_ws": workspace_id, "b_partner": partner, "b_cohort_id": cohort_id}
         if for_update and self._pg:
-            rows = list(self._locking(_GET.with_for_update(), params))
+            rows = list(self._conn.execute(_GET.with_for_update(), params))
         else:
             rows = list(self._conn.execute(_GET, params))
         return _cohort(rows[0]) if rows else None
@@ -102,7 +98,7 @@ class SqlCohortRepository:
     def ensure(self, *, workspace_id: str, partner: str, cohort_id: str, now: float) -> tuple[Cohort, bool]:
         """The cohort locked for writing, created (named after its id) when missing; True if created."""
         params = {"b_ws": workspace_id, "b_partner": partner, "b_cohort_id": cohort_id, "b_now": now}
-        result = self._locking(_ENSURE["postgresql" if self._pg else "sqlite"], params)
+        result = self._conn.execute(_ENSURE["postgresql" if self._pg else "sqlite"], params)
         cohort = self.get(workspace_id, partner, cohort_id, for_update=True)
         assert cohort is not None
         return cohort, result.rowcount == 1
@@ -126,16 +122,7 @@ class SqlCohortRepository:
     def _select(self, stmt: Select[Any], for_update: bool) -> list[Any]:
         if not (for_update and self._pg):
             return list(self._conn.execute(stmt))
-        return list(self._locking(stmt.with_for_update()))
-
-    def _locking(self, stmt: Any, params: dict[str, Any] | None = None) -> Any:
-        """Execute a statement that may wait for a row lock; a wait past lock_timeout is `ResourceLocked`."""
-        try:
-            return self._conn.execute(stmt, params)
-        except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) in _LOCK_ERRORS:
-                raise ResourceLocked() from exc
-            raise
+        return list(self._conn.execute(stmt.with_for_update()))
 
     # -- matching ----------------------------------------------------------------------------
 
@@ -180,12 +167,7 @@ class SqlCohortRepository:
         return f" FOR KEY SHARE{of}" if self._pg else ""
 
     def _resolve(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        try:
-            return list(self._conn.exec_driver_sql(sql, params).all())
-        except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) in _LOCK_ERRORS:
-                raise ResourceLocked() from exc
-            raise
+        return list(self._conn.exec_driver_sql(sql, params).all())
 
     @property
     def _mark(self) -> str:

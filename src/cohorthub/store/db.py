@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.pool import QueuePool
+
+from cohorthub.errors import ResourceLocked
+
+#: PostgreSQL SQLSTATEs of a lock that could not be had: lock_timeout expired, deadlock detected.
+_PG_LOCK_ERRORS = {"55P03", "40P01"}
 
 
 def normalize_url(url: str) -> str:
@@ -34,8 +39,23 @@ def is_sqlite(url: str) -> bool:
 def create_db_engine(url: str, *, lock_timeout_seconds: float = 5.0) -> Engine:
     """Create the engine for `url`, with the pragmas and pool the store needs."""
     url = normalize_url(url)
-    if is_sqlite(url):
-        return _sqlite_engine(url, lock_timeout_seconds)
+    engine = (
+        _sqlite_engine(url, lock_timeout_seconds) if is_sqlite(url) else _pg_engine(url, lock_timeout_seconds)
+    )
+    event.listen(engine, "handle_error", _translate_lock_errors)
+    return engine
+
+
+def _translate_lock_errors(context: ExceptionContext) -> None:
+    """Every statement that waited too long for a lock raises `ResourceLocked` (423 at the edge)."""
+    orig = context.original_exception
+    if getattr(orig, "sqlstate", None) in _PG_LOCK_ERRORS or (
+        isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
+    ):
+        raise ResourceLocked() from context.sqlalchemy_exception
+
+
+def _pg_engine(url: str, lock_timeout_seconds: float) -> Engine:
     return create_engine(
         url,
         poolclass=QueuePool,

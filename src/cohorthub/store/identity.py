@@ -27,8 +27,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import OperationalError
 
+from cohorthub.errors import ResourceLocked
 from cohorthub.identity.errors import UsersLocked
 from cohorthub.identity.model import STANDARD_FIELDS, Profile, UserAlias
 from cohorthub.identity.ports import Activity, Summary
@@ -59,7 +59,7 @@ class SqlUserRepository:
             return  # SQLite writers already hold the database lock
         try:
             self._conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(workspace_id)})
-        except OperationalError as exc:
+        except ResourceLocked as exc:
             raise UsersLocked("Users of this workspace are locked by another writer; retry") from exc
 
     # -- reading -------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from types import TracebackType
 from typing import Self
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError
 
 from cohorthub.errors import ResourceLocked
 from cohorthub.store.cohorts import SqlCohortRepository
@@ -62,10 +61,7 @@ class SqlUnitOfWork:
             mode = "DEFERRED" if self._readonly else "IMMEDIATE"
             self.conn = self._engine.connect().execution_options(sqlite_begin=mode)
             self.conn.begin()
-        except OperationalError as exc:
-            self._release()
-            raise ResourceLocked() from exc
-        except BaseException:
+        except BaseException:  # ResourceLocked from the engine when BEGIN waited too long
             self._release()
             raise
         self.workspaces = SqlWorkspaceRepository(self.conn)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from cohorthub.config import Settings
 from cohorthub.errors import ResourceLocked
@@ -17,14 +17,18 @@ def test_a_lock_timeout_becomes_resource_locked(database_url: str) -> None:
         with holder.connect() as held:
             held.begin()
             held.execute(text("INSERT INTO workspaces (id, name, created_at) VALUES ('w1', 'A', 0)"))
+            # SQLite: BEGIN IMMEDIATE waits for the other writer; PostgreSQL: the row's unique key.
             with engine.connect() as waiter, pytest.raises(ResourceLocked):
-                # SQLite: BEGIN IMMEDIATE waits for the other writer; PostgreSQL: the row's unique key.
-                waiter.begin()
-                waiter.execute(text("INSERT INTO workspaces (id, name, created_at) VALUES ('w1', 'B', 0)"))
+                _insert_in_transaction(waiter)
             held.rollback()
     finally:
         engine.dispose()
         holder.dispose()
+
+
+def _insert_in_transaction(conn: Connection) -> None:
+    conn.begin()
+    conn.execute(text("INSERT INTO workspaces (id, name, created_at) VALUES ('w1', 'B', 0)"))
 
 
 def test_other_database_errors_pass_through(database_url: str) -> None:

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from cohorthub.api import params
 from cohorthub.api.cohort_import import UserAlias
 from cohorthub.api.http import JSONResponse, api_key, container, in_thread
 from cohorthub.api.openapi import Operation
 from cohorthub.cohorts import services
-from cohorthub.cohorts.errors import InvalidCohortQuery
 from cohorthub.cohorts.model import Cohort
 from cohorthub.workspaces.services import authenticate_rest_key
 
@@ -96,22 +96,6 @@ def cohort_out(cohort: Cohort) -> CohortOut:
     )
 
 
-def _limit(text: str | None) -> int:
-    if text is None:
-        return DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise InvalidCohortQuery(f"`limit` must be an integer from 1 to {MAX_LIMIT}")
-    return int(text)
-
-
-def _cursor(text: str | None) -> int | None:
-    if text is None or text == "":
-        return None
-    if not text.isdigit() or len(text) > 19:
-        raise InvalidCohortQuery("`cursor` must be a `next_cursor` returned by this endpoint")
-    return int(text)
-
-
 async def get_cohorts(request: Request) -> Response:
     """`GET /cohorts?partner=heap`: the workspace's cohorts with size and diagnostics."""
     c, key = container(request), api_key(request, None)
@@ -130,14 +114,15 @@ async def get_members(request: Request) -> Response:
     """`GET /cohorts/{partner}/{cohort_id}/members?limit=&cursor=`: members in a stable order."""
     c, key = container(request), api_key(request, None)
     partner, cohort_id = request.path_params["partner"], request.path_params["cohort_id"]
-    limit, cursor = request.query_params.get("limit"), request.query_params.get("cursor")
+    limit = params.integer(request.query_params, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+    after = params.cursor(request.query_params)
 
     def run() -> services.MembersPage:
         with c.uow(readonly=True) as uow:
             workspace_id = authenticate_rest_key(uow=uow, key=key, permission=PERMISSION).workspace_id
             return services.cohort_members(
                 uow=uow, cache=c.membership, workspace_id=workspace_id, partner=partner,
-                cohort_id=cohort_id, limit=_limit(limit), after=_cursor(cursor),
+                cohort_id=cohort_id, limit=limit, after=after,
             )  # fmt: skip
 
     page = await in_thread(run)

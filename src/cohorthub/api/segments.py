@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from cohorthub.api import params
 from cohorthub.api.cohorts import iso
 from cohorthub.api.http import JSONResponse, api_key, container, decode_as, in_thread, read_json
 from cohorthub.api.openapi import Operation
@@ -31,6 +32,7 @@ from cohorthub.workspaces.services import authenticate_rest_key
 
 T = TypeVar("T")
 PAGE = 100
+MAX_PAGE_NUMBER = 10**18
 UNSET: Any = msgspec.UNSET
 
 
@@ -215,20 +217,17 @@ async def unarchive_segment(request: Request) -> Response:
 async def get_list(request: Request) -> Response:
     """`GET /segments/list?page=0&sort_direction=asc`: 100 segments a page, by creation time."""
     q = request.query_params
-    page = q.get("page", "0")
-    if not page.isdigit():
-        raise InvalidSegment("page", "must be a non-negative integer")
-    if q.get("sort_direction", "asc") not in ("asc", "desc"):
-        raise InvalidSegment("sort_direction", "must be asc or desc")
-    archived = q.get("include_archived", "false") == "true"
+    page = params.integer(q, "page", default=0, low=0, high=MAX_PAGE_NUMBER)
+    descending = params.choice(q, "sort_direction", ("asc", "desc")) == "desc"
+    archived = params.choice(q, "include_archived", ("false", "true")) == "true"
 
     def work(uow: SqlUnitOfWork, ws: str) -> list[SegmentRecord]:
         return services.list_segments(uow=uow, workspace_id=ws, include_archived=archived)
 
     found = await in_thread(_read(request, "segments.list", work))
-    if q.get("sort_direction") == "desc":
+    if descending:
         found.reverse()
-    rows = found[int(page) * PAGE : (int(page) + 1) * PAGE]
+    rows = found[page * PAGE : (page + 1) * PAGE]
     return JSONResponse(
         SegmentList(
             segments=[SegmentSummary(r.id, r.name, r.analytics_tracking_enabled, list(r.tags)) for r in rows]
@@ -280,38 +279,22 @@ async def get_size(request: Request) -> Response:
     return JSONResponse(await in_thread(run))
 
 
-def _limit(text: str | None, default: int) -> int:
-    if text is None:
-        return default
-    if not text.isdigit() or not 1 <= int(text) <= services.MAX_PAGE:
-        raise InvalidSegment("limit", f"must be an integer from 1 to {services.MAX_PAGE}")
-    return int(text)
-
-
-def _cursor(text: str | None) -> int:
-    if not text:
-        return -1
-    if not text.isdigit() or len(text) > 19:
-        raise InvalidSegment("cursor", "must be a `next_cursor` returned by this endpoint")
-    return int(text)
-
-
 async def get_members(request: Request) -> Response:
     """`GET /segments/{segment_id}/members?cursor=&limit=` (or `?format=csv` for every member)."""
     c, segment_id, q = container(request), request.path_params["segment_id"], request.query_params
-    if q.get("format", "json") not in ("json", "csv"):
-        raise InvalidSegment("format", "must be json or csv")
-    limit, after = _limit(q.get("limit"), services.MAX_PAGE), _cursor(q.get("cursor"))
+    csv_export = params.choice(q, "format", ("json", "csv")) == "csv"
+    limit, cursor = _limit(q), params.cursor(q)
+    after = -1 if cursor is None else cursor
 
     def work(uow: SqlUnitOfWork, ws: str) -> tuple[BitMap, list[tuple[int, str, str | None]], int | None]:
         _, members, _ = _evaluate(c, uow, ws, segment_id)
-        if q.get("format") == "csv":
+        if csv_export:
             return members, [], None
         rows, cursor = services.page_members(uow=uow, members=members, after=after, limit=limit)
         return members, rows, cursor
 
     members, rows, cursor = await in_thread(_read(request, "segments.read", work))
-    if q.get("format") == "csv":
+    if csv_export:
         headers = {"content-disposition": f'attachment; filename="segment-{segment_id}.csv"'}
         return StreamingResponse(_csv(c, members), media_type="text/csv", headers=headers)
     page = MembersPage(
@@ -342,9 +325,7 @@ def _csv(c: Container, members: BitMap) -> Iterator[str]:
 async def get_explain(request: Request) -> Response:
     """`GET /segments/{segment_id}/explain?external_id=`: which leaves matched for that user."""
     c, segment_id = container(request), request.path_params["segment_id"]
-    external_id = request.query_params.get("external_id") or ""
-    if not external_id:
-        raise InvalidSegment("external_id", "is required")
+    external_id = params.required(request.query_params, "external_id")
 
     def work(uow: SqlUnitOfWork, ws: str) -> dict[str, Any]:
         return services.explain_user(
@@ -358,17 +339,21 @@ async def get_explain(request: Request) -> Response:
     )
 
 
+def _limit(q: Mapping[str, str]) -> int:
+    return params.integer(q, "limit", default=services.MAX_PAGE, low=1, high=services.MAX_PAGE)
+
+
 def _since(text: str | None) -> float:
     try:
         return parse_time(text or "")
     except ValueError:
-        raise InvalidSegment("since", "must be an ISO-8601 date or date-time") from None
+        raise params.InvalidParameter("since", "must be an ISO-8601 date or date-time") from None
 
 
 async def get_changes(request: Request) -> Response:
     """`GET /segments/{segment_id}/changes?since=&limit=`: who entered and who left since then."""
     c, segment_id, q = container(request), request.path_params["segment_id"], request.query_params
-    since, limit = _since(q.get("since")), _limit(q.get("limit"), services.MAX_PAGE)
+    since, limit = _since(q.get("since")), _limit(q)
 
     def work(uow: SqlUnitOfWork, ws: str) -> SegmentChanges:
         record, members, _ = _evaluate(c, uow, ws, segment_id)

@@ -4,8 +4,6 @@ InvalidInput
 └── InvalidCohortRequest      400: a `/partners/{partner}/cohorts*` body breaks a documented rule
 NotFound
 └── CohortNotFound            404: no cohort with that partner and id in the workspace
-InvalidInput
-└── InvalidCohortQuery        400: a bad `limit` or `cursor` on the read API
 """
 
 from __future__ import annotations
@@ -34,7 +32,3 @@ class CohortNotFound(NotFound):
 
     def __init__(self, partner: str, cohort_id: str) -> None:
         super().__init__(f"Unknown cohort: {partner}/{cohort_id}")
-
-
-class InvalidCohortQuery(InvalidInput):
-    """A read API query parameter breaks a rule."""

@@ -1,0 +1,61 @@
+"""Query parameters: one parser for the whole API; a bad value is a 400 naming the parameter.
+
+Integers are ASCII digits only (`str.isdigit` also accepts "²" and "٣", which `int` refuses)
+and at most 19 of them, so every accepted value fits a signed 64-bit integer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cohorthub.errors import InvalidInput
+
+MAX_DIGITS = 19
+
+
+class InvalidParameter(InvalidInput):
+    """A query parameter breaks its rule; the message and `errors` name it."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"Query parameter `{name}` {problem}", errors=[f"{name}: {problem}"])
+        self.name = name
+
+
+def _digits(text: str) -> bool:
+    return 0 < len(text) <= MAX_DIGITS and text.isascii() and text.isdigit()
+
+
+def integer(query: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
+    """`name` as an integer from `low` to `high` (`default` when absent)."""
+    text = query.get(name)
+    if text is None:
+        return default
+    if not _digits(text) or not low <= int(text) <= high:
+        raise InvalidParameter(name, f"must be an integer from {low} to {high}")
+    return int(text)
+
+
+def cursor(query: Mapping[str, str], name: str = "cursor") -> int | None:
+    """A `next_cursor` handed out by a paging endpoint (None when absent or empty)."""
+    text = query.get(name)
+    if not text:
+        return None
+    if not _digits(text):
+        raise InvalidParameter(name, "must be a `next_cursor` returned by this endpoint")
+    return int(text)
+
+
+def choice(query: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """`name` as one of `allowed` (the first one when absent)."""
+    text = query.get(name, allowed[0])
+    if text not in allowed:
+        raise InvalidParameter(name, f"must be one of: {', '.join(allowed)}")
+    return text
+
+
+def required(query: Mapping[str, str], name: str) -> str:
+    """A non-empty `name`."""
+    text = query.get(name) or ""
+    if not text:
+        raise InvalidParameter(name, "is required")
+    return text

@@ -14,6 +14,8 @@ from cohorthub.bootstrap import Container
 from cohorthub.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 T = TypeVar("T")
+#: Arrays and objects nest at most this deep in a request body (a filter tree needs 2 per level).
+MAX_JSON_DEPTH = 64
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
@@ -59,10 +61,36 @@ async def read_json(request: Request) -> Any:
     if not _is_json(request.headers.get("content-type", "")):
         raise UnsupportedMediaType("Content-Type must be application/json")
     body = await read_body(request, container(request).settings.max_body_bytes)
+    return await in_thread(lambda: decode_json(body))
+
+
+def decode_json(body: bytes) -> Any:
+    """Decode a JSON body nested at most `MAX_JSON_DEPTH` arrays and objects deep; 400 otherwise."""
     try:
-        return _decoder.decode(body)
+        value = _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"Request body is not valid JSON: {exc}") from exc
+    except RecursionError:  # the decoder's own guard, far deeper than the limit
+        raise _too_deep() from None
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        raise _too_deep()
+    return value
+
+
+def _too_deep() -> InvalidInput:
+    return InvalidInput(f"Request body is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` deep (iterative: no recursion to overflow)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def decode_as(value: Any, type_: type[T]) -> T:

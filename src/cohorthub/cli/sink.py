@@ -81,7 +81,7 @@ class Sink:
         try:
             events = _body.decode(body).events
             ids = [_event.decode(raw).id for raw in events]
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             return 400, {"message": f"Malformed Currents batch: {exc}"}
         if self.max_events is not None and len(events) > self.max_events:
             return 413, {"message": f"More than {self.max_events} events in one request"}

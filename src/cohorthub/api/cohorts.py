@@ -5,8 +5,6 @@ Both need a REST API key with the `cohorts.read` permission (`Authorization: Bea
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,6 +14,7 @@ from cohorthub.api import params
 from cohorthub.api.cohort_import import UserAlias
 from cohorthub.api.http import JSONResponse, api_key, container, in_thread
 from cohorthub.api.openapi import Operation
+from cohorthub.clock import format_iso
 from cohorthub.cohorts import services
 from cohorthub.cohorts.model import Cohort
 from cohorthub.workspaces.services import authenticate_rest_key
@@ -72,7 +71,7 @@ def iso(t: float | None) -> str | None:
     """Unix seconds as ISO-8601 UTC with milliseconds."""
     if t is None:
         return None
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_iso(t)
 
 
 def cohort_out(cohort: Cohort) -> CohortOut:

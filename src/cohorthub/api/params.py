@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from cohorthub.clock import parse_iso
 from cohorthub.errors import InvalidInput
 
 MAX_DIGITS = 19
@@ -59,3 +60,14 @@ def required(query: Mapping[str, str], name: str) -> str:
     if not text:
         raise InvalidParameter(name, "is required")
     return text
+
+
+def moment(query: Mapping[str, str], name: str, *, optional: bool = False) -> float | None:
+    """`name` as an ISO-8601 date or date-time (UTC when no offset) in Unix seconds; None if optional."""
+    text = query.get(name) or ""
+    if not text and optional:
+        return None
+    try:
+        return parse_iso(text)
+    except ValueError:
+        raise InvalidParameter(name, "must be an ISO-8601 date or date-time from year 1 to 9999") from None

@@ -25,7 +25,6 @@ from cohorthub.api.openapi import Operation
 from cohorthub.bootstrap import Container
 from cohorthub.segments import services
 from cohorthub.segments.errors import InvalidSegment
-from cohorthub.segments.model import parse_time
 from cohorthub.segments.ports import SegmentRecord
 from cohorthub.store.uow import SqlUnitOfWork
 from cohorthub.workspaces.services import authenticate_rest_key
@@ -343,17 +342,11 @@ def _limit(q: Mapping[str, str]) -> int:
     return params.integer(q, "limit", default=services.MAX_PAGE, low=1, high=services.MAX_PAGE)
 
 
-def _since(text: str | None) -> float:
-    try:
-        return parse_time(text or "")
-    except ValueError:
-        raise params.InvalidParameter("since", "must be an ISO-8601 date or date-time") from None
-
-
 async def get_changes(request: Request) -> Response:
     """`GET /segments/{segment_id}/changes?since=&limit=`: who entered and who left since then."""
     c, segment_id, q = container(request), request.path_params["segment_id"], request.query_params
-    since, limit = _since(q.get("since")), _limit(q)
+    since, limit = params.moment(q, "since"), _limit(q)
+    assert since is not None
 
     def work(uow: SqlUnitOfWork, ws: str) -> SegmentChanges:
         record, members, _ = _evaluate(c, uow, ws, segment_id)
@@ -373,7 +366,7 @@ async def get_changes(request: Request) -> Response:
 async def get_history(request: Request) -> Response:
     """`GET /segments/{segment_id}/history?since=`: recorded sizes, oldest first."""
     segment_id, q = request.path_params["segment_id"], request.query_params
-    since = _since(q.get("since")) if q.get("since") else 0.0
+    since = params.moment(q, "since", optional=True) or 0.0
 
     def work(uow: SqlUnitOfWork, ws: str) -> dict[str, Any]:
         record = services.require_segment(uow=uow, workspace_id=ws, segment_id=segment_id)

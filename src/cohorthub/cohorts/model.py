@@ -8,11 +8,11 @@ raises `InvalidCohortRequest` with the verbatim message plus an `errors` entry n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from pyroaring import AbstractBitMap, BitMap
 
+from cohorthub.clock import parse_iso
 from cohorthub.cohorts.errors import (
     COHORT_CHANGES_TEXT,
     COHORT_ID_TEXT,
@@ -94,12 +94,11 @@ def parse_time(value: object) -> float:
     if not isinstance(value, str) or not value.strip():
         raise InvalidCohortRequest(CREATED_AT_TEXT)
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        return parse_iso(value.strip())
     except ValueError as exc:
-        raise InvalidCohortRequest(CREATED_AT_TEXT, f"`created_at` is not ISO-8601: {value!r}") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+        raise InvalidCohortRequest(
+            CREATED_AT_TEXT, f"`created_at` is not an ISO-8601 time from year 1 to 9999: {value!r}"
+        ) from exc
 
 
 def parse_cohort_id(body: dict[str, Any]) -> str:

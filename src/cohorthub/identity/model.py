@@ -9,8 +9,9 @@ from __future__ import annotations
 import secrets
 import struct
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from cohorthub.clock import format_iso, parse_iso
 
 #: Longest identifier (external id, alias label or name, device id, braze id) we accept.
 MAX_ID_LENGTH = 512
@@ -95,19 +96,15 @@ def parse_time(value: object, *, now: float | None = None) -> float:
     if not isinstance(value, str) or len(value) > 64:
         raise ValueError("must be an ISO-8601 date-time string")
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        seconds = parse_iso(value.strip())
     except ValueError:
         raise ValueError("must be an ISO-8601 date-time string") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    seconds = parsed.timestamp()
     return min(seconds, now) if now is not None else seconds
 
 
 def iso_time(seconds: float) -> str:
     """Unix seconds as ISO-8601 UTC with milliseconds, e.g. `2024-01-02T03:04:05.000Z`."""
-    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
+    return format_iso(seconds)
 
 
 def merge_blocked(orphan: Profile, target: Profile) -> bool:

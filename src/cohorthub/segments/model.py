@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from cohorthub.clock import format_iso, parse_iso
 from cohorthub.segments.errors import InvalidSegment
 
 FILTER_VERSION = 1
@@ -127,15 +127,12 @@ def relative_cutoff(now: float, days: float) -> float:
 
 def parse_time(text: str) -> float:
     """An ISO-8601 date or date-time (UTC when no offset is given) as Unix seconds."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return parse_iso(text)
 
 
 def format_time(seconds: float) -> str:
     """Unix seconds as ISO-8601 UTC."""
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    return format_iso(seconds, timespec="auto")
 
 
 def iter_leaves(node: Node) -> Iterator[Leaf]:

@@ -8,6 +8,7 @@ field and raises `InvalidSegment` with the path to the offending node, e.g.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ FILTER_VERSION = 1
 MAX_DEPTH = 16
 MAX_LEAVES = 200
 MAX_REGEX_LENGTH = 512
+MAX_INTEGER = 2**63 - 1  # counts and sizes: a signed 64-bit integer
+MAX_DAYS = 3_650_000  # relative windows: ten thousand years
 DAY = 86400.0
 
 Scalar = str | int | float | bool | None
@@ -225,12 +228,15 @@ class _Fields:
         return value
 
     def number(self, key: str, *, optional: bool = False, integer: bool = False) -> float | None:
+        """A count or size (`integer`) up to `MAX_INTEGER`, else a number of days up to `MAX_DAYS`."""
         value = self.get(key)
         if value is None and optional:
             return None
         ok = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok or value < 0:
-            raise InvalidSegment(self.at(key), f"must be a non-negative {'integer' if integer else 'number'}")
+        if isinstance(value, bool) or not ok or not 0 <= value <= (MAX_INTEGER if integer else MAX_DAYS):
+            if integer:
+                raise InvalidSegment(self.at(key), f"must be an integer from 0 to {MAX_INTEGER}")
+            raise InvalidSegment(self.at(key), f"must be a number of days from 0 to {MAX_DAYS}")
         return value if integer else float(value)
 
     def time(self, key: str) -> float:
@@ -312,7 +318,7 @@ def _operand(f: _Fields, data_type: str, op: str) -> Scalar:
     if data_type == "array" and op == "includes_value":
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise InvalidSegment(f.at("value"), "must be a string or a number")
-        return value
+        return value if isinstance(value, str) else _in_range(f, value)
     integer = data_type == "array"
     return f.number("value", integer=integer) if data_type != "number" else _any_number(f)
 
@@ -321,7 +327,18 @@ def _any_number(f: _Fields) -> float:
     value = f.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidSegment(f.at("value"), "must be a number")
-    return float(value)
+    return float(_in_range(f, value))
+
+
+def _in_range(f: _Fields, value: float) -> float:
+    """A finite number; an integer must fit 64 bits (JSON output and SQL parameters hold no more)."""
+    if isinstance(value, int) and -MAX_INTEGER - 1 <= value <= MAX_INTEGER:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise InvalidSegment(
+        f.at("value"), f"must be a finite number (an integer from {-MAX_INTEGER - 1} to {MAX_INTEGER})"
+    )
 
 
 def _check_regex(f: _Fields, pattern: str) -> None:

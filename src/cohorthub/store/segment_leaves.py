@@ -19,7 +19,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from pyroaring import BitMap
-from sqlalchemy import Connection, Numeric, Select, and_, case, cast, false, func, literal, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Numeric,
+    Select,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -242,7 +255,7 @@ def _event(conn: Connection, ws: str, leaf: EventLeaf, now: float) -> LeafRows:
         where.append(custom_events.c.name == leaf.name)
     elif leaf.name is not None:
         where.append(purchases.c.product_id == leaf.name)
-    user, count = table.c.user_num, func.count()
+    user, count = table.c.user_num, func.count(type_=BigInteger)  # compared with counts up to 2**63 - 1
     if leaf.time is not None:
         moment = func.min(table.c.time) if leaf.op.startswith("first") else func.max(table.c.time)
         having = moment < leaf.time if leaf.op.endswith("before") else moment > leaf.time

@@ -1,6 +1,6 @@
 """The partner cohort import API: `POST /partners/{partner}/cohorts` and `/cohorts/users`.
 
-Checks run in the documented order: unknown partner (404), a usable JSON body (415/413/400),
+Checks run in the documented order: unknown partner (404), a usable JSON object (415/413/400),
 `partner_api_key` and `client_secret` (401), the fields (400), the hourly quota (429).
 """
 

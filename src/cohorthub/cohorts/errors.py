@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from cohorthub.errors import InvalidInput, NotFound
 
+BODY_TEXT = "Request body must be a JSON object"
 COHORT_ID_TEXT = "`cohort_id` must be a valid string"
 COHORT_CHANGES_TEXT = (
     "`cohort_changes` must be an array of objects each with key `user_ids` and/or `device_ids` "

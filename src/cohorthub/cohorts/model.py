@@ -14,6 +14,7 @@ from pyroaring import AbstractBitMap, BitMap
 
 from cohorthub.clock import parse_iso
 from cohorthub.cohorts.errors import (
+    BODY_TEXT,
     COHORT_CHANGES_TEXT,
     COHORT_ID_TEXT,
     CREATED_AT_TEXT,
@@ -99,6 +100,16 @@ def parse_time(value: object) -> float:
         raise InvalidCohortRequest(
             CREATED_AT_TEXT, f"`created_at` is not an ISO-8601 time from year 1 to 9999: {value!r}"
         ) from exc
+
+
+def require_object(body: object) -> dict[str, Any]:
+    """The request body as a JSON object: `[]`, `null` or a scalar is a malformed request."""
+    if not isinstance(body, dict):
+        kind = {list: "an array", type(None): "null", str: "a string", bool: "a boolean"}.get(
+            type(body), "a number"
+        )
+        raise InvalidCohortRequest(BODY_TEXT, f"the body is {kind}, not an object")
+    return body
 
 
 def parse_cohort_id(body: dict[str, Any]) -> str:

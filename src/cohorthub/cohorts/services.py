@@ -23,6 +23,7 @@ from cohorthub.cohorts.model import (
     merge_unmatched_sample,
     parse_cohort_changes,
     parse_cohort_name,
+    require_object,
 )
 from cohorthub.cohorts.ports import CohortRepository, CohortUnitOfWork
 from cohorthub.partners.model import PartnerCaller
@@ -61,7 +62,7 @@ class MembersPage:
 
 
 def _authenticate(uow: CohortUnitOfWork, partner: str, body: object, now: float) -> PartnerCaller:
-    fields = body if isinstance(body, dict) else {}
+    fields = require_object(body)  # the keys are fields of the body: no object, no keys to check
     return authenticate_partner(
         uow=uow,
         partner=partner,

@@ -274,7 +274,7 @@ def test_order_of_checks(api: Api, client: httpx.Client, tenant: Tenant) -> None
     )
     assert bad_json.status_code == 400
     _error(api.users(123, "x", partner_api_key="nope"), 401, "Invalid Partner API key")
-    _error(client.post("/partners/heap/cohorts/users", json=[1]), 401, "Invalid Partner API key")
+    _error(client.post("/partners/heap/cohorts/users", json=[1]), 400, "Request body must be a JSON object")
     assert tenant
 
 

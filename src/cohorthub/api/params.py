@@ -1,15 +1,21 @@
 """Query parameters: one parser for the whole API; a bad value is a 400 naming the parameter.
 
 Integers are ASCII digits only (`str.isdigit` also accepts "²" and "٣", which `int` refuses)
-and at most 19 of them, so every accepted value fits a signed 64-bit integer.
+and at most 19 of them, so every accepted value fits a signed 64-bit integer. Before any route
+runs, `StorableUrl` refuses a path or query parameter that no store can hold (NUL).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from starlette.datastructures import QueryParams
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cohorthub.api.errors import error_response
 from cohorthub.clock import parse_iso
 from cohorthub.errors import InvalidInput
+from cohorthub.text import storable_problem
 
 MAX_DIGITS = 19
 
@@ -71,3 +77,28 @@ def moment(query: Mapping[str, str], name: str, *, optional: bool = False) -> fl
         return parse_iso(text)
     except ValueError:
         raise InvalidParameter(name, "must be an ISO-8601 date or date-time from year 1 to 9999") from None
+
+
+class StorableUrl:
+    """ASGI middleware: a path or query parameter that no store can hold is a 400, identical on both."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 400 for a NUL in the path or the query, else pass the request on."""
+        if scope["type"] == "http" and (error := url_error(scope)) is not None:
+            await error_response(error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def url_error(scope: Scope) -> InvalidInput | None:
+    """The error for the first unstorable part of the request's path or query string, if any."""
+    if problem := storable_problem(scope["path"]):
+        return InvalidInput(f"The path {problem}", errors=[f"path: {problem}"])
+    query = QueryParams(scope.get("query_string", b"").decode("latin-1"))
+    for name, value in query.multi_items():
+        if problem := storable_problem(name) or storable_problem(value):
+            return InvalidParameter(name.replace("\x00", "\\x00"), problem)
+    return None

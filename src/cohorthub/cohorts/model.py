@@ -22,6 +22,7 @@ from cohorthub.cohorts.errors import (
     TOO_MANY_TEXT,
     InvalidCohortRequest,
 )
+from cohorthub.text import storable_problem
 
 MAX_IDENTIFIERS_PER_REQUEST = 1_000
 MAX_COHORT_ID_LENGTH = 512
@@ -121,6 +122,8 @@ def parse_cohort_id(body: dict[str, Any]) -> str:
         raise InvalidCohortRequest(
             COHORT_ID_TEXT, f"`cohort_id` is longer than {MAX_COHORT_ID_LENGTH} characters"
         )
+    if problem := storable_problem(value):
+        raise InvalidCohortRequest(COHORT_ID_TEXT, f"`cohort_id` {problem}")
     return value
 
 
@@ -132,6 +135,8 @@ def parse_cohort_name(body: dict[str, Any]) -> CohortName:
         raise InvalidCohortRequest(NAME_TEXT)
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidCohortRequest(NAME_TEXT, f"`name` is longer than {MAX_NAME_LENGTH} characters")
+    if problem := storable_problem(name):
+        raise InvalidCohortRequest(NAME_TEXT, f"`name` {problem}")
     return CohortName(cohort_id=cohort_id, name=name, created_at=parse_time(body.get("created_at")))
 
 
@@ -204,16 +209,21 @@ def _check_lengths(change: CohortChange, i: int, limit: int) -> None:
         if values and (min(map(len, values)) == 0 or max(map(len, values)) > limit):
             j = next(j for j, v in enumerate(values) if not 0 < len(v) <= limit)
             raise _identifier_error(f"cohort_changes[{i}].{kind}[{j}]", limit)
+        for j, value in enumerate(values):
+            if problem := storable_problem(value):
+                raise _identifier_error(f"cohort_changes[{i}].{kind}[{j}]", limit, problem)
     for j, (label, name) in enumerate(change.aliases):
         for key, text in (("alias_label", label), ("alias_name", name)):
-            if not 0 < len(text) <= limit:
-                raise _identifier_error(f"cohort_changes[{i}].aliases[{j}].{key}", limit)
+            if not 0 < len(text) <= limit or storable_problem(text):
+                raise _identifier_error(
+                    f"cohort_changes[{i}].aliases[{j}].{key}", limit, storable_problem(text)
+                )
 
 
-def _identifier_error(path: str, limit: int) -> InvalidCohortRequest:
+def _identifier_error(path: str, limit: int, problem: str | None = None) -> InvalidCohortRequest:
     return InvalidCohortRequest(
         f"`{path}` must be a non-empty string of at most {limit} characters",
-        f"`{path}` is empty or longer than {limit} characters",
+        f"`{path}` {problem}" if problem else f"`{path}` is empty or longer than {limit} characters",
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cohorthub.clock import format_iso, parse_iso
+from cohorthub.text import storable_problem
 
 #: Longest identifier (external id, alias label or name, device id, braze id) we accept.
 MAX_ID_LENGTH = 512
@@ -82,13 +83,8 @@ def text_problem(
         return f"{what} must not be empty"
     if len(value) > max_length:
         return f"{what} is longer than {max_length} characters"
-    if "\x00" in value:
-        return f"{what} must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return f"{what} is not valid Unicode"
-    return None
+    problem = storable_problem(value)
+    return f"{what} {problem}" if problem else None
 
 
 def parse_time(value: object, *, now: float | None = None) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 
 from cohorthub.clock import format_iso, parse_iso
 from cohorthub.segments.errors import InvalidSegment
+from cohorthub.text import storable_problem
 
 FILTER_VERSION = 1
 MAX_DEPTH = 16
@@ -218,7 +219,7 @@ class _Fields:
             return None
         if not isinstance(value, str) or not value:
             raise InvalidSegment(self.at(key), "must be a non-empty string")
-        return value
+        return _storable(self.at(key), value)
 
     def choice(self, key: str, allowed: tuple[str, ...]) -> str:
         value = self.get(key)
@@ -249,6 +250,12 @@ class _Fields:
     def done(self) -> None:
         if extra := sorted(set(self.raw) - self.used):
             raise InvalidSegment(self.at(extra[0]), "unknown field")
+
+
+def _storable(path: str, value: str) -> str:
+    if problem := storable_problem(value):
+        raise InvalidSegment(path, problem)
+    return value
 
 
 def _raise() -> float:
@@ -306,6 +313,7 @@ def _operand(f: _Fields, data_type: str, op: str) -> Scalar:
     if data_type == "string":
         if not isinstance(value, str):
             raise InvalidSegment(f.at("value"), "must be a string")
+        _storable(f.at("value"), value)
         if op == "matches_regex":
             _check_regex(f, value)
         return value
@@ -318,7 +326,7 @@ def _operand(f: _Fields, data_type: str, op: str) -> Scalar:
     if data_type == "array" and op == "includes_value":
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise InvalidSegment(f.at("value"), "must be a string or a number")
-        return value if isinstance(value, str) else _in_range(f, value)
+        return _storable(f.at("value"), value) if isinstance(value, str) else _in_range(f, value)
     integer = data_type == "array"
     return f.number("value", integer=integer) if data_type != "number" else _any_number(f)
 

@@ -26,6 +26,7 @@ from cohorthub.segments.model import (
 from cohorthub.segments.ports import SegmentRecord, SegmentRepository, SegmentUnitOfWork
 from cohorthub.segments.reference import explain
 from cohorthub.segments.text import describe, find_path
+from cohorthub.text import storable_problem
 
 SNAPSHOTS_KEPT = 48
 MAX_PAGE = 1000
@@ -244,6 +245,10 @@ def _validated(
         raise InvalidSegment("description", "must be a string")
     if not isinstance(draft.tags, list | tuple) or not all(isinstance(t, str) and t for t in draft.tags):
         raise InvalidSegment("tags", "must be an array of non-empty strings")
+    texts = [("name", draft.name), ("description", draft.description)]
+    for path, text in texts + [(f"tags[{i}]", tag) for i, tag in enumerate(draft.tags)]:
+        if problem := storable_problem(text):
+            raise InvalidSegment(path, problem)
     if not isinstance(draft.analytics_tracking_enabled, bool):
         raise InvalidSegment("analytics_tracking_enabled", "must be true or false")
     if draft.filter_version != FILTER_VERSION or isinstance(draft.filter_version, bool):

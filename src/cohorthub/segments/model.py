@@ -9,19 +9,18 @@ field and raises `InvalidSegment` with the path to the offending node, e.g.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from cohorthub.clock import format_iso, parse_iso
 from cohorthub.segments.errors import InvalidSegment
+from cohorthub.segments.regex import regex_problem
 from cohorthub.text import storable_problem
 
 FILTER_VERSION = 1
 MAX_DEPTH = 16
 MAX_LEAVES = 200
-MAX_REGEX_LENGTH = 512
 MAX_INTEGER = 2**63 - 1  # counts and sizes: a signed 64-bit integer
 MAX_DAYS = 3_650_000  # relative windows: ten thousand years
 DAY = 86400.0
@@ -350,12 +349,8 @@ def _in_range(f: _Fields, value: float) -> float:
 
 
 def _check_regex(f: _Fields, pattern: str) -> None:
-    if len(pattern) > MAX_REGEX_LENGTH:
-        raise InvalidSegment(f.at("value"), f"a regex may be at most {MAX_REGEX_LENGTH} characters")
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise InvalidSegment(f.at("value"), f"is not a valid regex: {exc}") from None
+    if problem := regex_problem(pattern):
+        raise InvalidSegment(f.at("value"), problem)
 
 
 def _event(f: _Fields) -> Node:

@@ -7,10 +7,8 @@ indexes apply to the users whose data changed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from cohorthub.segments.model import (
@@ -28,6 +26,7 @@ from cohorthub.segments.model import (
     parse_time,
     relative_cutoff,
 )
+from cohorthub.segments.regex import regex_search
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +144,7 @@ def _compare(leaf: AttributeLeaf, value: Any, op: str, now: float) -> bool:
         return bool(value < cutoff) if op == "more_than_days_ago" else bool(value >= cutoff)
     if op == "matches_regex":
         assert isinstance(operand, str)
-        return _regex(operand)(value) is not None
+        return regex_search(operand)(value)
     if op == "includes_value":
         return any(item == operand and not isinstance(item, bool) for item in value)
     if op.startswith("size_"):
@@ -164,11 +163,6 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "after": lambda a, b: bool(a > b),
     "starts_with": lambda a, b: bool(a.startswith(b)),
 }
-
-
-@lru_cache(maxsize=256)
-def _regex(pattern: str) -> Callable[[str], re.Match[str] | None]:
-    return re.compile(pattern).search
 
 
 def event_times(leaf: EventLeaf, user: UserFacts) -> list[float]:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from cohorthub.config import Secret
 from cohorthub.currents.errors import InvalidConnector
+from cohorthub.text import storable_problem
 
 KINDS: tuple[str, ...] = ("http", "heap")
 DEFAULT_EVENTS = "*"
@@ -96,6 +97,8 @@ def new_connector_id() -> str:
 def validate_url(url: str) -> str:
     """An absolute http(s) URL without credentials in it."""
     url = url.strip()
+    if storable_problem(url):
+        raise InvalidConnector("Connector URL must not contain NUL characters")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidConnector("Connector URL must be an absolute http:// or https:// URL")

@@ -85,9 +85,12 @@ def test_users_api_answers_the_same_way(hub: Hub) -> None:
     assert "must not contain NUL characters" in response.text
 
 
-@pytest.mark.parametrize("field", ["url", "token", "events"])
-def test_currents_connector_fields(hub: Hub, field: str) -> None:
-    body = {"kind": "custom_http", "url": "http://127.0.0.1:9/in", field: "a\x00b"}
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("url", "http://127.0.0.1:9/in\x00"), ("url", "http://a\x00b/"), ("token", NUL), ("events", NUL)],
+)
+def test_currents_connector_fields(hub: Hub, field: str, value: str) -> None:
+    body = {"kind": "http", "url": "http://127.0.0.1:9/in", field: value}
     response = hub.post("/currents", body)
     assert response.status_code == 400, response.text
     assert hub.get("/currents").json() == {"connectors": []}

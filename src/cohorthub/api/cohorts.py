@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 from cohorthub.api import params
 from cohorthub.api.cohort_import import UserAlias
 from cohorthub.api.http import JSONResponse, api_key, container, in_thread
-from cohorthub.api.openapi import Operation
+from cohorthub.api.openapi import Operation, Param
 from cohorthub.clock import format_iso
 from cohorthub.cohorts import services
 from cohorthub.cohorts.model import Cohort
@@ -151,8 +151,11 @@ OPERATIONS: list[Operation] = [
         response=MembersPage,
         errors=(400, 401, 403, 404),
         query=(
-            ("limit", f"Members per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})"),
-            ("cursor", "The `next_cursor` of the previous page"),
+            Param(
+                "limit", f"Members per page (default {DEFAULT_LIMIT})", params.integer_schema(1, MAX_LIMIT)
+            ),
+            Param("cursor", "The `next_cursor` of the previous page", params.CURSOR_SCHEMA),
         ),
+        path_params={"partner": "The partner, e.g. heap", "cohort_id": "The partner's cohort id"},
     ),
 ]

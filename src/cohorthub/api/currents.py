@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
@@ -17,18 +17,33 @@ from cohorthub.api.openapi import Operation
 from cohorthub.bootstrap import Container
 from cohorthub.currents import services
 from cohorthub.currents.errors import InvalidConnector
-from cohorthub.currents.model import DEFAULT_BATCH_SIZE, DEFAULT_EVENTS, Connector, ConnectorStats
+from cohorthub.currents.model import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EVENTS,
+    KINDS,
+    MAX_BATCH_SIZE,
+    Connector,
+    ConnectorStats,
+)
 from cohorthub.workspaces.services import authenticate_rest_key
+
+
+def _doc(**schema: Any) -> msgspec.Meta:
+    """Documents a field's rule in /openapi.json; the connector rules enforce it with their own texts."""
+    return msgspec.Meta(extra_json_schema=schema)
 
 
 class ConnectorIn(msgspec.Struct, forbid_unknown_fields=True):
     """A new connector; `token` is write-only."""
 
-    kind: str
-    url: str
-    token: str | None = None
-    events: str = DEFAULT_EVENTS
-    batch_size: int = DEFAULT_BATCH_SIZE
+    kind: Annotated[str, _doc(enum=list(KINDS))]
+    url: Annotated[str, _doc(pattern="^\\s*[Hh][Tt][Tt][Pp][Ss]?://[^\\x00]+$", format="uri")]
+    token: Annotated[str, _doc(pattern="^([A-Za-z0-9._~+/-]+=*)?$", maxLength=4096)] | None = None
+    events: Annotated[str, _doc(pattern="^[A-Za-z0-9_.*?, -]*[A-Za-z0-9_.*?-][A-Za-z0-9_.*?, -]*$")] = (
+        DEFAULT_EVENTS
+    )
+    batch_size: Annotated[int, _doc(minimum=1, maximum=MAX_BATCH_SIZE)] = DEFAULT_BATCH_SIZE
+    api_key: str | None = None
 
 
 class ConnectorOut(msgspec.Struct):
@@ -105,11 +120,10 @@ async def create(request: Request) -> Response:
         workspace_id = _workspace(c, request, body, "currents.write")
         if not isinstance(body, dict):
             raise InvalidConnector("Request body must be a JSON object")
-        spec = decode_as({k: v for k, v in body.items() if k != "api_key"}, ConnectorIn)
+        spec = msgspec.structs.asdict(decode_as(body, ConnectorIn))
+        del spec["api_key"]
         with c.uow() as uow:
-            return services.create_connector(
-                uow=uow, workspace_id=workspace_id, now=c.now(), **msgspec.structs.asdict(spec)
-            )
+            return services.create_connector(uow=uow, workspace_id=workspace_id, now=c.now(), **spec)
 
     return JSONResponse(connector_out(await in_thread(work)), status_code=201)
 

@@ -1,13 +1,33 @@
-"""The OpenAPI document, generated from the wire types each route module declares."""
+"""The OpenAPI document, generated from the wire types each route module declares.
+
+Path parameters come from the path template, query parameters from each operation's `query`
+(with the schema the server enforces through `api/params.py`). Every operation documents 400:
+the edge refuses a path or query parameter with a NUL character before any route runs.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from cohorthub import __version__
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A query parameter with the schema the server enforces."""
+
+    name: str
+    description: str
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    required: bool = False
+
+
+#: A query parameter: (name, description) documents an optional string.
+Query = tuple[str, str] | Param
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +43,11 @@ class Operation:
     status: int = 200
     errors: tuple[int, ...] = ()
     auth: str = "bearer"  # bearer | partner-body | none
-    query: tuple[tuple[str, str], ...] = ()  # (name, description)
+    query: tuple[Query, ...] = ()
     description: str = ""
     extra_responses: dict[int, str] = field(default_factory=dict)
+    path_params: dict[str, str] = field(default_factory=dict)  # name -> description
+    media: dict[str, dict[str, Any]] = field(default_factory=dict)  # other success media types
 
 
 _ERROR_TEXT = {
@@ -38,6 +60,7 @@ _ERROR_TEXT = {
     423: "Resource locked (retry after Retry-After seconds)",
     429: "Hourly quota used (retry after Retry-After seconds)",
 }
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 
 class ErrorBody(msgspec.Struct):
@@ -56,25 +79,26 @@ def build_openapi(operations: list[Operation], *, server_url: str) -> dict[str, 
     refs = dict(zip([*types, ErrorBody], schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
+        success = _content(refs.get(op.response), "Success")
+        for media, schema in op.media.items():
+            success.setdefault("content", {})[media] = {"schema": schema}
         entry: dict[str, Any] = {
+            "operationId": _operation_id(op),
             "summary": op.summary,
             "tags": [op.tag],
-            "responses": {str(op.status): _content(refs.get(op.response), "Success")},
+            "responses": {str(op.status): success},
         }
         if op.description:
             entry["description"] = op.description
-        for code in op.errors:
+        for code in sorted({400, *op.errors, *((413, 415) if op.request is not None else ())}):
             entry["responses"][str(code)] = _content(refs[ErrorBody], _ERROR_TEXT.get(code, "Error"))
         if op.request is not None:
             entry["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": refs[op.request]}},
             }
-        if op.query:
-            entry["parameters"] = [
-                {"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
-                for n, d in op.query
-            ]
+        if parameters := [*_path_parameters(op), *map(_query_parameter, op.query)]:
+            entry["parameters"] = parameters
         if op.auth == "bearer":
             entry["security"] = [{"restApiKey": []}]
         paths.setdefault(op.path, {})[op.method.lower()] = entry
@@ -87,6 +111,35 @@ def build_openapi(operations: list[Operation], *, server_url: str) -> dict[str, 
             "schemas": components,
             "securitySchemes": {"restApiKey": {"type": "http", "scheme": "bearer"}},
         },
+    }
+
+
+def _operation_id(op: Operation) -> str:
+    words = re.sub(r"[{}]", "", op.path).strip("/").replace("/", "_").replace(".", "_")
+    return f"{op.method.lower()}_{words or 'root'}"
+
+
+def _path_parameters(op: Operation) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": op.path_params.get(name, f"The {name.replace('_', ' ')}"),
+            "schema": {"type": "string", "minLength": 1},
+        }
+        for name in _PATH_PARAM.findall(op.path)
+    ]
+
+
+def _query_parameter(query: Query) -> dict[str, Any]:
+    p = query if isinstance(query, Param) else Param(*query)
+    return {
+        "name": p.name,
+        "in": "query",
+        "required": p.required,
+        "description": p.description,
+        "schema": p.schema,
     }
 
 

@@ -8,6 +8,7 @@ runs, `StorableUrl` refuses a path or query parameter that no store can hold (NU
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,6 +19,7 @@ from cohorthub.errors import InvalidInput
 from cohorthub.text import storable_problem
 
 MAX_DIGITS = 19
+MAX_CURSOR = 2**32 - 1  # cursors are user numbers, which membership bitmaps hold as 32-bit integers
 
 
 class InvalidParameter(InvalidInput):
@@ -26,6 +28,15 @@ class InvalidParameter(InvalidInput):
     def __init__(self, name: str, problem: str) -> None:
         super().__init__(f"Query parameter `{name}` {problem}", errors=[f"{name}: {problem}"])
         self.name = name
+
+
+def integer_schema(low: int, high: int) -> dict[str, Any]:
+    """The OpenAPI schema of what `integer` accepts."""
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
+#: The OpenAPI schema of what `cursor` accepts.
+CURSOR_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^[0-9]{0,10}$", "maxLength": 10}
 
 
 def _digits(text: str) -> bool:
@@ -47,7 +58,7 @@ def cursor(query: Mapping[str, str], name: str = "cursor") -> int | None:
     text = query.get(name)
     if not text:
         return None
-    if not _digits(text):
+    if not _digits(text) or int(text) > MAX_CURSOR:
         raise InvalidParameter(name, "must be a `next_cursor` returned by this endpoint")
     return int(text)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from pyroaring import BitMap
@@ -21,10 +21,11 @@ from starlette.routing import BaseRoute, Route
 from cohorthub.api import params
 from cohorthub.api.cohorts import iso
 from cohorthub.api.http import JSONResponse, api_key, container, decode_as, in_thread, read_json
-from cohorthub.api.openapi import Operation
+from cohorthub.api.openapi import Operation, Param
 from cohorthub.bootstrap import Container
 from cohorthub.segments import services
 from cohorthub.segments.errors import InvalidSegment
+from cohorthub.segments.model import FILTER_VERSION
 from cohorthub.segments.ports import SegmentRecord
 from cohorthub.store.uow import SqlUnitOfWork
 from cohorthub.workspaces.services import authenticate_rest_key
@@ -35,16 +36,51 @@ MAX_PAGE_NUMBER = 10**18
 UNSET: Any = msgspec.UNSET
 
 
+def _doc(**schema: Any) -> msgspec.Meta:
+    """Documents a field's rule in /openapi.json; the segment rules enforce it with the node's path."""
+    return msgspec.Meta(extra_json_schema=schema)
+
+
+_NO_NUL = "^[^\\x00]*$"
+
+
 class SegmentIn(msgspec.Struct, forbid_unknown_fields=True):
     """A segment definition; `filter` is the JSON filter tree (docs/segments.md)."""
 
-    name: Any
-    filter: Any
-    description: Any = ""
-    tags: Any = msgspec.field(default_factory=list)
-    filter_version: Any = 1
-    analytics_tracking_enabled: Any = False
+    name: Annotated[
+        Any, _doc(type="string", minLength=1, maxLength=200, pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*$")
+    ]
+    filter: Annotated[Any, _doc(type="object", description="The filter tree (docs/segments.md)")]
+    description: Annotated[Any, _doc(type="string", pattern=_NO_NUL)] = ""
+    tags: Annotated[Any, _doc(type="array", items={"type": "string", "minLength": 1, "pattern": _NO_NUL})] = (
+        msgspec.field(default_factory=list)
+    )
+    filter_version: Annotated[Any, _doc(type="integer", enum=[FILTER_VERSION])] = FILTER_VERSION
+    analytics_tracking_enabled: Annotated[Any, _doc(type="boolean")] = False
     api_key: str | None = None
+
+
+class Explanation(msgspec.Struct):
+    """Whether the user is in the segment, and the tree with `matched` on every node."""
+
+    message: str
+    external_id: str
+    matched: bool
+    filter: dict[str, Any]
+
+
+class SizePoint(msgspec.Struct):
+    """A recorded size."""
+
+    at: str
+    size: int
+
+
+class SizeHistory(msgspec.Struct):
+    """Recorded sizes, oldest first."""
+
+    message: str
+    sizes: list[SizePoint]
 
 
 class SegmentSummary(msgspec.Struct):
@@ -391,10 +427,17 @@ ROUTES: list[BaseRoute] = [
 ]
 
 _W, _R = (400, 401, 403, 404, 415, 423), (400, 401, 403, 404)
+_ID = {"segment_id": "The segment's id"}
+_LIMIT = Param("limit", "Members listed (default 1000)", params.integer_schema(1, services.MAX_PAGE))
+_SINCE = "ISO-8601 date or date-time (UTC when no offset), from year 1 to 9999"
 
 
 def _op(method: str, path: str, summary: str, **kw: Any) -> Operation:
-    return Operation(method=method, path=path, summary=summary, tag="Segments", **kw)
+    return Operation(method=method, path=path, summary=summary, tag="Segments", path_params=_ID, **kw)
+
+
+def _enum(*values: str) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values)}
 
 
 OPERATIONS: list[Operation] = [
@@ -403,8 +446,9 @@ OPERATIONS: list[Operation] = [
     _op("PUT", "/segments/{segment_id}", "Replace a segment's definition", request=SegmentIn,
         response=SegmentDetails, errors=_W),
     _op("GET", "/segments/list", "List segments (Braze shape)", response=SegmentList, errors=_R,
-        query=(("page", "0-based page of 100"), ("sort_direction", "asc or desc by creation time"),
-               ("include_archived", "true to list archived segments too"))),
+        query=(Param("page", "0-based page of 100", params.integer_schema(0, MAX_PAGE_NUMBER)),
+               Param("sort_direction", "By creation time (default asc)", _enum("asc", "desc")),
+               Param("include_archived", "true to list archived segments too", _enum("false", "true")))),
     _op("GET", "/segments/details", "A segment's details (Braze shape plus filter)", response=SegmentDetails,
         errors=_R, query=(("segment_id", "The segment's id"),)),
     _op("POST", "/segments/{segment_id}/archive", "Archive a segment", response=SegmentDetails, errors=_W),
@@ -412,14 +456,15 @@ OPERATIONS: list[Operation] = [
         errors=_W),
     _op("GET", "/segments/{segment_id}/size", "The exact size now", response=SegmentSize, errors=_R),
     _op("GET", "/segments/{segment_id}/members", "Page through the members, or export them as CSV",
-        response=MembersPage, errors=_R,
-        query=(("cursor", "The `next_cursor` of the previous page"), ("limit", "1 to 1000 (default 1000)"),
-               ("format", "json (default) or csv (every member, streamed)"))),
+        response=MembersPage, errors=_R, media={"text/csv": {"type": "string"}},
+        query=(Param("cursor", "The `next_cursor` of the previous page", params.CURSOR_SCHEMA), _LIMIT,
+               Param("format", "json (default) or csv (every member, streamed)", _enum("json", "csv")))),
     _op("GET", "/segments/{segment_id}/explain", "Which filters matched or failed for one user", errors=_R,
-        query=(("external_id", "The user's external_id"),)),
+        response=Explanation,
+        query=(Param("external_id", "The user's external_id", {"type": "string", "minLength": 1}, True),)),
     _op("GET", "/segments/{segment_id}/changes", "Who entered and who left since a time",
         response=SegmentChanges, errors=_R,
-        query=(("since", "ISO-8601 time"), ("limit", "Members listed per side, 1 to 1000"))),
-    _op("GET", "/segments/{segment_id}/history", "Recorded size history", errors=_R,
-        query=(("since", "ISO-8601 time (default: all)"),)),
+        query=(Param("since", _SINCE, {"type": "string", "minLength": 1}, True), _LIMIT)),
+    _op("GET", "/segments/{segment_id}/history", "Recorded size history", errors=_R, response=SizeHistory,
+        query=(("since", f"{_SINCE} (default: all)"),)),
 ]  # fmt: skip

@@ -31,6 +31,8 @@ from cohorthub.text import storable_problem
 SNAPSHOTS_KEPT = 48
 MAX_PAGE = 1000
 
+_LAST_NUM = 2**32 - 1  # user numbers are 32-bit in membership bitmaps
+
 
 @dataclass(frozen=True, slots=True)
 class SegmentDraft:
@@ -179,7 +181,8 @@ def page_members(
 ) -> tuple[list[tuple[int, str, str | None]], int | None]:
     """Up to `limit` members with a number above `after`, and the cursor of the next page."""
     nums: list[int] = []
-    for num in members.iter_equal_or_larger(after + 1):
+    following = members.iter_equal_or_larger(after + 1) if after < _LAST_NUM else iter(())
+    for num in following:
         nums.append(num)
         if len(nums) >= limit:
             break

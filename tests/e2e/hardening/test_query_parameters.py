@@ -33,3 +33,13 @@ def test_ascii_integers_still_work(hub: Hub) -> None:
     assert hub.get("/segments/list", page="0").status_code == 200
     assert hub.partner("/cohorts", cohort_id="c1", name="C", created_at="2024-01-01").status_code == 201
     assert hub.get("/cohorts/heap/c1/members", limit="1000", cursor="7").status_code == 200
+
+
+def test_cursors_past_any_user_number_get_400(hub: Hub) -> None:
+    assert hub.partner("/cohorts", cohort_id="c1", name="C", created_at="2024-01-01").status_code == 201
+    sid = hub.segment(COHORT).json()["id"]
+    for path in ("/cohorts/heap/c1/members", f"/segments/{sid}/members"):
+        response = hub.get(path, cursor=str(2**32))
+        assert response.status_code == 400, response.text
+        assert "`cursor`" in response.json()["message"]
+        assert hub.get(path, cursor=str(2**32 - 1)).status_code == 200

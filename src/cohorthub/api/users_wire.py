@@ -1,7 +1,8 @@
 """Wire types of the `/users/*` endpoints, as `/openapi.json` documents them.
 
 Requests are validated by the identity rules (so a bad object in `/users/track` is a non-fatal
-error instead of a failed request); these Structs describe the shapes for clients.
+error instead of a failed request); these Structs describe the shapes for clients, with the same
+limits (lengths from `identity.model`, no NUL characters, an identifier in every object).
 """
 
 from __future__ import annotations
@@ -10,7 +11,28 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+from cohorthub.identity.model import MAX_ID_LENGTH, STANDARD_FIELDS
+from cohorthub.identity.requests import MAX_TRACK_OBJECTS
+
+_NO_NUL = "^[^\\x00]*$"
+Id = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*$")
+]
+
+
+def _field(name: str) -> msgspec.Meta:
+    return msgspec.Meta(max_length=STANDARD_FIELDS[name], pattern=_NO_NUL)
+
+
+#: Every `/users/track` object names its user by one of these.
+_NAMES_A_USER = msgspec.Meta(
+    extra_json_schema={
+        "anyOf": [
+            {"required": [k], "properties": {k: {"not": {"type": "null"}}}}
+            for k in ("external_id", "braze_id", "user_alias", "email", "phone", "device_id")
+        ]
+    }
+)
 
 
 class UserAlias(msgspec.Struct):
@@ -26,8 +48,8 @@ class UserIdentifiers(msgspec.Struct, kw_only=True):
     external_id: Id | None = None
     braze_id: Id | None = None
     user_alias: UserAlias | None = None
-    email: str | None = None
-    phone: str | None = None
+    email: Annotated[str, _field("email")] | None = None
+    phone: Annotated[str, _field("phone")] | None = None
     device_id: Id | None = None
     update_existing_only: bool | None = msgspec.field(default=None, name="_update_existing_only")
 
@@ -35,14 +57,14 @@ class UserIdentifiers(msgspec.Struct, kw_only=True):
 class AttributesObject(UserIdentifiers, kw_only=True):
     """Standard fields plus any custom attributes (string, number, boolean, time, array, inc/add/remove)."""
 
-    first_name: str | None = None
-    last_name: str | None = None
+    first_name: Annotated[str, _field("first_name")] | None = None
+    last_name: Annotated[str, _field("last_name")] | None = None
     gender: Literal["M", "F", "O", "N", "P"] | None = None
-    dob: str | None = None
-    country: str | None = None
-    home_city: str | None = None
-    language: str | None = None
-    time_zone: str | None = None
+    dob: Annotated[str, _field("dob")] | None = None
+    country: Annotated[str, _field("country")] | None = None
+    home_city: Annotated[str, _field("home_city")] | None = None
+    language: Annotated[str, _field("language")] | None = None
+    time_zone: Annotated[str, _field("time_zone")] | None = None
     email_subscribe: Literal["opted_in", "subscribed", "unsubscribed"] | None = None
 
 
@@ -67,15 +89,15 @@ class PurchaseObject(UserIdentifiers, kw_only=True):
     app_id: str | None = None
 
 
-Upto75 = msgspec.Meta(max_length=75)
+Upto75 = msgspec.Meta(max_length=MAX_TRACK_OBJECTS)
 
 
 class TrackRequest(msgspec.Struct, kw_only=True):
     """`POST /users/track`: up to 75 objects in each array."""
 
-    attributes: Annotated[list[AttributesObject], Upto75] | None = None
-    events: Annotated[list[EventObject], Upto75] | None = None
-    purchases: Annotated[list[PurchaseObject], Upto75] | None = None
+    attributes: Annotated[list[Annotated[AttributesObject, _NAMES_A_USER]], Upto75] | None = None
+    events: Annotated[list[Annotated[EventObject, _NAMES_A_USER]], Upto75] | None = None
+    purchases: Annotated[list[Annotated[PurchaseObject, _NAMES_A_USER]], Upto75] | None = None
 
 
 class TrackError(msgspec.Struct):

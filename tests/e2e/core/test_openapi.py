@@ -53,3 +53,9 @@ def test_request_schemas_are_as_strict_as_the_server(live_server: LiveServer) ->
     assert segment["properties"]["filter"]["type"] == "object"
     assert connector["properties"]["kind"]["enum"] == ["http", "heap"]
     assert connector["properties"]["batch_size"]["maximum"] == 10_000
+    events = schemas["TrackRequest"]["properties"]["events"]["anyOf"][0]
+    assert events["maxItems"] == 75
+    assert {"required": ["external_id"], "properties": {"external_id": {"not": {"type": "null"}}}} in (
+        events["items"]["anyOf"]
+    )
+    assert schemas["AttributesObject"]["properties"]["first_name"]["anyOf"][0]["maxLength"] == 256

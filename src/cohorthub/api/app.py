@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from cohorthub.api import cohort_import, cohorts, currents, segments, users
 from cohorthub.api.errors import handle_cohorthub_error, handle_http_exception, handle_unexpected
-from cohorthub.api.http import JSONResponse, container
+from cohorthub.api.http import JSONResponse, container, in_thread
 from cohorthub.api.openapi import Operation, build_openapi
 from cohorthub.api.params import StorableUrl
 from cohorthub.bootstrap import Container
@@ -29,8 +29,12 @@ def operations() -> list[Operation]:
 
 
 async def openapi(request: Request) -> Response:
-    """`GET /openapi.json`."""
-    return JSONResponse(build_openapi(operations(), server_url=container(request).settings.public_url))
+    """`GET /openapi.json` (built once per app, in a worker thread: it is CPU work)."""
+    state = request.app.state
+    if getattr(state, "openapi", None) is None:
+        url = container(request).settings.public_url
+        state.openapi = await in_thread(lambda: build_openapi(operations(), server_url=url))
+    return JSONResponse(state.openapi)
 
 
 async def health(_request: Request) -> Response:

@@ -208,9 +208,12 @@ def parse_period(text: str) -> float:
 
 
 def start_worker(
-    c: Container, *, timeout: float = 30.0, lease_seconds: float = 600.0, in_flight: int = 4
+    c: Container, *, timeout: float = 10.0, lease_seconds: float = 20.0, in_flight: int = 4
 ) -> tuple[threading.Event, threading.Thread]:
-    """Run a delivery worker in background threads; set the event to stop it."""
+    """Run a delivery worker in background threads; set the event to stop it.
+
+    A send starts only in the first half of its lease, so the lease is at least twice the timeout.
+    """
     worker = DeliveryWorker(
         uow=c.uow,
         sender_factory=lambda: HttpSender(timeout=timeout),
@@ -235,10 +238,14 @@ def start_worker(
 @app.command("worker")
 def worker(
     database: DatabaseOption = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 30.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 10.0,
     lease: Annotated[
-        float, typer.Option("--lease", help="Seconds before a dead worker's batches are sent again.")
-    ] = 600.0,
+        float,
+        typer.Option(
+            "--lease",
+            help="Seconds before a dead worker's batches are sent again (at least twice --timeout).",
+        ),
+    ] = 20.0,
     in_flight: Annotated[
         int,
         typer.Option(

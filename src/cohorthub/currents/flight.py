@@ -5,6 +5,9 @@ receiver works on one batch while the next is sent and the database round runs. 
 endpoint has answered 2xx (and again after it asked to wait), requests go one at a time in
 lease order: a failing endpoint sees one request, not `width`. Once a send is told to wait
 (5xx, 429, network error, 401/403/404), every batch not yet sent is released until then.
+
+A batch is sent only while its lease is young: leased (or renewed, `renewed`) at most `max_age`
+seconds ago, so the send ends before the lease does. Otherwise it is released, not sent.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class Flight:
         self._sender = sender
         self._resolve = resolve
         self._now = now
-        self._max_age = max_age  # a batch leased longer ago than this is released, not sent
+        self._max_age = max_age  # a batch leased (or renewed) longer ago than this is released, not sent
         self._pool = ThreadPoolExecutor(max_workers=max(1, width), thread_name_prefix=name)
         self._cond = threading.Condition()
         self._done: list[Resolution] = []
@@ -48,6 +51,7 @@ class Flight:
         self._active = 0  # requests on the wire
         self._healthy = False  # the last answer that mattered was 2xx
         self._hold: float | None = None  # a send was told to wait until then
+        self._anchors: dict[int, float] = {}  # ticket -> when its lease was taken or last renewed
 
     @property
     def unfinished(self) -> int:
@@ -67,8 +71,25 @@ class Flight:
             first = self._tickets
             self._tickets += len(claims)
             self._unfinished += len(claims)
+            self._anchors.update((first + offset, leased_at) for offset in range(len(claims)))
         for offset, claim in enumerate(claims):
-            self._pool.submit(self._run, first + offset, url, headers, claim, leased_at)
+            self._pool.submit(self._run, first + offset, url, headers, claim)
+
+    def mark(self) -> int:
+        """The number of sends submitted so far: a lease renewal that starts now covers these."""
+        with self._cond:
+            return self._tickets
+
+    def renewed(self, at: float, through: int) -> None:
+        """The leases of the sends before `through` (a `mark`) were renewed at `at`.
+
+        Only a lease still young counts as renewed: one older than `max_age` may have run out in
+        between (another worker may hold it now), so its batch is released, not sent.
+        """
+        with self._cond:
+            for ticket, anchor in self._anchors.items():
+                if ticket < through and at - anchor <= self._max_age:
+                    self._anchors[ticket] = max(anchor, at)
 
     def collect(self, *, keep: int = 0) -> list[Resolution]:
         """Wait until at most `keep` sends are unfinished; hand over the outcomes known so far."""
@@ -90,29 +111,28 @@ class Flight:
         self._pool.shutdown(wait=True)
         self._sender.close()
 
-    def _run(self, ticket: int, url: str, headers: dict[str, str], claim: Claim, leased_at: float) -> None:
+    def _run(self, ticket: int, url: str, headers: dict[str, str], claim: Claim) -> None:
         resolution: Resolution | None = None
         try:
-            resolution = self._attempt(ticket, url, headers, claim, leased_at)
+            resolution = self._attempt(ticket, url, headers, claim)
         except Exception:  # the batch stays leased; it is sent again when the lease expires
             log.exception("currents: send of batch %s failed", claim.batch_id)
         finally:
             with self._cond:
                 self._unfinished -= 1
+                self._anchors.pop(ticket, None)
                 if resolution is not None:
                     self._done.append(resolution)
                 self._cond.notify_all()
 
-    def _attempt(
-        self, ticket: int, url: str, headers: dict[str, str], claim: Claim, leased_at: float
-    ) -> Resolution:
+    def _attempt(self, ticket: int, url: str, headers: dict[str, str], claim: Claim) -> Resolution:
         with self._cond:
             while ticket != self._started or not (self._healthy or self._active == 0):
                 self._cond.wait()
             self._started += 1
             self._cond.notify_all()
             now = self._now()
-            if self._hold is not None or now - leased_at > self._max_age:
+            if self._hold is not None or now - self._anchors[ticket] > self._max_age:
                 later = self._hold if self._hold is not None else now
                 return Resolution("release", claim.batch_id, len(claim.seqs), next_attempt_at=later)
             if not claim.payloads:  # its outbox rows are gone: nothing left to send

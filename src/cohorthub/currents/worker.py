@@ -4,7 +4,10 @@ Each connector runs its own loop (a thread in `run`), so a slow or failing endpo
 delays another. A round is one short transaction that records the outcomes of earlier sends
 and leases the next batches; the sends happen outside any transaction, several at a time
 (`Flight`), and in the loop the next round runs while the last requests are still on the wire.
-A lease that expires (its worker died) makes the batch due again: delivery is at least once.
+Leases are short and renewed: while a worker lives it renews the leases of the batches it holds
+every `renew_interval` seconds; when it dies they run out within `lease_seconds` and another (or a
+restarted) worker sends them again: delivery is at least once. A worker sends a batch only while
+its lease is young (`Flight`), so two live workers never send the same batch at once.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ UowFactory = Callable[[], AbstractContextManager[CurrentsUnitOfWork]]
 class WorkerOptions:
     """Tunables of a worker."""
 
-    lease_seconds: float = 600.0
+    lease_seconds: float = 20.0  # a dead worker's batches are taken over within this
+    renew_interval: float | None = None  # how often a live worker renews its leases (lease / 10)
     poll_interval: float = 0.5
     max_events_per_round: int = 2_000
     refresh_interval: float = 5.0
@@ -112,8 +116,23 @@ class DeliveryWorker:
             uow.currents.record_outcomes(connector_id, tally, connector_state_after(outcomes, now))
             uow.commit()
 
+    def renew_leases(self) -> int:
+        """Extend the leases of every batch this worker holds; the number of batches renewed."""
+        marks = [(flight, flight.mark()) for flight in list(self._pending.values())]
+        now = self.now()
+        with self.uow() as uow:
+            renewed = uow.currents.renew_leases(
+                self.worker_id, now=now, lease_until=now + self.options.lease_seconds
+            )
+            uow.commit()
+        for flight, mark in marks:  # only sends submitted before the renewal began are covered
+            flight.renewed(now, mark)
+        return renewed
+
     def run(self, stop: threading.Event, connector_ids: Callable[[], list[str]]) -> None:
         """Deliver until `stop` is set: one thread per connector, the list refreshed periodically."""
+        renewer = threading.Thread(target=self._renew_loop, args=(stop,), name="currents-lease", daemon=True)
+        renewer.start()
         threads: dict[str, threading.Thread] = {}
         next_prune = self.now()
         while not stop.is_set():
@@ -132,7 +151,7 @@ class DeliveryWorker:
                     threads[cid] = thread
                     thread.start()
             stop.wait(self.options.refresh_interval)
-        for thread in threads.values():
+        for thread in [*threads.values(), renewer]:
             thread.join()
 
     def prune_if_due(self, due_at: float) -> float:
@@ -147,6 +166,14 @@ class DeliveryWorker:
         except Exception:
             log.exception("currents: outbox prune failed")
         return now + self.options.prune_interval
+
+    def _renew_loop(self, stop: threading.Event) -> None:
+        interval = self.options.renew_interval or self.options.lease_seconds / 10
+        while not stop.wait(interval):
+            try:
+                self.renew_leases()
+            except Exception:  # a lease not renewed runs out: its batch is released, not sent
+                log.exception("currents: could not renew leases")
 
     def _loop(self, connector_id: str, stop: threading.Event) -> None:
         wait = True

@@ -130,3 +130,40 @@ def test_collect_can_leave_sends_on_the_wire(make: partial[Flight]) -> None:
     rest = flight.collect()
     assert sorted(o.batch_id for o in first + rest) == [0, 1, 2, 3]
     assert b'{"events":[{"id":"0"},{"id":"0"}]}' in sender.bodies  # spliced from the stored bytes
+
+
+@dataclass
+class HeldSender:
+    """Answers 200; holds the request numbered `hold` until `release` is set."""
+
+    hold: int
+    release: threading.Event = field(default_factory=threading.Event)
+    bodies: list[bytes] = field(default_factory=list)
+
+    def send(self, url: str, headers: dict[str, str], body: bytes) -> SendResult:
+        self.bodies.append(body)
+        if len(self.bodies) == self.hold:
+            self.release.wait(timeout=10)
+        return SendResult(200)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_renewed_lease_keeps_its_waiting_batch_sendable_and_only_those_renewed() -> None:
+    sender = HeldSender(hold=1)
+    clock = [NOW]
+    flight = Flight(
+        sender, width=1, resolve=partial(resolve_attempt, RetryPolicy()), now=lambda: clock[0], max_age=300.0
+    )
+    batches = claims(5)
+    flight.submit(URL, {}, batches[:3], NOW)  # 0 is held on the wire; 1 and 2 wait their turn
+    flight.submit(URL, {}, batches[3:4], NOW - 301)  # already too old when the renewal comes
+    flight.renewed(NOW + 200, flight.mark())
+    flight.submit(URL, {}, batches[4:], NOW)  # leased after the renewal began: not covered
+    clock[0] = NOW + 400  # past every lease but the renewed ones
+    sender.release.set()
+    kinds = {o.batch_id: o.kind for o in flight.collect()}
+    flight.close()
+    assert kinds == {0: "ack", 1: "ack", 2: "ack", 3: "release", 4: "release"}
+    assert len(sender.bodies) == 3

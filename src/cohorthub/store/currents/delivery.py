@@ -2,7 +2,8 @@
 
 Several workers may run on PostgreSQL. Only a claim locks the connector row (to the end of its
 transaction); due batches are leased with `FOR UPDATE SKIP LOCKED`; a round settles its batches
-first and writes the connector row (counters, state) last.
+first and writes the connector row (counters, state) last. A live worker renews its short leases;
+a batch is due again once its lease ran out (its worker died or stopped renewing).
 """
 
 from __future__ import annotations
@@ -100,6 +101,22 @@ class Delivery(Bound):
             Claim(batch_id, seqs, stored, 0, None)
             for batch_id, (seqs, _xid, _type, _created, stored) in zip(ids, columns, strict=True)
         ]
+
+    def renew_leases(self, owner: str, *, now: float, lease_until: float) -> int:
+        """Extend `owner`'s leases that have not run out; the number of batches renewed.
+
+        The rows are locked in id order, the order in which a round settles its batches.
+        """
+        query = (
+            select(batches.c.id)
+            .where(batches.c.lease_owner == owner, batches.c.lease_until > now)
+            .order_by(batches.c.id)
+            .with_for_update()
+        )
+        ids = list(self._conn.execute(query).scalars())
+        for chunk in chunks(ids, 5_000):
+            self._conn.execute(update(batches).where(batches.c.id.in_(chunk)).values(lease_until=lease_until))
+        return len(ids)
 
     def next_due_at(self, connector_id: str) -> float | None:
         """When the connector's earliest waiting or leased batch becomes due."""

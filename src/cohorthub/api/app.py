@@ -6,6 +6,7 @@ from types import ModuleType
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -13,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from cohorthub.api import cohort_import, cohorts, currents, segments, users
 from cohorthub.api.errors import handle_cohorthub_error, handle_http_exception, handle_unexpected
 from cohorthub.api.http import JSONResponse, container
+from cohorthub.api.middleware import RequestContext
 from cohorthub.api.openapi import Operation, build_openapi
 from cohorthub.bootstrap import Container
 from cohorthub.errors import CohorthubError
@@ -46,6 +48,7 @@ def create_app(c: Container) -> Starlette:
         routes.extend(module.ROUTES)
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(RequestContext, log_requests=c.settings.request_log)],
         exception_handlers={
             CohorthubError: handle_cohorthub_error,
             HTTPException: handle_http_exception,

@@ -115,7 +115,8 @@ def _fail(error: PartnerClientError, as_json: bool) -> int:
         payload = {"status": "error", "error": type(error).__name__, "message": str(error), "exit_code": code}
         _emit_json(payload)
     else:
-        err.print(f"[red]error:[/red] {type(error).__name__}: {error}", markup=True, highlight=False)
+        text = error.message if isinstance(error, AuthenticationError) else str(error)  # hint: own line
+        err.print(f"[red]error:[/red] {type(error).__name__}: {text}", markup=True, highlight=False)
         if isinstance(error, AuthenticationError):
             err.print(f"[yellow]hint:[/yellow] {error.hint}")
         if isinstance(error, RequestRejected):

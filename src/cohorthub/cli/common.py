@@ -30,8 +30,8 @@ DatabaseOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # long ids, paths and URLs are never cut or wrapped
+err_console = Console(stderr=True, soft_wrap=True)
 
 #: Exit codes by error class status: usage 2, input 3, auth 4, not found 5, conflict 6, other 1.
 EXIT_CODES = {400: 3, 401: 4, 403: 4, 404: 5, 409: 6}

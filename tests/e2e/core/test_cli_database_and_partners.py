@@ -113,3 +113,10 @@ def test_a_real_partner_key_over_http_registered_or_by_data_import_key_alone(
     assert registered.status_code == 201, registered.text
     seen = json.loads(run("partner", "show", "heap", "--json", *db)[1])["workspaces"][0]["partner_keys_seen"]
     assert [s["requests"] for s in seen] == [1]  # only the request accepted by the data import key alone
+
+
+def test_sync_status_does_not_create_a_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "var" / "sync-state.sqlite"
+    result = runner.invoke(app, ["sync", "status", "--state", str(state)])
+    assert result.exit_code != 0 and f"no sync state at {state}" in " ".join(result.stderr.split())
+    assert not state.exists()

@@ -16,7 +16,7 @@ from cohorthub.identity.listeners import IdentityListener
 from cohorthub.segments.indexes import SegmentIndexes
 from cohorthub.segments.listeners import SegmentIdentityListener
 from cohorthub.store import migrate
-from cohorthub.store.db import create_db_engine
+from cohorthub.store.db import open_db_engine
 from cohorthub.store.uow import UnitOfWorkFactory
 
 
@@ -38,10 +38,19 @@ class Container:
         self.engine.dispose()
 
 
-def bootstrap(settings: Settings | None = None, *, run_migrations: bool = True) -> Container:
-    """Wire the pieces for `settings` (default: from the environment)."""
+def bootstrap(
+    settings: Settings | None = None, *, run_migrations: bool = True, create_database: bool = True
+) -> Container:
+    """Wire the pieces for `settings` (default: from the environment).
+
+    Without `create_database`, a SQLite file that does not exist is an error instead of a new database.
+    """
     settings = settings or Settings.from_env()
-    engine = create_db_engine(settings.database_url, lock_timeout_seconds=settings.lock_timeout_seconds)
+    engine = open_db_engine(
+        settings.database_url,
+        lock_timeout_seconds=settings.lock_timeout_seconds,
+        create=create_database,
+    )
     if run_migrations:
         migrate.upgrade(engine)
     membership = MembershipCache()

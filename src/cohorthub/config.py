@@ -42,6 +42,12 @@ def _duration(text: str) -> float:
     return float(text)
 
 
+def configured_public_url(env: Mapping[str, str] | None = None) -> str | None:
+    """`COHORTHUB_PUBLIC_URL` without a trailing slash, when set."""
+    value = (os.environ if env is None else env).get("COHORTHUB_PUBLIC_URL", "").strip()
+    return value.rstrip("/") or None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every tunable of the server, with its default."""
@@ -55,6 +61,7 @@ class Settings:
     identifier_max_length: int = 512
     compaction_threshold: int = 50_000
     outbox_retention_seconds: float = 7 * 86400.0
+    request_log: bool = True  # one log line per HTTP request (`serve --no-request-log` turns it off)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

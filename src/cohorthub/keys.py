@@ -24,3 +24,12 @@ def hash_key(key: str) -> str:
 def matches(key: str, stored_hash: str) -> bool:
     """Constant-time comparison of a presented key with a stored hash."""
     return hmac.compare_digest(hash_key(key), stored_hash)
+
+
+#: Hex digits of a key's SHA-256 kept as its fingerprint: enough to tell keys apart, not to recover one.
+FINGERPRINT_LENGTH = 16
+
+
+def fingerprint(key: str) -> str:
+    """A short, non-secret name of a key: the start of its stored hash."""
+    return hash_key(key)[:FINGERPRINT_LENGTH]

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from cohorthub.api import cohort_import, cohorts, currents, segments, users
 from cohorthub.api.errors import handle_cohorthub_error, handle_http_exception, handle_unexpected
 from cohorthub.api.http import JSONResponse, container, in_thread
+from cohorthub.api.middleware import RequestContext
 from cohorthub.api.openapi import Operation, build_openapi
 from cohorthub.api.params import StorableUrl
 from cohorthub.bootstrap import Container
@@ -52,7 +53,10 @@ def create_app(c: Container) -> Starlette:
         routes.extend(module.ROUTES)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(StorableUrl)],
+        middleware=[
+            Middleware(RequestContext, log_requests=c.settings.request_log),
+            Middleware(StorableUrl),
+        ],
         exception_handlers={
             CohorthubError: handle_cohorthub_error,
             HTTPException: handle_http_exception,

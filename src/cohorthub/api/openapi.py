@@ -68,6 +68,7 @@ class ErrorBody(msgspec.Struct):
 
     message: str
     errors: list[str] | None = None
+    request_id: str | None = None  # also in the X-Request-Id header and the request log
 
 
 def build_openapi(operations: list[Operation], *, server_url: str) -> dict[str, Any]:

@@ -99,7 +99,7 @@ class StorableUrl:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 400 for a NUL in the path or the query, else pass the request on."""
         if scope["type"] == "http" and (error := url_error(scope)) is not None:
-            await error_response(error)(scope, receive, send)
+            await error_response(error, scope.get("state", {}).get("request_id"))(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

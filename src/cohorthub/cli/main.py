@@ -10,10 +10,12 @@ app = typer.Typer(
     help="cohorthub: a self-hosted engagement core speaking Braze's partner protocols.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags without `<bool>`, long names wrapped, never cut
 )
 app.add_typer(workspace.app, name="workspace")
 app.add_typer(partner.app, name="partner")
 app.command("serve")(serve.serve)
+app.command("init")(serve.init)
 app.add_typer(sync.app, name="sync")
 app.add_typer(currents.app, name="currents")
 app.command("currents-sink")(sink.currents_sink)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -17,8 +18,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
+from cohorthub.cli.output import render
 from cohorthub.partner_client import (
     ApiError,
     AuthenticationError,
@@ -63,11 +64,12 @@ FATAL_IN_SCHEDULE = frozenset({EXIT_CONFIG, EXIT_STATE, EXIT_AUTH, EXIT_REJECTED
 """With --every, these stop the loop; other failures are retried at the next tick."""
 PROGRESS_THRESHOLD = 10_000
 DEFAULT_STATE = Path("var/sync-state.sqlite")
+_NO_STATE = "no sync state at {} (the first `sync run` with this --state creates it)"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
-err = Console(stderr=True)
-out = Console(highlight=False)
+err = Console(stderr=True, soft_wrap=True)  # long paths and URLs stay whole
+out = Console(highlight=False, soft_wrap=True)
 
 
 def exit_code_for(error: PartnerClientError) -> int:
@@ -115,7 +117,8 @@ def _fail(error: PartnerClientError, as_json: bool) -> int:
         payload = {"status": "error", "error": type(error).__name__, "message": str(error), "exit_code": code}
         _emit_json(payload)
     else:
-        err.print(f"[red]error:[/red] {type(error).__name__}: {error}", markup=True, highlight=False)
+        text = error.message if isinstance(error, AuthenticationError) else str(error)  # hint: own line
+        err.print(f"[red]error:[/red] {type(error).__name__}: {text}", markup=True, highlight=False)
         if isinstance(error, AuthenticationError):
             err.print(f"[yellow]hint:[/yellow] {error.hint}")
         if isinstance(error, RequestRejected):
@@ -200,6 +203,8 @@ def run(
     except PartnerClientError as exc:
         raise typer.Exit(_fail(exc, as_json)) from exc
     options = (source, source_sql, source_url, id_type, header)
+    if not as_json:
+        err.print(f"state: {state.resolve()}", highlight=False, soft_wrap=True)
     code = EXIT_OK
     syncing = False
     try:
@@ -251,6 +256,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Per cohort: last sync, members, adds and removes sent, failures."""
+    if not state.exists():
+        raise typer.Exit(_fail(ConfigurationError(_NO_STATE.format(state.resolve())), as_json))
     try:
         store = StateStore(state)
         cohorts = store.cohorts()
@@ -276,25 +283,8 @@ def status(
     if as_json:
         _emit_json({"cohorts": rows})
         return
-    if not rows:
-        out.print(f"no cohorts in {state}")
-        return
-    table = Table(
-        "endpoint", "partner", "cohort", "name", "last sync", "members", "adds", "removes", "failures"
-    )
-    for row in rows:
-        table.add_row(
-            row["endpoint"],
-            row["partner"],
-            row["cohort_id"],
-            row["name"] or "-",
-            row["last_success_at"] or "never",
-            f"{row['members']:,}",
-            f"{row['adds_sent']:,}",
-            f"{row['removes_sent']:,}",
-            str(row["failures"]) + (f" ({row['last_error']})" if row["last_error"] else ""),
-        )
-    out.print(table)
+    width = shutil.get_terminal_size().columns
+    typer.echo("\n".join(render(rows, width=width, title=f"Cohorts in {state.resolve()}")))
 
 
 @app.command()
@@ -306,6 +296,8 @@ def reset(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Forget what was sent, so the next sync resends the name and every member."""
+    if not state.exists():
+        raise typer.Exit(_fail(ConfigurationError(_NO_STATE.format(state.resolve())), as_json))
     try:
         store = StateStore(state)
         keys = [

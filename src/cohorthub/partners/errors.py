@@ -40,3 +40,15 @@ class PartnerNotConfigured(InvalidInput):
 
 class PartnerQuotaExceeded(RateLimited):
     """The partner key used its hourly request quota."""
+
+
+class InvalidPartnerKeyValue(InvalidInput):
+    """A partner key value given to `partner add-key` that cannot be a key."""
+
+
+class PartnerKeyAlreadyRegistered(Conflict):
+    """The same partner key value is registered already."""
+
+
+class InvalidAuthMode(InvalidInput):
+    """An authentication mode that does not exist."""

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import QueuePool
 
 from cohorthub.errors import ResourceLocked
+from cohorthub.store.errors import SUPPORTED_URLS, DatabaseMissing, DatabaseUnavailable, InvalidDatabaseUrl
 
 #: PostgreSQL SQLSTATEs of a lock that could not be had: lock_timeout expired, deadlock detected.
 _PG_LOCK_ERRORS = {"55P03", "40P01"}
@@ -31,13 +33,77 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def parse_url(url: str) -> URL:
+    """The parsed URL of a supported database; `InvalidDatabaseUrl` (one line) otherwise."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except (ArgumentError, ValueError) as exc:
+        raise InvalidDatabaseUrl(f"Not a database URL: {url!r} ({SUPPORTED_URLS})") from exc
+    if parsed.get_backend_name() not in {"sqlite", "postgresql"} or parsed.drivername not in {
+        "sqlite",
+        "postgresql+psycopg",
+    }:
+        shown = parsed.render_as_string(hide_password=True)
+        raise InvalidDatabaseUrl(f"Unsupported database URL: {shown!r} ({SUPPORTED_URLS})")
+    if parsed.get_backend_name() == "sqlite" and not parsed.database:
+        raise InvalidDatabaseUrl(f"A SQLite URL needs a file path: {url!r} ({SUPPORTED_URLS})")
+    return parsed
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The absolute file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, ":memory:"):
+        return None
+    return Path(str(parsed.database)).resolve()
+
+
+def describe_url(url: str) -> str:
+    """The database as a user should read it: an absolute SQLite path, or the URL without password."""
+    path = sqlite_path(url)
+    if path is not None:
+        return f"sqlite:///{path}"
+    shown = parse_url(url).render_as_string(hide_password=True)
+    return shown.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 def is_sqlite(url: str) -> bool:
     """True for the embedded store."""
     return make_url(normalize_url(url)).get_backend_name() == "sqlite"
 
 
+def open_db_engine(url: str, *, lock_timeout_seconds: float = 5.0, create: bool = True) -> Engine:
+    """An engine whose database answers; without `create`, a missing SQLite file is an error.
+
+    Every failure is one line: `InvalidDatabaseUrl`, `DatabaseMissing` or `DatabaseUnavailable`.
+    """
+    path = sqlite_path(url)
+    if path is not None and not create and not path.exists():
+        raise DatabaseMissing(
+            f"No cohorthub database at {path}. Point at the server's database with "
+            "--database sqlite:////ABSOLUTE/PATH or COHORTHUB_DATABASE_URL (a relative path starts "
+            "at the current directory), or create a new one with `cohorthub init`"
+        )
+    engine = create_db_engine(url, lock_timeout_seconds=lock_timeout_seconds)
+    try:
+        engine.connect().close()
+    except DBAPIError as exc:
+        engine.dispose()
+        reason = _first_line(exc)
+        if "does not exist" in reason:
+            reason += " (create it, e.g. `createdb`, or name another database)"
+        raise DatabaseUnavailable(f"Cannot open {describe_url(url)}: {reason}") from exc
+    return engine
+
+
+def _first_line(exc: DBAPIError) -> str:
+    text = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+    return " ".join(text.removeprefix("connection failed: ").split())
+
+
 def create_db_engine(url: str, *, lock_timeout_seconds: float = 5.0) -> Engine:
     """Create the engine for `url`, with the pragmas and pool the store needs."""
+    parse_url(url)
     url = normalize_url(url)
     engine = (
         _sqlite_engine(url, lock_timeout_seconds) if is_sqlite(url) else _pg_engine(url, lock_timeout_seconds)

@@ -73,6 +73,7 @@ partner_integrations = Table(
     Column("partner", String(64), primary_key=True),
     Column("enabled", Boolean, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("auth_mode", String(32), nullable=False, server_default="partner_key"),  # 0011_partners_auth
 )
 
 data_import_keys = Table(

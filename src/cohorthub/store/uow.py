@@ -19,7 +19,7 @@ from cohorthub.store.cohorts import SqlCohortRepository
 from cohorthub.store.currents import SqlCurrentsRepository
 from cohorthub.store.identity import SqlUserRepository
 from cohorthub.store.outbox import SqlOutbox
-from cohorthub.store.partners import SqlPartnerRepository
+from cohorthub.store.partners import SqlPartnerRepository, SqlServerAddresses
 from cohorthub.store.segments import SqlSegmentRepository
 from cohorthub.store.workspaces import SqlWorkspaceRepository
 
@@ -37,6 +37,7 @@ class SqlUnitOfWork:
 
     workspaces: SqlWorkspaceRepository
     partners: SqlPartnerRepository
+    server_addresses: SqlServerAddresses
     users: SqlUserRepository
     cohorts: SqlCohortRepository
     outbox: SqlOutbox
@@ -66,6 +67,7 @@ class SqlUnitOfWork:
             raise
         self.workspaces = SqlWorkspaceRepository(self.conn)
         self.partners = SqlPartnerRepository(self.conn)
+        self.server_addresses = SqlServerAddresses(self.conn)
         self.users = SqlUserRepository(self.conn)
         self.cohorts = SqlCohortRepository(self.conn)
         self.outbox = SqlOutbox(self.conn)

@@ -16,7 +16,7 @@ def test_openapi_document_is_served(live_server: LiveServer) -> None:
 def test_unknown_paths_answer_json(live_server: LiveServer) -> None:
     response = httpx.get(f"{live_server.url}/no/such/path")
     assert response.status_code == 404
-    assert response.json() == {"message": "Not Found"}
+    assert response.json() == {"message": "Not Found", "request_id": response.headers["x-request-id"]}
 
 
 def test_health(live_server: LiveServer) -> None:

@@ -44,7 +44,7 @@ def test_connector_lifecycle_and_permissions(container: Container, live_server: 
         )
         denied = http.post("/currents", json=body, headers={"Authorization": f"Bearer {reader}"})
         assert denied.status_code == 403
-        assert denied.json() == {"message": "This API key does not have the currents.write permission"}
+        assert denied.json()["message"] == "This API key does not have the currents.write permission"
         assert http.get("/currents").status_code == 401
         assert http.post(f"/currents/{cid}/pause", headers=auth).json()["paused"] is True
         assert http.post(f"/currents/{cid}/resume", headers=auth).json()["paused"] is False

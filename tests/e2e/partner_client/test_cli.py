@@ -145,6 +145,7 @@ def test_errors_map_to_exit_codes(
     assert code_json == code and out["exit_code"] == code
     if setup == "auth":
         assert "hint:" in result.stderr and "--partner-key" in result.stderr
+        assert result.stderr.count("--partner-key") == 1  # the hint is printed once
     if setup == "reject":
         assert "offending part of the request: cohort_id='c'" in result.stderr
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cohorthub.api.http import JSONResponse, api_key, container, decode_as, in_thread, read_json
-from cohorthub.api.openapi import Operation
+from cohorthub.api.openapi import Operation, documented
 from cohorthub.bootstrap import Container
 from cohorthub.currents import services
 from cohorthub.currents.errors import InvalidConnector
@@ -28,21 +28,16 @@ from cohorthub.currents.model import (
 from cohorthub.workspaces.services import authenticate_rest_key
 
 
-def _doc(**schema: Any) -> msgspec.Meta:
-    """Documents a field's rule in /openapi.json; the connector rules enforce it with their own texts."""
-    return msgspec.Meta(extra_json_schema=schema)
-
-
 class ConnectorIn(msgspec.Struct, forbid_unknown_fields=True):
     """A new connector; `token` is write-only."""
 
-    kind: Annotated[str, _doc(enum=list(KINDS))]
-    url: Annotated[str, _doc(pattern="^\\s*[Hh][Tt][Tt][Pp][Ss]?://[^\\x00]+$", format="uri")]
-    token: Annotated[str, _doc(pattern="^([A-Za-z0-9._~+/-]+=*)?$", maxLength=4096)] | None = None
-    events: Annotated[str, _doc(pattern="^[A-Za-z0-9_.*?, -]*[A-Za-z0-9_.*?-][A-Za-z0-9_.*?, -]*$")] = (
+    kind: Annotated[str, documented(enum=list(KINDS))]
+    url: Annotated[str, documented(pattern="^\\s*[Hh][Tt][Tt][Pp][Ss]?://[^\\x00]+$", format="uri")]
+    token: Annotated[str, documented(pattern="^([A-Za-z0-9._~+/-]+=*)?$", maxLength=4096)] | None = None
+    events: Annotated[str, documented(pattern="^[A-Za-z0-9_.*?, -]*[A-Za-z0-9_.*?-][A-Za-z0-9_.*?, -]*$")] = (
         DEFAULT_EVENTS
     )
-    batch_size: Annotated[int, _doc(minimum=1, maximum=MAX_BATCH_SIZE)] = DEFAULT_BATCH_SIZE
+    batch_size: Annotated[int, documented(minimum=1, maximum=MAX_BATCH_SIZE)] = DEFAULT_BATCH_SIZE
     api_key: str | None = None
 
 

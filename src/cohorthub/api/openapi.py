@@ -61,6 +61,14 @@ _ERROR_TEXT = {
     429: "Hourly quota used (retry after Retry-After seconds)",
 }
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
+#: Patterns for text the stores can hold (no NUL), and for text that is not blank as well.
+NO_NUL = "^[^\\x00]*$"
+NOT_BLANK = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
+
+
+def documented(**schema: Any) -> msgspec.Meta:
+    """A field's rule shown in /openapi.json but enforced by the domain rules, with their own texts."""
+    return msgspec.Meta(extra_json_schema=schema)
 
 
 class ErrorBody(msgspec.Struct):

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from cohorthub.api import params
 from cohorthub.api.cohorts import iso
 from cohorthub.api.http import JSONResponse, api_key, container, decode_as, in_thread, read_json
-from cohorthub.api.openapi import Operation, Param
+from cohorthub.api.openapi import NO_NUL, NOT_BLANK, Operation, Param, documented
 from cohorthub.bootstrap import Container
 from cohorthub.segments import services
 from cohorthub.segments.errors import InvalidSegment
@@ -36,27 +36,17 @@ MAX_PAGE_NUMBER = 10**18
 UNSET: Any = msgspec.UNSET
 
 
-def _doc(**schema: Any) -> msgspec.Meta:
-    """Documents a field's rule in /openapi.json; the segment rules enforce it with the node's path."""
-    return msgspec.Meta(extra_json_schema=schema)
-
-
-_NO_NUL = "^[^\\x00]*$"
-
-
 class SegmentIn(msgspec.Struct, forbid_unknown_fields=True):
     """A segment definition; `filter` is the JSON filter tree (docs/segments.md)."""
 
-    name: Annotated[
-        Any, _doc(type="string", minLength=1, maxLength=200, pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*$")
-    ]
-    filter: Annotated[Any, _doc(type="object", description="The filter tree (docs/segments.md)")]
-    description: Annotated[Any, _doc(type="string", pattern=_NO_NUL)] = ""
-    tags: Annotated[Any, _doc(type="array", items={"type": "string", "minLength": 1, "pattern": _NO_NUL})] = (
-        msgspec.field(default_factory=list)
-    )
-    filter_version: Annotated[Any, _doc(type="integer", enum=[FILTER_VERSION])] = FILTER_VERSION
-    analytics_tracking_enabled: Annotated[Any, _doc(type="boolean")] = False
+    name: Annotated[Any, documented(type="string", minLength=1, maxLength=200, pattern=NOT_BLANK)]
+    filter: Annotated[Any, documented(type="object", description="The filter tree (docs/segments.md)")]
+    description: Annotated[Any, documented(type="string", pattern=NO_NUL)] = ""
+    tags: Annotated[
+        Any, documented(type="array", items={"type": "string", "minLength": 1, "pattern": NO_NUL})
+    ] = msgspec.field(default_factory=list)
+    filter_version: Annotated[Any, documented(type="integer", enum=[FILTER_VERSION])] = FILTER_VERSION
+    analytics_tracking_enabled: Annotated[Any, documented(type="boolean")] = False
     api_key: str | None = None
 
 

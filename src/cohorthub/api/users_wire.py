@@ -11,17 +11,15 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from cohorthub.api.openapi import NO_NUL, NOT_BLANK
 from cohorthub.identity.model import MAX_ID_LENGTH, STANDARD_FIELDS
 from cohorthub.identity.requests import MAX_TRACK_OBJECTS
 
-_NO_NUL = "^[^\\x00]*$"
-Id = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*$")
-]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern=NOT_BLANK)]
 
 
 def _field(name: str) -> msgspec.Meta:
-    return msgspec.Meta(max_length=STANDARD_FIELDS[name], pattern=_NO_NUL)
+    return msgspec.Meta(max_length=STANDARD_FIELDS[name], pattern=NO_NUL)
 
 
 #: Every `/users/track` object names its user by one of these.

@@ -30,14 +30,35 @@ from cohorthub.bootstrap import Container
 from tests.conftest import LiveServer
 from tests.integration.cohorts.factories import Tenant, make_tenant
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
+#: Braze's contract for `/users/track`: an invalid object is a non-fatal error listed in `errors`,
+#: and the request succeeds when another object is usable (docs/users-api.md).
+NON_FATAL = {"/users/track"}
+
+
+@schemathesis.check
+def invalid_data_rejected(ctx: Any, response: Any, case: Any) -> bool | None:
+    """`negative_data_rejection`, except where invalid parts of a request are non-fatal by contract."""
+    if case.operation.path in NON_FATAL:
+        return None
+    return negative_data_rejection(ctx, response, case)
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
-    negative_data_rejection,
+    invalid_data_rejected,
 ]
+
+
+def _without_security(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document minus its security requirements: the test sends (or omits) the key itself."""
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            operation.pop("security", None)
+    return doc
 
 
 def _seed(server: LiveServer, tenant: Tenant) -> dict[str, str]:
@@ -79,7 +100,9 @@ def _run(
 def test_no_5xx_and_conformance_with_and_without_a_key(container: Container, live_server: LiveServer) -> None:
     tenant = make_tenant(container)
     fixed = _seed(live_server, tenant)
-    schema = schemathesis.openapi.from_dict(httpx.get(f"{live_server.url}/openapi.json").json())
+    schema = schemathesis.openapi.from_dict(
+        _without_security(httpx.get(f"{live_server.url}/openapi.json").json())
+    )
     keyed = {"Authorization": f"Bearer {tenant.rest_key}"}
     failures: list[str] = []
 

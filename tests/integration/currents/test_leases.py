@@ -92,11 +92,11 @@ def test_two_live_workers_never_send_the_same_batch_at_once(container: Container
         sink = server.sink
         assert isinstance(sink, OverlapSink)
         connector = add_connector(container, workspace, server.url, batch_size=5)
-        ids = record_events(container, workspace, 600)
+        ids = record_events(container, workspace, 1_000)
         # The first worker leases every batch in its first round and sends them 4 at a time for
         # longer than a lease: it keeps them by renewing; the second one starts meanwhile.
         workers = [
-            make_worker(container, FakeClock(), timeout=1.0, lease_seconds=2.0, refresh_interval=0.2)
+            make_worker(container, FakeClock(), timeout=1.0, lease_seconds=4.0, refresh_interval=0.2)
             for _ in range(2)
         ]
         stop = threading.Event()

@@ -101,3 +101,31 @@ def user_orphan(*, workspace_id: str, user: dict[str, str], orphaned_by_id: str,
     """`users.UserOrphan`: `user` was merged into the profile `orphaned_by_id`."""
     props = {"app_group_id": workspace_id, "orphaned_by_id": orphaned_by_id}
     return new_envelope("users.UserOrphan", time=time, user=user, properties=props)
+
+
+def user_delete_request(*, workspace_id: str, user: dict[str, str], time: float) -> Envelope:
+    """`users.UserDeleteRequest`: the user was deleted through `/users/delete`."""
+    return new_envelope(
+        "users.UserDeleteRequest", time=time, user=user, properties={"app_group_id": workspace_id}
+    )
+
+
+#: `email_subscribe` values as Currents names the subscription status.
+SUBSCRIPTION_STATUS = {"opted_in": "Opted In", "subscribed": "Subscribed", "unsubscribed": "Unsubscribed"}
+
+
+def email_subscription_change(
+    *, workspace_id: str, user: dict[str, str], state: str, email: str | None, time: float
+) -> Envelope:
+    """`users.behaviors.subscription.GlobalStateChange`: e-mail state changed through the REST API."""
+    props: dict[str, Any] = {
+        "app_group_id": workspace_id,
+        "channel": "email",
+        "state_change_source": "REST API",
+        "subscription_status": SUBSCRIPTION_STATUS[state],
+    }
+    if email is not None:
+        props["email_address"] = props["channel_identifier"] = email
+    return new_envelope(
+        "users.behaviors.subscription.GlobalStateChange", time=time, user=user, properties=props
+    )

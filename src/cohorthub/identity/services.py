@@ -210,13 +210,21 @@ def delete_users(
     found += [ws.find("user_alias", a) for a in ids.aliases]
     found += [ws.find("braze_id", v) for v in ids.braze_ids]
     found += [pick(ws.with_field(c.kind, c.value), c.prioritization) for c in request.contacts]
-    nums = sorted({p.num for p in found if p is not None})
+    deleted = {p.num: p for p in found if p is not None}
+    nums = sorted(deleted)
     if nums:
         # Delete first: the row locks make a concurrent cohort import that matched these users
         # finish (or skip them) before the listeners read the memberships to undo.
         uow.users.delete(workspace_id, nums)
         for listener in listeners:
             listener.users_deleted(uow, nums, workspace_id=workspace_id, now=now)
+        requests = [
+            envelope.user_delete_request(
+                workspace_id=workspace_id, user=envelope.event_user(braze_id=deleted[n].braze_id), time=now
+            )
+            for n in nums
+        ]
+        uow.outbox.append(workspace_id, requests, now=now)
     uow.commit()
     return len(nums)
 
@@ -300,12 +308,25 @@ def _envelopes(ws: WorkSet, changes: ChangeSet, workspace_id: str, now: float) -
     events = [
         envelope.user_orphan(
             workspace_id=workspace_id,
-            user=_user(m.orphan),
+            user=_user(m.orphan, m.device_id),
             orphaned_by_id=ws.profiles[m.target_num].braze_id,
             time=now,
         )
         for m in changes.merges
     ]
+    for num in changes.subscriptions:
+        profile = ws.profiles[num]
+        state = profile.get("email_subscribe")
+        assert state is not None
+        events.append(
+            envelope.email_subscription_change(
+                workspace_id=workspace_id,
+                user=_user(profile),
+                state=state,
+                email=profile.get("email"),
+                time=now,
+            )
+        )
     for num, e in changes.events:
         events.append(
             envelope.custom_event(

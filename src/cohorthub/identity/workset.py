@@ -65,10 +65,11 @@ class Loaded:
 
 @dataclass(frozen=True, slots=True)
 class Orphaning:
-    """`orphan` was merged into the user numbered `target_num`."""
+    """`orphan` was merged into the user numbered `target_num`; `device_id` one of its devices."""
 
     orphan: Profile
     target_num: int
+    device_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class ChangeSet:
     devices: dict[str, int]
     events: list[tuple[int, EventItem]]
     purchases: list[tuple[int, PurchaseItem]]
+    subscriptions: list[int] = field(default_factory=list)  # users whose email_subscribe changed
 
 
 class WorkSet:
@@ -104,6 +106,7 @@ class WorkSet:
         self._merges: list[Orphaning] = []
         self._events: list[tuple[int, EventItem]] = []
         self._purchases: list[tuple[int, PurchaseItem]] = []
+        self._subscribed = {p.num: p.get("email_subscribe") for p in loaded.profiles}
 
     # -- finding -----------------------------------------------------------------------------
     def find(self, kind: str, value: str | UserAlias) -> Profile | None:
@@ -232,7 +235,7 @@ class WorkSet:
             user = self.create()
             self.set_external_id(user, external_id)
         elif owner is not None and owner.anonymous and owner.num != user.num:
-            self.merge(owner, user)
+            self.merge(owner, user, device_id=device_id)
         self.assign_device(user, device_id)
         return user
 
@@ -246,8 +249,11 @@ class WorkSet:
             return True
         return self.merge(profile, user)
 
-    def merge(self, orphan: Profile, target: Profile) -> bool:
-        """Merge anonymous `orphan` into `target` and remove it; False in the documented no-merge case."""
+    def merge(self, orphan: Profile, target: Profile, *, device_id: str | None = None) -> bool:
+        """Merge anonymous `orphan` into `target` and remove it; False in the documented no-merge case.
+
+        `device_id` is the orphan's device that caused the merge (else the first it owns).
+        """
         assert orphan.anonymous
         assert orphan.num != target.num
         if merge_blocked(orphan, target):
@@ -256,14 +262,14 @@ class WorkSet:
         merge_into(orphan, target)
         for alias in moved:
             self._aliases[alias] = target.num
-        for device_id, num in self.devices.items():
-            if num == orphan.num:
-                self.devices[device_id] = target.num
+        owned = sorted(d for d, num in self.devices.items() if num == orphan.num)
+        for device in owned:
+            self.devices[device] = target.num
         self._merged_into[orphan.num] = target.num
         del self.profiles[orphan.num]
         self._braze.pop(orphan.braze_id, None)
         if orphan.num > 0:
-            self._merges.append(Orphaning(orphan, target.num))
+            self._merges.append(Orphaning(orphan, target.num, device_id or next(iter(owned), None)))
         self.touch(target)
         return True
 
@@ -273,10 +279,16 @@ class WorkSet:
         return ChangeSet(
             created=[self.profiles[n] for n in self._created if n in self.profiles],
             updated=[self.profiles[n] for n in sorted(self._touched) if n > 0 and n in self.profiles],
-            merges=[Orphaning(m.orphan, final(m.target_num)) for m in self._merges],
+            merges=[Orphaning(m.orphan, final(m.target_num), m.device_id) for m in self._merges],
             new_aliases=[(a, final(n)) for a, n in sorted(self._new_aliases.items())],
             dropped_aliases=sorted(self._dropped_aliases),
             devices={d: final(self.devices[d]) for d in sorted(self._assigned)},
             events=[(final(n), item) for n, item in self._events],
             purchases=[(final(n), item) for n, item in self._purchases],
+            subscriptions=[
+                n
+                for n, p in sorted(self.profiles.items())
+                if p.get("email_subscribe") is not None
+                and p.get("email_subscribe") != self._subscribed.get(n)
+            ],
         )

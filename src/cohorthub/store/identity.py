@@ -94,14 +94,19 @@ class SqlUserRepository:
                 select(user_aliases).where(user_aliases.c.user_num.in_(sorted(by_num)))
             ):
                 by_num[alias_row.user_num].aliases.add(UserAlias(alias_row.alias_label, alias_row.alias_name))
-        devices: dict[str, int] = {}
+        # The named devices' owners, and the devices of anonymous users (a merge names one of them).
+        named: list[ColumnElement[bool]] = []
         if lookup.device_ids:
+            named.append(user_devices.c.device_id.in_(sorted(lookup.device_ids)))
+        if anonymous := sorted(p.num for p in profiles if p.anonymous):
+            named.append(user_devices.c.user_num.in_(anonymous))
+        devices: dict[str, int] = {}
+        if named:
             devices = {
                 r.device_id: r.user_num
                 for r in self._conn.execute(
                     select(user_devices.c.device_id, user_devices.c.user_num).where(
-                        user_devices.c.workspace_id == workspace_id,
-                        user_devices.c.device_id.in_(sorted(lookup.device_ids)),
+                        user_devices.c.workspace_id == workspace_id, or_(*named)
                     )
                 )
             }

@@ -96,7 +96,7 @@ def test_two_live_workers_never_send_the_same_batch_at_once(container: Container
         # The first worker leases every batch in its first round and sends them 4 at a time for
         # longer than a lease: it keeps them by renewing; the second one starts meanwhile.
         workers = [
-            make_worker(container, FakeClock(), timeout=1.0, lease_seconds=2.0, refresh_interval=0.2)
+            make_worker(container, FakeClock(), timeout=1.0, lease_seconds=4.0, refresh_interval=0.2)
             for _ in range(2)
         ]
         stop = threading.Event()
@@ -106,7 +106,7 @@ def test_two_live_workers_never_send_the_same_batch_at_once(container: Container
             thread = threading.Thread(target=worker.run, args=(stop, lambda: [connector.id]))
             thread.start()
             threads.append(thread)
-            time.sleep(1.0)
+            time.sleep(0.5)
         deadline = time.monotonic() + 60
         while len(sink.seen) < len(ids) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -16,7 +16,9 @@ def test_non_object_bodies_are_400_before_the_keys(hub: Hub, path: str, body: by
         f"/partners/heap{path}", content=body, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 400
-    assert response.json() == {"message": BODY_TEXT, "errors": [f"the body is {kind}, not an object"]}
+    body_out = response.json()
+    assert body_out.pop("request_id") == response.headers["X-Request-Id"]
+    assert body_out == {"message": BODY_TEXT, "errors": [f"the body is {kind}, not an object"]}
 
 
 def test_an_object_without_keys_is_still_401(hub: Hub) -> None:

@@ -75,7 +75,14 @@ def script(readme: str, *, api_port: int, sink_port: int, database: str) -> str:
     text = text.replace('"sqlite:///$PWD/var/cohorthub.sqlite"', f'"{database}"')
     text = text.replace("localhost:8000", f"127.0.0.1:{api_port}").replace(":8000", f":{api_port}")
     text = text.replace("--port 9000", f"--port {sink_port}").replace(":9000/", f":{sink_port}/")
-    return HELPER + text + "\nsleep 0.1\n"
+    return HELPER + text + KEEP_THE_SINK
+
+
+#: A reader keeps the sink running after the last block; the script's exit would stop it, so the
+#: script waits (up to 60 s) for Currents to deliver first. Serve notices a new connector within 5 s.
+KEEP_THE_SINK = """
+for _ in $(seq 600); do grep -qs users.behaviors.CustomEvent events.jsonl && break; sleep 0.1; done
+"""
 
 
 @pytest.fixture

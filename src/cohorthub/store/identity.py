@@ -21,7 +21,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     select,
     tuple_,
     update,
@@ -274,8 +273,12 @@ class SqlUserRepository:
         return int(result.rowcount)
 
     def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Many rows in one driver-level executemany (no per-row statement compilation)."""
         if rows:
-            self._conn.execute(insert(table), rows)
+            names = list(rows[0])
+            marks = ", ".join([self._mark] * len(names))
+            sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
+            self._conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
 
     def _move(self, table: Table, moves: list[dict[str, int]]) -> None:
         stmt = (
@@ -284,34 +287,40 @@ class SqlUserRepository:
         self._conn.execute(stmt, moves)
 
     def _insert_users(self, workspace_id: str, created: list[Profile]) -> dict[int, int]:
-        if not created:
-            return {}
-        rows = [{"workspace_id": workspace_id, "braze_id": p.braze_id, **_row(p)} for p in created]
-        for row, p in zip(rows, created, strict=True):
-            row["created_at"] = p.created_at
-        result = self._conn.execute(insert(users).returning(users.c.num, sort_by_parameter_order=True), rows)
-        return {p.num: int(num) for p, (num,) in zip(created, result.all(), strict=True)}
+        """Insert new users with multi-row VALUES … RETURNING; map each to its stored number."""
+        stored: dict[int, int] = {}
+        names = ["workspace_id", "braze_id", "created_at", *_ROW_COLUMNS]
+        for start in range(0, len(created), _ROWS_PER_INSERT):
+            chunk = created[start : start + _ROWS_PER_INSERT]
+            params: list[Any] = []
+            for p in chunk:
+                params += [workspace_id, p.braze_id, p.created_at, *_values(p)]
+            row_marks = f"({', '.join([self._mark] * len(names))})"
+            sql = (
+                f"INSERT INTO users ({', '.join(names)}) VALUES {', '.join([row_marks] * len(chunk))} "
+                "RETURNING braze_id, num"
+            )
+            by_braze: dict[str, int] = dict(self._conn.exec_driver_sql(sql, tuple(params)).all())
+            stored.update((p.num, int(by_braze[p.braze_id])) for p in chunk)
+        return stored
 
     def _update_users(self, updated: list[Profile]) -> None:
         if not updated:
             return
-        names = ["external_id", *STANDARD_FIELDS, "custom_attributes", "updated_at"]
-        stmt = (
-            update(users)
-            .where(users.c.num == bindparam("v_num"))
-            .values({name: bindparam(f"v_{name}") for name in names})
-        )
-        rows = [{"v_num": p.num, **{f"v_{k}": v for k, v in _row(p).items()}} for p in updated]
-        self._conn.execute(stmt, rows)
+        assignments = ", ".join(f"{name} = {self._mark}" for name in _ROW_COLUMNS)
+        sql = f"UPDATE users SET {assignments} WHERE num = {self._mark}"
+        self._conn.exec_driver_sql(sql, [(*_values(p), p.num) for p in updated])
 
 
-def _row(p: Profile) -> dict[str, Any]:
-    return {
-        "external_id": p.external_id,
-        **{name: p.get(name) for name in STANDARD_FIELDS},
-        "custom_attributes": _json(p.custom),
-        "updated_at": p.updated_at,
-    }
+#: Columns a profile writes besides its identity (`workspace_id`, `braze_id`, `created_at`).
+_ROW_COLUMNS = ("external_id", *STANDARD_FIELDS, "custom_attributes", "updated_at")
+#: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).
+_ROWS_PER_INSERT = 500
+
+
+def _values(p: Profile) -> tuple[Any, ...]:
+    fields = p.fields
+    return (p.external_id, *[fields.get(n) for n in STANDARD_FIELDS], _json(p.custom), p.updated_at)
 
 
 def _profile(row: Any) -> Profile:

@@ -1,7 +1,7 @@
 """Identity use cases: track, identify, alias, delete and export users (one transaction each).
 
-Each write use case takes the workspace's identity lock, loads every user its request names
-in one query, runs the rules in memory (`WorkSet`), writes the result set-based, tells the
+Each write use case loads every user its request names in one query, locking those identifiers
+and users for the transaction, runs the rules in memory (`WorkSet`), writes the result set-based, tells the
 identity listeners about merges and deletions, appends the Currents events to the outbox and
 commits: all in one transaction.
 """
@@ -77,10 +77,9 @@ def track_users(
 ) -> TrackResult:
     """`/users/track`: attributes, custom events and purchases of up to 75 objects each."""
     batch = parse_track(body, now=now)
-    uow.users.lock(workspace_id)
     targets = [i.target for i in batch.attributes] + [i.target for i in batch.events]
     targets += [i.target for i in batch.purchases]
-    ws = WorkSet(uow.users.load(workspace_id, Lookup.of(targets)), now=now)
+    ws = WorkSet(uow.users.load(workspace_id, Lookup.of(targets), lock=True), now=now)
     errors = list(batch.errors)
     attributes = _process(ws, "attributes", batch.attributes, lambda p, i: ws.update(p, i.update), errors)
     events = _process(ws, "events", batch.events, ws.record_event, errors)
@@ -133,11 +132,10 @@ def identify_users(
 ) -> IdentifyResult:
     """`/users/identify`: identify alias-, email- or phone-only profiles, merging where the id exists."""
     items = parse_identify(body)
-    uow.users.lock(workspace_id)
     lookup = Lookup(external_ids={i.external_id for i in items})
     for item in items:
         lookup.add(Target(kind=item.kind, value=item.value, create=False))
-    ws = WorkSet(uow.users.load(workspace_id, lookup), now=now)
+    ws = WorkSet(uow.users.load(workspace_id, lookup, lock=True), now=now)
     counts = {"user_alias": 0, "email": 0, "phone": 0}
     for item in items:
         if isinstance(item.value, UserAlias):
@@ -153,12 +151,11 @@ def identify_users(
 def add_aliases(*, uow: IdentityUnitOfWork, workspace_id: str, body: Any, now: float) -> AliasResult:
     """`/users/alias/new`: add aliases to identified users, or create alias-only users."""
     items = parse_new_aliases(body)
-    uow.users.lock(workspace_id)
     lookup = Lookup(
         external_ids={i.external_id for i in items if i.external_id is not None},
         aliases={i.alias for i in items},
     )
-    ws = WorkSet(uow.users.load(workspace_id, lookup), now=now)
+    ws = WorkSet(uow.users.load(workspace_id, lookup, lock=True), now=now)
     processed, errors = 0, []
     for index, item in enumerate(items):
         if problem := _add_alias(ws, item.alias, item.external_id):
@@ -197,7 +194,6 @@ def delete_users(
     """`/users/delete`: remove users and everything recorded about them; return how many."""
     request = parse_delete(body)
     ids = request.ids
-    uow.users.lock(workspace_id)
     lookup = Lookup(
         external_ids=set(ids.external_ids),
         aliases=set(ids.aliases),
@@ -205,7 +201,7 @@ def delete_users(
         emails={c.value for c in request.contacts if c.kind == "email"},
         phones={c.value for c in request.contacts if c.kind == "phone"},
     )
-    ws = WorkSet(uow.users.load(workspace_id, lookup), now=now)
+    ws = WorkSet(uow.users.load(workspace_id, lookup, lock=True), now=now)
     found = [ws.find("external_id", v) for v in ids.external_ids]
     found += [ws.find("user_alias", a) for a in ids.aliases]
     found += [ws.find("braze_id", v) for v in ids.braze_ids]

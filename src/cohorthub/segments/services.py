@@ -12,6 +12,7 @@ from cohorthub.cohorts.membership import MembershipCache
 from cohorthub.cohorts.services import cohort_bitmap, memberships_of
 from cohorthub.errors import InvalidInput, NotFound
 from cohorthub.segments.errors import InvalidSegment, SegmentCycle, SegmentNotFound, SegmentUserNotFound
+from cohorthub.segments.history import HistoryPoint
 from cohorthub.segments.indexes import SegmentIndexes
 from cohorthub.segments.model import (
     FILTER_VERSION,
@@ -154,13 +155,23 @@ def evaluate_segment(
     return record, members
 
 
-def record_segment_size(
-    *, uow: SegmentUnitOfWork, record: SegmentRecord, members: BitMap, snapshot: bool, now: float
-) -> None:
-    """Append a size-history point and, when asked, a membership snapshot."""
-    uow.segments.record_size(record.pk, at=now, size=len(members))
-    if snapshot:
-        uow.segments.add_snapshot(record.pk, at=now, bitmap=members.serialize(), keep=SNAPSHOTS_KEPT)
+def history_point(
+    *, indexes: SegmentIndexes, record: SegmentRecord, members: BitMap, now: float
+) -> HistoryPoint | None:
+    """The size-history point a read of `members` makes, if one is due (with a snapshot when due)."""
+    due = indexes.history_due(record.pk, len(members), now=now)
+    if due is None:
+        return None
+    return HistoryPoint(record.pk, now, len(members), members.serialize() if due else None)
+
+
+def record_history(*, uow: SegmentUnitOfWork, points: list[HistoryPoint]) -> None:
+    """Append size-history points and their membership snapshots, in one transaction."""
+    for point in points:
+        uow.segments.record_size(point.segment_pk, at=point.at, size=point.size)
+        if point.snapshot is not None:
+            pk, blob = point.segment_pk, point.snapshot
+            uow.segments.add_snapshot(pk, at=point.at, bitmap=blob, keep=SNAPSHOTS_KEPT)
     uow.commit()
 
 

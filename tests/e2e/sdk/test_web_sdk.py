@@ -115,6 +115,12 @@ def test_web_sdk_in_chromium_end_to_end(container: Container, live_server: LiveS
 
         assert _segment_size(http, tenant.rest_key, {"type": "event", "event": "viewed_pricing",
                                                      "op": "at_least", "count": 2}) == 1  # fmt: skip
+        sessions = {"type": "sessions", "op": "at_least", "count": 2, "within_days": 1}
+        assert _segment_size(http, tenant.rest_key, sessions) == 1
+        assert _segment_size(http, tenant.rest_key, {**sessions, "count": 3}) == 0
+        recent = {"type": "last_used_app", "op": "less_than_days_ago", "value": 1}
+        assert _segment_size(http, tenant.rest_key, recent) == 1
+        assert _segment_size(http, tenant.rest_key, {**recent, "op": "more_than_days_ago"}) == 0
         assert _segment_size(http, tenant.rest_key, {"type": "attribute", "attribute": "country",
                                                      "op": "equals", "value": "ES"}) == 1  # fmt: skip
 

@@ -168,7 +168,8 @@ def parse_sdk_request(body: Any, *, now: float) -> SdkRequest:
     if device_id is None:
         raise InvalidSdkRequest("no_device_identifier", "device_id is missing")
     request = SdkRequest(device_id, parse_device(body.get("device"), body.get("sdk_version")))
-    events, attributes = body.get("events") or [], body.get("attributes") or []
+    events, attributes = body.get("events"), body.get("attributes")
+    events, attributes = [] if events is None else events, [] if attributes is None else attributes
     if not isinstance(events, list) or not isinstance(attributes, list):
         raise InvalidSdkRequest("invalid_request", "events and attributes must be arrays")
     for raw in events:

@@ -88,6 +88,7 @@ def authenticate_sdk_key(*, uow: AppsUnitOfWork, key: object) -> App:
 
 def count_rejected(*, uow: AppsUnitOfWork, app: App, reason: str) -> None:
     """Count a whole request refused (too large, not JSON, no device, origin)."""
+    uow.users.lock(app.workspace_id)  # counters of a workspace's apps are written under its lock
     uow.apps.count(app.id, {f"rejected_{reason}": 1})
     uow.commit()
 

@@ -107,9 +107,8 @@ def record_sdk_data(
     workspace_id, device_id = app.workspace_id, request.device_id
     uow.users.lock(workspace_id)
     uow.apps.forget_seen(now - dedup_window, limit=_FORGET_BATCH)
-    fresh, duplicates = _fresh(
-        request.events, uow.apps.seen(workspace_id, [e.fingerprint for e in request.events])
-    )
+    new = uow.apps.remember_new(workspace_id, [e.fingerprint for e in request.events], now=now)
+    fresh, duplicates = _fresh(request.events, new)
     device = request.device or uow.apps.device(workspace_id, device_id) or Device()
     plan = translate.plan(fresh, request.attributes, device_id=device_id, app_id=app.id, now=now)
     plan.batch.events[:] = [replace(e, context=device.currents()) for e in plan.batch.events]
@@ -124,7 +123,6 @@ def record_sdk_data(
     )
     events = _sessions(uow, app, device_id, device, [e for e, _ in plan.sessions], resolved)
     uow.outbox.append(workspace_id, events, now=now)
-    uow.apps.remember(workspace_id, [e.fingerprint for e in fresh], now=now)
     uow.apps.save_device(workspace_id, device_id, app.id, request.device, now=now)
     lost = len(result.errors) + sum(1 for r in resolved if r is None)
     outcome = SdkOutcome(
@@ -140,13 +138,13 @@ def record_sdk_data(
     return outcome
 
 
-def _fresh(events: list[SdkEvent], seen: set[str]) -> tuple[list[SdkEvent], int]:
-    """The events not stored before (nor repeated within the request), and how many were."""
+def _fresh(events: list[SdkEvent], new: set[str]) -> tuple[list[SdkEvent], int]:
+    """The events first stored now (the first of repeats within the request), and how many were not."""
     fresh: list[SdkEvent] = []
     for event in events:
-        if event.fingerprint not in seen:
+        if event.fingerprint in new:
             fresh.append(event)
-            seen.add(event.fingerprint)
+            new.discard(event.fingerprint)
     return fresh, len(events) - len(fresh)
 
 

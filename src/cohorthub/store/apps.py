@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cohorthub.apps.model import App, Device
 from cohorthub.apps.ports import SessionStart
@@ -99,6 +100,11 @@ def _chunks(items: list[Any]) -> list[list[Any]]:
     return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
+def _upsert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT, which has `on_conflict_do_*`."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
 def _app(row: Any) -> App:
     return App(id=row.id, workspace_id=row.workspace_id, name=row.name, created_at=row.created_at)
 
@@ -154,40 +160,23 @@ class SqlAppRepository:
     def save_device(
         self, workspace_id: str, device_id: str, app_id: str, device: Device | None, *, now: float
     ) -> None:
-        """Record that the device was seen, with its fields when it sent them."""
-        key = (sdk_devices.c.workspace_id == workspace_id, sdk_devices.c.device_id == device_id)
-        fields = {name: getattr(device, name) for name in _DEVICE_COLUMNS} if device else {}
-        changed = self._conn.execute(
-            update(sdk_devices).where(*key).values(last_seen=now, app_id=app_id, **fields)
+        """Record that the device was seen, with its fields when it sent them (one upsert)."""
+        fields = {name: getattr(device or Device(), name) for name in _DEVICE_COLUMNS}
+        row = {"workspace_id": workspace_id, "device_id": device_id, "app_id": app_id, **fields}
+        stmt = _upsert(self._conn, sdk_devices).values(first_seen=now, last_seen=now, **row)
+        changes = {"last_seen": now, "app_id": app_id} | (fields if device else {})
+        self._conn.execute(
+            stmt.on_conflict_do_update(index_elements=["workspace_id", "device_id"], set_=changes)
         )
-        if changed.rowcount == 0:
-            fields = fields or {name: getattr(Device(), name) for name in _DEVICE_COLUMNS}
-            self._conn.execute(
-                insert(sdk_devices).values(
-                    workspace_id=workspace_id,
-                    device_id=device_id,
-                    app_id=app_id,
-                    first_seen=now,
-                    last_seen=now,
-                    **fields,
-                )
-            )
 
-    def seen(self, workspace_id: str, fingerprints: list[str]) -> set[str]:
-        """The fingerprints already stored (within the retry window)."""
-        found: set[str] = set()
+    def remember_new(self, workspace_id: str, fingerprints: list[str], *, now: float) -> set[str]:
+        """Store the fingerprints not stored yet (within the retry window); return those."""
+        fresh: set[str] = set()
         for chunk in _chunks(sorted(set(fingerprints))):
-            query = select(sdk_seen.c.fingerprint).where(
-                sdk_seen.c.workspace_id == workspace_id, sdk_seen.c.fingerprint.in_(chunk)
-            )
-            found.update(self._conn.execute(query).scalars())
-        return found
-
-    def remember(self, workspace_id: str, fingerprints: list[str], *, now: float) -> None:
-        """Store the fingerprints of events just recorded."""
-        if fingerprints:
-            rows = [{"workspace_id": workspace_id, "fingerprint": f, "at": now} for f in fingerprints]
-            self._conn.execute(insert(sdk_seen), rows)
+            rows = [{"workspace_id": workspace_id, "fingerprint": f, "at": now} for f in chunk]
+            stmt = _upsert(self._conn, sdk_seen).values(rows).on_conflict_do_nothing()
+            fresh.update(self._conn.execute(stmt.returning(sdk_seen.c.fingerprint)).scalars())
+        return fresh
 
     def forget_seen(self, before: float, *, limit: int) -> int:
         """Drop up to `limit` fingerprints stored before `before`; return how many."""
@@ -258,12 +247,15 @@ class SqlAppRepository:
             self._conn.execute(delete(sdk_sessions).where(sdk_sessions.c.user_num.in_(chunk)))
 
     def count(self, app_id: str, counts: Mapping[str, int]) -> None:
-        """Add to the app's counters."""
-        for name, n in sorted(counts.items()):
-            key = (sdk_counters.c.app_id == app_id, sdk_counters.c.name == name)
-            done = self._conn.execute(update(sdk_counters).where(*key).values(count=sdk_counters.c.count + n))
-            if done.rowcount == 0:
-                self._conn.execute(insert(sdk_counters).values(app_id=app_id, name=name, count=n))
+        """Add to the app's counters (one upsert)."""
+        if not counts:
+            return
+        rows = [{"app_id": app_id, "name": name, "count": n} for name, n in sorted(counts.items())]
+        stmt = _upsert(self._conn, sdk_counters).values(rows)
+        total = sdk_counters.c.count + stmt.excluded.count
+        self._conn.execute(
+            stmt.on_conflict_do_update(index_elements=["app_id", "name"], set_={"count": total})
+        )
 
     def counters(self, app_id: str) -> dict[str, int]:
         """The app's counters by name."""

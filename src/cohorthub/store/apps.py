@@ -19,6 +19,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -186,14 +187,8 @@ class SqlAppRepository:
             .order_by(sdk_seen.c.at)
             .limit(limit)
         )
-        rows = [tuple(r) for r in self._conn.execute(old)]
-        for workspace_id, fingerprint in rows:
-            self._conn.execute(
-                delete(sdk_seen).where(
-                    sdk_seen.c.workspace_id == workspace_id, sdk_seen.c.fingerprint == fingerprint
-                )
-            )
-        return len(rows)
+        keys = tuple_(sdk_seen.c.workspace_id, sdk_seen.c.fingerprint)
+        return int(self._conn.execute(delete(sdk_seen).where(keys.in_(old))).rowcount)
 
     def users_with_sessions(self, workspace_id: str, user_nums: list[int]) -> set[int]:
         """Which of these users already have a session."""

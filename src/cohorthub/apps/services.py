@@ -106,7 +106,7 @@ def record_sdk_data(
     request = parse_sdk_request(body, now=now)
     workspace_id, device_id = app.workspace_id, request.device_id
     uow.users.lock(workspace_id)
-    uow.apps.forget_seen(now - dedup_window, limit=_FORGET_BATCH)
+    uow.apps.forget_seen(workspace_id, now - dedup_window, limit=_FORGET_BATCH)
     new = uow.apps.remember_new(workspace_id, [e.fingerprint for e in request.events], now=now)
     fresh, duplicates = _fresh(request.events, new)
     device = request.device or uow.apps.device(workspace_id, device_id) or Device()

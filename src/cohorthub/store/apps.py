@@ -179,11 +179,11 @@ class SqlAppRepository:
             fresh.update(self._conn.execute(stmt.returning(sdk_seen.c.fingerprint)).scalars())
         return fresh
 
-    def forget_seen(self, before: float, *, limit: int) -> int:
-        """Drop up to `limit` fingerprints stored before `before`; return how many."""
+    def forget_seen(self, workspace_id: str, before: float, *, limit: int) -> int:
+        """Drop up to `limit` of the workspace's fingerprints stored before `before`; return how many."""
         old = (
             select(sdk_seen.c.workspace_id, sdk_seen.c.fingerprint)
-            .where(sdk_seen.c.at < before)
+            .where(sdk_seen.c.workspace_id == workspace_id, sdk_seen.c.at < before)
             .order_by(sdk_seen.c.at)
             .limit(limit)
         )

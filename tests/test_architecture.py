@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "cohorthub"
 LAYERS: list[set[str]] = [
     {"workspaces", "partners", "currents"},
     {"identity"},
-    {"cohorts"},
+    {"cohorts", "apps"},
     {"segments"},
     {"messaging"},
 ]

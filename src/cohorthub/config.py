@@ -62,6 +62,8 @@ class Settings:
     compaction_threshold: int = 50_000
     outbox_retention_seconds: float = 7 * 86400.0
     request_log: bool = True  # one log line per HTTP request (`serve --no-request-log` turns it off)
+    sdk_dedup_window_seconds: float = 24 * 3600.0
+    sdk_max_body_bytes: int = 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -76,6 +78,7 @@ class Settings:
             "COHORTHUB_MAX_BODY_BYTES": "max_body_bytes",
             "COHORTHUB_PARTNER_HOURLY_QUOTA": "partner_hourly_quota",
             "COHORTHUB_COMPACTION_THRESHOLD": "compaction_threshold",
+            "COHORTHUB_SDK_MAX_BODY_BYTES": "sdk_max_body_bytes",
         }
         for var, name in ints.items():
             if var in env:
@@ -84,6 +87,7 @@ class Settings:
             "COHORTHUB_KEY_ROTATION_GRACE": "key_rotation_grace_seconds",
             "COHORTHUB_LOCK_TIMEOUT": "lock_timeout_seconds",
             "COHORTHUB_OUTBOX_RETENTION": "outbox_retention_seconds",
+            "COHORTHUB_SDK_DEDUP_WINDOW": "sdk_dedup_window_seconds",
         }
         for var, name in durations.items():
             if var in env:

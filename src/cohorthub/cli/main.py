@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cohorthub.cli import app as sdk_app
 from cohorthub.cli import currents, partner, serve, sink, sync, workspace
 
 app = typer.Typer(
@@ -14,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(workspace.app, name="workspace")
 app.add_typer(partner.app, name="partner")
+app.add_typer(sdk_app.app, name="app")
 app.command("serve")(serve.serve)
 app.command("init")(serve.init)
 app.add_typer(sync.app, name="sync")

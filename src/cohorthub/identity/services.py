@@ -18,7 +18,7 @@ from cohorthub.identity.listeners import IdentityListener, Merge
 from cohorthub.identity.lookups import parse_delete, parse_export, parse_identify, parse_new_aliases
 from cohorthub.identity.model import Profile, UserAlias, pick
 from cohorthub.identity.ports import IdentityUnitOfWork
-from cohorthub.identity.requests import ItemError, Target, parse_track
+from cohorthub.identity.requests import ItemError, Target, TrackBatch, parse_track
 from cohorthub.identity.workset import ChangeSet, Lookup, WorkSet
 
 #: `memberships(user_nums)` → each user's partner cohorts (`{"partner", "cohort_id", "name"}`).
@@ -33,6 +33,15 @@ class TrackResult:
     events_processed: int
     purchases_processed: int
     errors: list[ItemError]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A user as stored: number, braze_id and external_id."""
+
+    num: int
+    braze_id: str
+    external_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +86,45 @@ def track_users(
 ) -> TrackResult:
     """`/users/track`: attributes, custom events and purchases of up to 75 objects each."""
     batch = parse_track(body, now=now)
-    targets = [i.target for i in batch.attributes] + [i.target for i in batch.events]
+    result, _ = apply_track(uow=uow, workspace_id=workspace_id, batch=batch, listeners=listeners, now=now)
+    uow.commit()
+    return result
+
+
+def apply_track(
+    *,
+    uow: IdentityUnitOfWork,
+    workspace_id: str,
+    batch: TrackBatch,
+    listeners: Sequence[IdentityListener] = (),
+    visits: Sequence[Target] = (),
+    now: float,
+) -> tuple[TrackResult, list[Resolved | None]]:
+    """Apply a parsed batch without committing (the users it touches are locked by identifier).
+
+    `visits` are targets resolved first, in order, with the same rules (an SDK's sessions);
+    their users are returned as stored after every merge of the batch.
+    """
+    targets = [*visits, *(i.target for i in batch.attributes), *(i.target for i in batch.events)]
     targets += [i.target for i in batch.purchases]
     ws = WorkSet(uow.users.load(workspace_id, Lookup.of(targets), lock=True), now=now)
+    visited = [ws.resolve(t) for t in visits]
+    for profile in visited:
+        if profile is not None:
+            ws.touch(profile)
     errors = list(batch.errors)
     attributes = _process(ws, "attributes", batch.attributes, lambda p, i: ws.update(p, i.update), errors)
     events = _process(ws, "events", batch.events, ws.record_event, errors)
     purchases = _process(ws, "purchases", batch.purchases, ws.record_purchase, errors)
-    _write(uow, ws, workspace_id, listeners, now)
+    stored = _write(uow, ws, workspace_id, listeners, now)
     errors.sort(key=lambda e: (("attributes", "events", "purchases").index(e.input_array), e.index))
-    return TrackResult(attributes, events, purchases, errors)
+    resolved = [None if p is None else _resolved(ws, stored, p.num) for p in visited]
+    return TrackResult(attributes, events, purchases, errors), resolved
+
+
+def _resolved(ws: WorkSet, stored: dict[int, int], num: int) -> Resolved:
+    profile = ws.profiles[ws.final(num)]
+    return Resolved(stored.get(profile.num, profile.num), profile.braze_id, profile.external_id)
 
 
 class _Item(Protocol):
@@ -145,6 +183,7 @@ def identify_users(
         if profile is not None and ws.identify(profile, item.external_id):
             counts[item.kind] += 1
     _write(uow, ws, workspace_id, listeners, now)
+    uow.commit()
     return IdentifyResult(counts["user_alias"], counts["email"], counts["phone"])
 
 
@@ -163,6 +202,7 @@ def add_aliases(*, uow: IdentityUnitOfWork, workspace_id: str, body: Any, now: f
         else:
             processed += 1
     _write(uow, ws, workspace_id, (), now)
+    uow.commit()
     return AliasResult(processed, errors)
 
 
@@ -266,7 +306,8 @@ def _write(
     workspace_id: str,
     listeners: Sequence[IdentityListener],
     now: float,
-) -> None:
+) -> dict[int, int]:
+    """Write the work set, tell the listeners, append the Currents events (the caller commits)."""
     changes = ws.changes()
     stored = uow.users.apply(workspace_id, changes, now=now)
     merges = [Merge(m.orphan.num, stored.get(m.target_num, m.target_num)) for m in changes.merges]
@@ -274,7 +315,7 @@ def _write(
         for listener in listeners:
             listener.users_merged(uow, merges, workspace_id=workspace_id, now=now)
     uow.outbox.append(workspace_id, _envelopes(ws, changes, workspace_id, now), now=now)
-    uow.commit()
+    return stored
 
 
 def _user(profile: Profile, device_id: str | None = None) -> dict[str, str]:
@@ -311,6 +352,7 @@ def _envelopes(ws: WorkSet, changes: ChangeSet, workspace_id: str, now: float) -
                 time=e.time,
                 custom_properties=e.properties,
                 app_id=e.app_id,
+                context=e.context,
             )
         )
     for num, p in changes.purchases:
@@ -324,6 +366,7 @@ def _envelopes(ws: WorkSet, changes: ChangeSet, workspace_id: str, now: float) -
                 time=p.time,
                 purchase_properties=p.properties,
                 app_id=p.app_id,
+                context=p.context,
             )
         )
     return events

@@ -18,6 +18,7 @@ from cohorthub.errors import ResourceLocked
 from cohorthub.store.cohorts import SqlCohortRepository
 from cohorthub.store.currents import SqlCurrentsRepository
 from cohorthub.store.identity import SqlUserRepository
+from cohorthub.store.messaging import SqlMessagingStore
 from cohorthub.store.outbox import SqlOutbox
 from cohorthub.store.partners import SqlPartnerRepository
 from cohorthub.store.segments import SqlSegmentRepository
@@ -42,6 +43,7 @@ class SqlUnitOfWork:
     outbox: SqlOutbox
     segments: SqlSegmentRepository
     currents: SqlCurrentsRepository
+    messaging: SqlMessagingStore
     conn: Connection
 
     def __init__(self, engine: Engine, *, readonly: bool = False, lock_timeout: float = 5.0) -> None:
@@ -71,6 +73,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(self.conn)
         self.segments = SqlSegmentRepository(self.conn)
         self.currents = SqlCurrentsRepository(self.conn)
+        self.messaging = SqlMessagingStore(self.conn)
         return self
 
     def commit(self) -> None:

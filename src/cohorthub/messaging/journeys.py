@@ -241,7 +241,9 @@ class Journeys:
             for entry in entries.converted_since(
                 program.id, event.user_num, event.time - spec.conversion.window_seconds
             ):
-                if entry.entered_at <= event.time and entries.convert(entry.id, now):
+                if entry.entered_at <= event.time + 1.0 and entries.convert(
+                    entry.id, now
+                ):  # times in whole s
                     step = spec.steps.get(entry.step_id or "")
                     uow.outbox.append(
                         program.workspace_id,

@@ -87,7 +87,8 @@ def test_trigger_shapes_errors_and_exports(container: Container, live_server: Li
         for bad, status, message in [
             ({"campaign_id": "nope", "broadcast": True}, 400, "Invalid Campaign ID"),
             ({"campaign_id": cid}, 400, "No Recipients"),
-            ({"campaign_id": cid, "broadcast": True, "recipients": [{"external_user_id": "u1"}]}, 400, "Bad Request"),
+            ({"campaign_id": cid, "broadcast": True, "recipients": [{"external_user_id": "u1"}]}, 400,
+             "Bad Request"),
             ({"campaign_id": cid, "recipients": [{"external_user_id": str(i)} for i in range(51)]}, 400,
              "The max number of external_ids and aliases per request was exceeded"),
         ]:  # fmt: skip
@@ -97,8 +98,9 @@ def test_trigger_shapes_errors_and_exports(container: Container, live_server: Li
         runtime.worker.round()
         runtime.worker.round()
         subjects = sorted((m.to, m.data.decode().split("Subject: ")[1].split("\r\n")[0]) for m in memory.sent)
-        assert subjects == [("u0@example.com", "Your code NONE"), ("u0@example.com", "Your code Y2"),
-                            ("u1@example.com", "Your code NONE"), ("u2@example.com", "Your code NONE")]  # fmt: skip
+        none = "Your code NONE"
+        assert subjects == [("u0@example.com", none), ("u0@example.com", "Your code Y2"),
+                            ("u1@example.com", none), ("u2@example.com", none)]  # fmt: skip
         listed = http.get("/campaigns/list", headers=auth).json()
         assert listed == {"message": "success", "campaigns": [
             {"id": cid, "last_edited": listed["campaigns"][0]["last_edited"], "name": "Coupon", "tags": [],

@@ -112,21 +112,25 @@ class Template:
 
 
 @lru_cache(maxsize=512)
-def _compile(source: str) -> Any:
-    return _ENV.from_string(translate(source))
+def _compile(source: str) -> tuple[Any, tuple[int, str] | None]:
+    """The parsed template and, when it names an unknown filter, (offset, reason); cached by source."""
+    compiled = _ENV.from_string(translate(source))
+    for name, spans in compiled.analyze().filters.items():
+        if name not in _ENV.filters:
+            return compiled, (spans[0].index, f"unknown filter '{name}'")
+    return compiled, None
 
 
 def compile_template(source: str, *, path: str) -> Template:
     """Parse `source`; `InvalidTemplate` naming `path`, line and column when it is not valid Liquid."""
     try:
-        compiled = _compile(source)
+        compiled, problem = _compile(source)
     except LiquidError as exc:
         line, column = _position(source, exc)
         raise InvalidTemplate(path, line, column, _reason(exc)) from exc
-    for name, spans in compiled.analyze().filters.items():
-        if name not in _ENV.filters:
-            line, column = _line_column(source, spans[0].index)
-            raise InvalidTemplate(path, line, column, f"unknown filter '{name}'")
+    if problem is not None:
+        line, column = _line_column(source, problem[0])
+        raise InvalidTemplate(path, line, column, problem[1])
     return Template(source, compiled)
 
 

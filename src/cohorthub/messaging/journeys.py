@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+
+import msgspec
 
 from cohorthub.messaging import services
-from cohorthub.messaging.audience import zone
-from cohorthub.messaging.canvas import CanvasSpec, Step
-from cohorthub.messaging.dispatch import Item, Sender
+from cohorthub.messaging.canvas import CanvasSpec
+from cohorthub.messaging.dispatch import Sender
 from cohorthub.messaging.events import Source, message_event, user_of
 from cohorthub.messaging.ports import (
     EntryRow,
@@ -29,23 +28,10 @@ from cohorthub.messaging.ports import (
     UowFactory,
     UserRow,
 )
+from cohorthub.messaging.steps import Plan, canvas_source, plan_visit
 
 log = logging.getLogger("cohorthub.messaging")
-MAX_STEPS_PER_VISIT = 32
 AudienceFn = Callable[[MessagingUnitOfWork, str, Any], Any]
-
-
-def canvas_source(program: Program, spec: CanvasSpec, step: Step | None = None) -> Source:
-    """A Canvas's (and step's) ids and names for its events."""
-    return Source(
-        program.workspace_id,
-        canvas_id=program.id,
-        canvas_name=program.name,
-        canvas_variation_id=spec.variation_id,
-        canvas_step_id=step.id if step else None,
-        canvas_step_name=step.name if step else None,
-        message_variation_id=step.message_variation_id if step and step.message_variation_id else None,
-    )
 
 
 def enter_users(
@@ -94,16 +80,6 @@ def enter_users(
         )
     uow.outbox.append(program.workspace_id, events, now=now)
     return entered
-
-
-def _next_time_of_day(hhmm: str, time_zone: str | None, now: float) -> float:
-    tz = zone(time_zone) or ZoneInfo("UTC")
-    local = datetime.fromtimestamp(now, tz)
-    hours, minutes = (int(x) for x in hhmm.split(":"))
-    when = local.replace(hour=hours, minute=minutes, second=0, microsecond=0)
-    if when <= local:
-        when += timedelta(days=1)
-    return when.timestamp()
 
 
 class Journeys:
@@ -307,8 +283,12 @@ class Journeys:
             now=now,
         )
 
-    def advance(self, limit: int = 200) -> int:
-        """Run the due steps of leased journeys; return how many journeys were visited."""
+    def advance(self, limit: int = 500) -> int:
+        """Run the due steps of leased journeys; return how many journeys were visited.
+
+        Every visit is planned first; the messages of all of them go out in batches (the ledger keeps
+        each exactly once), then all moves and progression events commit in one transaction.
+        """
         with self._uow() as uow:
             now = self._now()
             due = uow.messaging.entries.claim(
@@ -317,194 +297,104 @@ class Journeys:
             uow.commit()
         if not due:
             return 0
-        with self._uow(readonly=True) as uow:
-            programs = {
-                p.id: p
-                for p in (uow.messaging.programs.get(None, cid) for cid in {e.canvas_id for e in due})
-                if p is not None
-            }
-        for entry in due:
-            program = programs.get(entry.canvas_id)
-            if program is None or program.status != "active":
-                self._hold(entry)
-                continue
-            try:
-                self._visit(program, services.canvas_spec(program), entry)
-            except Exception:
-                log.exception(
-                    "Canvas %s: journey %s failed at step %s", entry.canvas_id, entry.id, entry.step_id
+        plans, held = self._plan(due)
+        for workspace_id in {p.entry.workspace_id for p in plans}:
+            items = [i for p in plans if p.entry.workspace_id == workspace_id for i in p.items]
+            for start in range(0, len(items), 200):
+                self._sender.deliver(workspace_id, items[start : start + 200])
+        with self._uow() as uow:
+            now = self._now()
+            for entry in held:
+                uow.messaging.entries.move(
+                    entry.id,
+                    step_id=entry.step_id,
+                    since=entry.step_since,
+                    waiting=entry.waiting,
+                    next_at=now + 5.0,
+                    state="active",
+                    now=now,
                 )
-                self._hold(entry, delay=30.0)
+            for plan in plans:
+                self._record(uow, plan, now)
+            uow.commit()
         return len(due)
 
-    def _hold(self, entry: EntryRow, delay: float = 5.0) -> None:
-        with self._uow() as uow:
-            now = self._now()
-            uow.messaging.entries.move(
-                entry.id,
-                step_id=entry.step_id,
-                since=entry.step_since,
-                waiting=entry.waiting,
-                next_at=now + delay,
-                state="active",
-                now=now,
-            )
-            uow.commit()
-
-    def _visit(self, program: Program, spec: CanvasSpec, entry: EntryRow) -> None:
+    def _plan(self, due: list[EntryRow]) -> tuple[list[Plan], list[EntryRow]]:
+        plans: list[Plan] = []
+        held: list[EntryRow] = []
         with self._uow(readonly=True) as uow:
-            found = uow.messaging.facts.users(program.workspace_id, [entry.user_num])
-        if not found:
-            return self._save(program, spec, entry, None, None, None, None, "user deleted")
-        user = found[0]
-        step_id, since, waiting = entry.step_id, entry.step_since, entry.waiting
-        if (
-            spec.exit.leaves_audience
-            and spec.entry.type == "cohort"
-            and not self._in_entry_audience(spec, program, user)
-        ):
-            with self._uow() as uow:
-                self._exit(
-                    uow, program, spec, entry, "users.canvas.exit.MatchedAudience", user_of(user), self._now()
+            programs = {cid: uow.messaging.programs.get(None, cid) for cid in {e.canvas_id for e in due}}
+            users: dict[int, UserRow] = {}
+            for ws in {e.workspace_id for e in due}:
+                nums = [e.user_num for e in due if e.workspace_id == ws]
+                users.update({u.num: u for u in uow.messaging.facts.users(ws, nums)})
+            audiences: dict[tuple[str, str], Any] = {}
+            now = self._now()
+            for entry in due:
+                program = programs.get(entry.canvas_id)
+                if program is None or program.status != "active":
+                    held.append(entry)
+                    continue
+                user = users.get(entry.user_num)
+                if user is None:
+                    plans.append(
+                        Plan(
+                            entry,
+                            UserRow(entry.user_num, "", None, None, None, None, {}, {}),
+                            None,
+                            now,
+                            state="done",
+                        )
+                    )
+                    continue
+
+                def matches(flt: dict[str, Any], ws: str = entry.workspace_id, num: int = user.num) -> bool:
+                    key = (ws, msgspec.json.encode(flt).decode())
+                    if key not in audiences:
+                        audiences[key] = self._audience(uow, ws, flt)
+                    return num in audiences[key]
+
+                def performed(name: str, since: float, num: int = user.num) -> bool:
+                    return uow.messaging.facts.performed(num, name, since)
+
+                spec = services.canvas_spec(program)
+                plans.append(
+                    plan_visit(program, spec, entry, user, now=now, matches=matches, performed=performed)
                 )
-                uow.commit()
-            return None
-        for _ in range(MAX_STEPS_PER_VISIT):
-            step = spec.steps.get(step_id or "")
-            if step is None:
-                return self._save(program, spec, entry, None, None, None, None, "finished")
-            now = self._now()
-            if step.type == "message":
-                assert step.message is not None
-                item = Item(
-                    canvas_source(program, spec, step),
-                    user,
-                    f"e{entry.id}",
-                    step.message,
-                    values={
-                        "canvas_entry_properties": entry.properties,
-                        "canvas": {
-                            "api_id": program.id,
-                            "name": program.name,
-                            "variant_api_id": spec.variation_id,
-                            "variant_name": "Variant 1",
-                        },
-                        "campaign": {"name": step.name, "api_id": step.id},
-                    },
-                )
-                self._sender.deliver(program.workspace_id, [item])
-                nxt: str | None = step.next
-            elif step.type == "delay":
-                if not waiting:
-                    wake = (
-                        now + step.seconds
-                        if step.seconds is not None
-                        else _next_time_of_day(step.until or "00:00", user.time_zone, now)
-                    )
-                    return self._save(program, spec, entry, step, step_id, now, wake, None, waiting=True)
-                nxt = step.next
-            elif step.type == "audience_split":
-                nxt = step.otherwise
-                with self._uow(readonly=True) as uow:
-                    for path in step.paths:
-                        if user.num in self._audience(uow, program.workspace_id, path.filter):
-                            nxt = path.next
-                            break
-            else:
-                if not waiting:
-                    return self._save(
-                        program,
-                        spec,
-                        entry,
-                        step,
-                        step_id,
-                        now,
-                        now + (step.within_seconds or 0),
-                        None,
-                        waiting=True,
-                    )
-                with self._uow(readonly=True) as uow:
-                    did = uow.messaging.facts.performed(user.num, step.event or "", since)
-                nxt = step.yes if did else step.no
-            self._progress(program, spec, entry, user, step, nxt)
-            step_id, since, waiting = nxt, self._now(), False
-            entry = EntryRow(
-                entry.id,
-                entry.workspace_id,
-                entry.canvas_id,
-                entry.user_num,
-                nxt,
-                since,
-                False,
-                entry.properties,
-                entry.entered_at,
-            )
-        return self._save(program, spec, entry, None, step_id, since, self._now(), None)
+        return plans, held
 
-    def _in_entry_audience(self, spec: CanvasSpec, program: Program, user: UserRow) -> bool:
-        flt = {
-            "type": "cohort",
-            "partner": spec.entry.partner,
-            "cohort_id": spec.entry.cohort_id,
-            "op": "includes",
-        }
-        with self._uow(readonly=True) as uow:
-            return user.num in self._audience(uow, program.workspace_id, flt)
-
-    def _progress(
-        self, program: Program, spec: CanvasSpec, entry: EntryRow, user: UserRow, step: Step, nxt: str | None
-    ) -> None:
-        with self._uow() as uow:
-            now = self._now()
-            uow.messaging.entries.move(
-                entry.id,
-                step_id=nxt,
-                since=now,
-                waiting=False,
-                next_at=now,
-                state="active" if nxt else "done",
-                now=now,
+    def _record(self, uow: MessagingUnitOfWork, plan: Plan, now: float) -> None:
+        entry = plan.entry
+        program = uow.messaging.programs.get(None, entry.canvas_id)
+        if program is None:
+            return
+        spec = services.canvas_spec(program)
+        user = user_of(plan.user) if plan.user.braze_id else None
+        if plan.exit_event is not None and user is not None:
+            self._exit(uow, program, spec, entry, plan.exit_event, user, now)
+            return
+        uow.messaging.entries.move(
+            entry.id,
+            step_id=plan.step_id,
+            since=plan.since,
+            waiting=plan.waiting,
+            next_at=plan.next_at if plan.state == "active" else None,
+            state=plan.state,
+            now=now,
+        )
+        if user is None:
+            return
+        events = [
+            message_event(
+                "users.canvasstep.Progression",
+                canvas_source(program, spec, step),
+                user,
+                time=now,
+                canvas_entry_id=str(entry.id),
+                next_step_id=nxt,
+                progression_type="step" if nxt else "finished",
+                is_canvas_entry=False,
             )
-            uow.outbox.append(
-                program.workspace_id,
-                [
-                    message_event(
-                        "users.canvasstep.Progression",
-                        canvas_source(program, spec, step),
-                        user_of(user),
-                        time=now,
-                        canvas_entry_id=str(entry.id),
-                        next_step_id=nxt,
-                        progression_type="step" if nxt else "finished",
-                        is_canvas_entry=False,
-                    )
-                ],
-                now=now,
-            )
-            uow.commit()
-
-    def _save(
-        self,
-        program: Program,
-        spec: CanvasSpec,
-        entry: EntryRow,
-        step: Step | None,
-        step_id: str | None,
-        since: float | None,
-        next_at: float | None,
-        done: str | None,
-        *,
-        waiting: bool = False,
-    ) -> None:
-        with self._uow() as uow:
-            now = self._now()
-            uow.messaging.entries.move(
-                entry.id,
-                step_id=step_id,
-                since=since or now,
-                waiting=waiting,
-                next_at=next_at,
-                state="done" if done else "active",
-                now=now,
-            )
-            uow.commit()
+            for step, nxt in plan.moves
+        ]
+        uow.outbox.append(program.workspace_id, events, now=now)

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cohorthub.api import cohort_import, cohorts, currents, sdk, segments, users
+from cohorthub.api import cohort_import, cohorts, currents, messaging, sdk, segments, users
 from cohorthub.api.errors import handle_cohorthub_error, handle_http_exception, handle_unexpected
 from cohorthub.api.http import JSONResponse, container, in_thread
 from cohorthub.api.middleware import RequestContext
@@ -21,7 +21,7 @@ from cohorthub.bootstrap import Container
 from cohorthub.errors import CohorthubError
 
 #: Each module exposes ROUTES (Starlette routes) and OPERATIONS (their OpenAPI entries).
-ROUTE_MODULES: list[ModuleType] = [cohort_import, cohorts, users, segments, currents, sdk]
+ROUTE_MODULES: list[ModuleType] = [cohort_import, cohorts, users, segments, currents, sdk, messaging]
 
 
 def operations() -> list[Operation]:

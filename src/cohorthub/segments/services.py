@@ -135,7 +135,47 @@ def evaluate_segment(
     """The segment and its exact members now."""
     record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
     node, definitions = _definitions(uow.segments, record)
+    return record, _evaluate(uow, indexes, membership, workspace_id, node, definitions, now)
 
+
+#: A filter every user matches (the workspace's whole population).
+_EVERYONE: dict[str, Any] = {
+    "or": [
+        {"type": "identity", "field": "external_id", "op": "exists"},
+        {"not": {"type": "identity", "field": "external_id", "op": "exists"}},
+    ]
+}
+
+
+def check_filter(*, uow: SegmentUnitOfWork, workspace_id: str, raw: Any) -> None:
+    """Validate an ad-hoc filter (a campaign's audience): syntax, cohorts and segments it names."""
+    _check_references(uow.segments, workspace_id, "", parse_filter(raw), raw)
+
+
+def evaluate_filter(
+    *,
+    uow: SegmentUnitOfWork,
+    indexes: SegmentIndexes,
+    membership: MembershipCache,
+    workspace_id: str,
+    raw: Any | None,
+    now: float,
+) -> BitMap:
+    """The exact members of an ad-hoc filter now (None: every user of the workspace)."""
+    node = parse_filter(_EVERYONE if raw is None else raw)
+    definitions = _resolve(uow.segments, workspace_id, node)
+    return _evaluate(uow, indexes, membership, workspace_id, node, definitions, now)
+
+
+def _evaluate(
+    uow: SegmentUnitOfWork,
+    indexes: SegmentIndexes,
+    membership: MembershipCache,
+    workspace_id: str,
+    node: Node,
+    definitions: dict[str, Node],
+    now: float,
+) -> BitMap:
     def cohort_members(partner: str, cohort_id: str) -> BitMap:
         try:
             return cohort_bitmap(
@@ -144,7 +184,7 @@ def evaluate_segment(
         except (NotFound, InvalidInput):  # a cohort that is gone (or a partner no longer known) is empty
             return BitMap()
 
-    members = indexes.evaluate(
+    return indexes.evaluate(
         uow.segments,
         cohorts=cohort_members,
         workspace_id=workspace_id,
@@ -152,7 +192,6 @@ def evaluate_segment(
         definitions=definitions,
         now=now,
     )
-    return record, members
 
 
 def history_point(
@@ -230,18 +269,22 @@ def explain_user(
 
 def _definitions(repo: SegmentRepository, record: SegmentRecord) -> tuple[Node, dict[str, Node]]:
     node = parse_filter(record.filter)
+    return node, _resolve(repo, record.workspace_id, node)
+
+
+def _resolve(repo: SegmentRepository, workspace_id: str, node: Node) -> dict[str, Node]:
     definitions: dict[str, Node] = {}
     pending = sorted(referenced_segments(node))
     while pending:
         segment_id = pending.pop()
         if segment_id in definitions:
             continue
-        other = repo.get(record.workspace_id, segment_id)
+        other = repo.get(workspace_id, segment_id)
         if other is None:
             raise SegmentNotFound(f"No segment with id {segment_id}")
         definitions[segment_id] = parse_filter(other.filter)
         pending.extend(referenced_segments(definitions[segment_id]))
-    return node, definitions
+    return definitions
 
 
 def _validated(

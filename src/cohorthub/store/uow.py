@@ -19,6 +19,7 @@ from cohorthub.store.apps import SqlAppRepository
 from cohorthub.store.cohorts import SqlCohortRepository
 from cohorthub.store.currents import SqlCurrentsRepository
 from cohorthub.store.identity import SqlUserRepository
+from cohorthub.store.messaging import SqlMessagingStore
 from cohorthub.store.outbox import SqlOutbox
 from cohorthub.store.partners import SqlPartnerRepository, SqlServerAddresses
 from cohorthub.store.segments import SqlSegmentRepository
@@ -45,6 +46,7 @@ class SqlUnitOfWork:
     segments: SqlSegmentRepository
     currents: SqlCurrentsRepository
     apps: SqlAppRepository
+    messaging: SqlMessagingStore
     conn: Connection
 
     def __init__(self, engine: Engine, *, readonly: bool = False, lock_timeout: float = 5.0) -> None:
@@ -76,6 +78,7 @@ class SqlUnitOfWork:
         self.segments = SqlSegmentRepository(self.conn)
         self.currents = SqlCurrentsRepository(self.conn)
         self.apps = SqlAppRepository(self.conn)
+        self.messaging = SqlMessagingStore(self.conn)
         return self
 
     def commit(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cohorthub.cli import currents, partner, serve, sink, sync, workspace
+from cohorthub.cli import currents, partner, serve, sink, sync, user, workspace
 
 app = typer.Typer(
     help="cohorthub: a self-hosted engagement core speaking Braze's partner protocols.",
@@ -17,6 +17,7 @@ app.command("serve")(serve.serve)
 app.add_typer(sync.app, name="sync")
 app.add_typer(currents.app, name="currents")
 app.command("currents-sink")(sink.currents_sink)
+app.add_typer(user.app, name="user")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 
 from cohorthub.errors import ResourceLocked
+from cohorthub.store.accounts import SqlAccountRepository
 from cohorthub.store.cohorts import SqlCohortRepository
 from cohorthub.store.currents import SqlCurrentsRepository
 from cohorthub.store.identity import SqlUserRepository
@@ -42,6 +43,7 @@ class SqlUnitOfWork:
     outbox: SqlOutbox
     segments: SqlSegmentRepository
     currents: SqlCurrentsRepository
+    accounts: SqlAccountRepository
     conn: Connection
 
     def __init__(self, engine: Engine, *, readonly: bool = False, lock_timeout: float = 5.0) -> None:
@@ -71,6 +73,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(self.conn)
         self.segments = SqlSegmentRepository(self.conn)
         self.currents = SqlCurrentsRepository(self.conn)
+        self.accounts = SqlAccountRepository(self.conn)
         return self
 
     def commit(self) -> None:

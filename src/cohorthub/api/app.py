@@ -16,6 +16,7 @@ from cohorthub.api.http import JSONResponse, container
 from cohorthub.api.openapi import Operation, build_openapi
 from cohorthub.bootstrap import Container
 from cohorthub.errors import CohorthubError
+from cohorthub.web.app import dashboard
 
 #: Each module exposes ROUTES (Starlette routes) and OPERATIONS (their OpenAPI entries).
 ROUTE_MODULES: list[ModuleType] = [cohort_import, cohorts, users, segments, currents]
@@ -44,6 +45,7 @@ def create_app(c: Container) -> Starlette:
     ]
     for module in ROUTE_MODULES:
         routes.extend(module.ROUTES)
+    routes.append(dashboard())
     app = Starlette(
         routes=routes,
         exception_handlers={

@@ -131,7 +131,38 @@ def evaluate_segment(
     """The segment and its exact members now."""
     record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
     node, definitions = _definitions(uow.segments, record)
+    return record, _members(uow, indexes, membership, workspace_id, node, definitions, now)
 
+
+def evaluate_filter(
+    *,
+    uow: SegmentUnitOfWork,
+    indexes: SegmentIndexes,
+    membership: MembershipCache,
+    workspace_id: str,
+    filter: Any,
+    now: float,
+) -> BitMap:
+    """The exact members of an unsaved filter tree (a builder's preview); 400 when it is invalid."""
+    node = parse_filter(filter)
+    draft = SegmentRecord(
+        pk=0, id="", workspace_id=workspace_id, name="", description="", tags=(), filter=dump_filter(node),
+        filter_version=FILTER_VERSION, analytics_tracking_enabled=False, created_at=now, updated_at=now,
+    )  # fmt: skip
+    _check_references(uow.segments, workspace_id, "", node, filter)
+    node, definitions = _definitions(uow.segments, draft)
+    return _members(uow, indexes, membership, workspace_id, node, definitions, now)
+
+
+def _members(
+    uow: SegmentUnitOfWork,
+    indexes: SegmentIndexes,
+    membership: MembershipCache,
+    workspace_id: str,
+    node: Node,
+    definitions: dict[str, Node],
+    now: float,
+) -> BitMap:
     def cohort_members(partner: str, cohort_id: str) -> BitMap:
         try:
             return cohort_bitmap(
@@ -140,7 +171,7 @@ def evaluate_segment(
         except (NotFound, InvalidInput):  # a cohort that is gone (or a partner no longer known) is empty
             return BitMap()
 
-    members = indexes.evaluate(
+    return indexes.evaluate(
         uow.segments,
         cohorts=cohort_members,
         workspace_id=workspace_id,
@@ -148,7 +179,14 @@ def evaluate_segment(
         definitions=definitions,
         now=now,
     )
-    return record, members
+
+
+def size_history(
+    *, uow: SegmentUnitOfWork, workspace_id: str, segment_id: str, since: float
+) -> list[tuple[float, int]]:
+    """The recorded sizes of a segment since `since`, oldest first."""
+    record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
+    return uow.segments.sizes(record.pk, since=since)
 
 
 def record_segment_size(

@@ -225,6 +225,16 @@ def page_members(
     return rows, (nums[-1] if more else None)
 
 
+def find_member(
+    *, uow: SegmentUnitOfWork, workspace_id: str, members: BitMap, external_id: str
+) -> tuple[bool, list[tuple[int, str, str | None]]]:
+    """Whether a user with that external id exists, and its row when it is a member."""
+    num = uow.segments.user_num(workspace_id, external_id)
+    if num is None or num not in members:
+        return num is not None, []
+    return True, uow.segments.members([num])
+
+
 def explain_user(
     *,
     uow: SegmentUnitOfWork,

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-
-def N_(message: str) -> str:
-    """Mark a string for the catalogue without translating it here."""
-    return message
-
+from cohorthub.web.i18n import N_
 
 _TEXT = {
     "all": N_("All of (AND)"),

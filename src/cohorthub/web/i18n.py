@@ -18,6 +18,21 @@ LANGUAGES: tuple[str, ...] = ("en", "es")
 DEFAULT = "en"
 
 
+def N_(message: str) -> str:
+    """Mark a string for the catalogue without translating it here."""
+    return message
+
+
+#: Words chosen at run time (roles, connector states, error titles), listed so the catalogue has them.
+RUNTIME_WORDS = (
+    N_("admin"), N_("marketer"), N_("viewer"),
+    N_("active"), N_("paused"), N_("backing_off"), N_("halted"),
+    N_("That did not work"), N_("Please sign in"), N_("Not allowed"), N_("Not found"),
+    N_("That clashes with something that exists"), N_("Too many attempts"), N_("Something went wrong"),
+    N_("Wrong e-mail or password"),
+)  # fmt: skip
+
+
 @cache
 def translations(language: str) -> gettext.NullTranslations:
     """The compiled catalogue of `language` (English is the source language)."""

@@ -15,6 +15,7 @@ from cohorthub.partners import services as partners
 from cohorthub.partners.model import REGISTRY, Partner
 from cohorthub.web.charts import flow_chart
 from cohorthub.web.context import Ctx, PageNotFound, page, render
+from cohorthub.web.i18n import N_
 
 FLOW_DAYS = 30
 
@@ -101,10 +102,10 @@ async def partner_action(request: Request, ctx: Ctx) -> Response:
 
 
 NOTICES = {
-    "enable": "Enabled. Copy the data import key now: it is shown only once.",
-    "rotate": "New data import key issued; the previous one keeps working during the grace period.",
-    "invalidate": "Previous data import keys stopped working; a new key was issued.",
-    "disable": "Disabled: imports with this partner's keys are refused.",
+    "enable": N_("Enabled. Copy the data import key now: it is shown only once."),
+    "rotate": N_("New data import key issued; the previous one keeps working during the grace period."),
+    "invalidate": N_("Previous data import keys stopped working; a new key was issued."),
+    "disable": N_("Disabled: imports with this partner's keys are refused."),
 }
 
 

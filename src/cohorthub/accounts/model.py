@@ -19,8 +19,10 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
 }
 
 SESSION_SECONDS = 12 * 3600
-#: At most this many failed sign-ins per e-mail and per client in the window; then 429.
+#: At most this many failed sign-ins per e-mail (and, more loosely, per client address, which
+#: people behind one NAT share) in the window; then 429.
 MAX_FAILURES = 5
+MAX_CLIENT_FAILURES = 20
 FAILURE_WINDOW = 15 * 60
 MIN_PASSWORD = 10
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -88,9 +90,9 @@ def check_password(password: str) -> str:
     return password
 
 
-def retry_after(failure_times: list[float], now: float) -> int | None:
-    """Seconds until another sign-in may be tried, or None while under the limit."""
+def retry_after(failure_times: list[float], now: float, *, limit: int = MAX_FAILURES) -> int | None:
+    """Seconds until another sign-in may be tried, or None while under `limit` recent failures."""
     recent = sorted(t for t in failure_times if t > now - FAILURE_WINDOW)
-    if len(recent) < MAX_FAILURES:
+    if len(recent) < limit:
         return None
-    return max(1, int(recent[-MAX_FAILURES] + FAILURE_WINDOW - now + 0.999))
+    return max(1, int(recent[-limit] + FAILURE_WINDOW - now + 0.999))

@@ -16,6 +16,8 @@ from cohorthub.accounts.errors import (
 )
 from cohorthub.accounts.model import (
     FAILURE_WINDOW,
+    MAX_CLIENT_FAILURES,
+    MAX_FAILURES,
     SESSION_SECONDS,
     Account,
     Session,
@@ -76,9 +78,14 @@ def sign_in(
 ) -> SignedIn:
     """Check the password and open a session; failures are counted per e-mail and per client."""
     email = email.strip().lower()
-    limit_keys = [f"email:{email}", f"client:{client}"]
+    limits = {f"email:{email}": MAX_FAILURES, f"client:{client}": MAX_CLIENT_FAILURES}
+    limit_keys = list(limits)
     since = now - FAILURE_WINDOW
-    waits = [w for k in limit_keys if (w := retry_after(uow.accounts.failures(k, since=since), now))]
+    waits = [
+        w
+        for k, n in limits.items()
+        if (w := retry_after(uow.accounts.failures(k, since=since), now, limit=n))
+    ]
     if waits:
         raise SignInRateLimited("Too many failed sign-ins; try again later", retry_after=max(waits))
     account = uow.accounts.by_email(email)

@@ -58,7 +58,7 @@ def negotiate(accept_language: str | None) -> str:
                 quality = float(params.strip()[2:])
             except ValueError:
                 quality = 0.0
-        if tag:
+        if tag and quality > 0:
             ranked.append((-quality + position * 1e-6, tag.strip().lower()))
     for _, tag in sorted(ranked):
         base = tag.split("-")[0]

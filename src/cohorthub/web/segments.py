@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -14,6 +11,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from cohorthub.api.http import in_thread
+from cohorthub.api.segments import member_csv
 from cohorthub.cohorts.services import list_cohorts
 from cohorthub.partners.model import REGISTRY
 from cohorthub.partners.services import integration_states
@@ -210,21 +208,7 @@ async def export(request: Request, ctx: Ctx) -> Response:
 
     found = await in_thread(run)
     headers = {"content-disposition": f'attachment; filename="segment-{segment_id}.csv"'}
-    return StreamingResponse(_csv(ctx, found), media_type="text/csv", headers=headers)
-
-
-def _csv(ctx: Ctx, found: BitMap) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["braze_id", "external_id"])
-    after: int | None = -1
-    while after is not None:
-        with ctx.c.uow(readonly=True) as uow:
-            rows, after = services.page_members(uow=uow, members=found, after=after, limit=services.MAX_PAGE)
-        writer.writerows([(b, e or "") for _, b, e in rows])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
+    return StreamingResponse(member_csv(ctx.c, found), media_type="text/csv", headers=headers)
 
 
 ROUTES: list[BaseRoute] = [

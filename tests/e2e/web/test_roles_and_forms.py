@@ -117,3 +117,22 @@ def test_user_create_on_the_command_line(database_url: str, role: str) -> None:
     again = subprocess.run([*cli, "create", "--email", "ana@acme.io", "--role", "nobody"], env=env,
                            capture_output=True, text=True, check=False)  # fmt: skip
     assert again.returncode == 3 and "Unknown role" in again.stderr
+
+
+def test_segment_members_search_explain_and_csv_export(world: World, container: Container) -> None:
+    with _session(world, "admin@acme.io") as (client, csrf):
+        headers = {"X-CSRF-Token": csrf, "Accept": "application/json"}
+        spain = {"type": "attribute", "attribute": "country", "op": "equals", "value": "ES"}
+        bad = client.post("/dashboard/segments/save", headers=headers, json={"name": "", "filter": spain})
+        assert bad.status_code == 400 and "name" in bad.json()["message"]
+        body = {"name": "Spain", "filter": spain}
+        saved = client.post("/dashboard/segments/save", headers=headers, json=body)
+        assert saved.status_code == 200
+        base = saved.json()["url"]
+        csv_rows = client.get(f"{base}/export.csv").text.splitlines()
+        assert csv_rows[0] == "braze_id,external_id"
+        assert sorted(r.split(",")[1] for r in csv_rows[1:]) == ["u1", "u3", "u5", "u7", "u9"]
+        assert "u3</a>" in client.get(f"{base}/members", params={"q": "u3"}).text
+        assert "is not in this segment" in client.get(f"{base}/members", params={"q": "u2"}).text
+        explained = client.get(f"{base}/explain", params={"external_id": "u2"}).text
+        assert "not in the segment" in explained and "value=ES" in explained

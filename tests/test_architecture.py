@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "cohorthub"
 
 #: Domain packages from the bottom up; a package may import only packages at its level or below.
 LAYERS: list[set[str]] = [
-    {"workspaces", "partners", "currents"},
+    {"workspaces", "partners", "currents", "accounts"},
     {"identity"},
     {"cohorts", "apps"},
     {"segments"},

@@ -19,6 +19,7 @@ from cohorthub.api.openapi import Operation, build_openapi
 from cohorthub.api.params import StorableUrl
 from cohorthub.bootstrap import Container
 from cohorthub.errors import CohorthubError
+from cohorthub.web.app import dashboard
 
 #: Each module exposes ROUTES (Starlette routes) and OPERATIONS (their OpenAPI entries).
 ROUTE_MODULES: list[ModuleType] = [cohort_import, cohorts, users, segments, currents, sdk, messaging]
@@ -51,6 +52,7 @@ def create_app(c: Container) -> Starlette:
     ]
     for module in ROUTE_MODULES:
         routes.extend(module.ROUTES)
+    routes.append(dashboard())
     app = Starlette(
         routes=routes,
         middleware=[

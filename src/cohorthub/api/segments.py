@@ -350,14 +350,15 @@ async def get_members(request: Request) -> Response:
     members, rows, cursor = await in_thread(_read(request, "segments.read", work))
     if csv_export:
         headers = {"content-disposition": f'attachment; filename="segment-{segment_id}.csv"'}
-        return StreamingResponse(_csv(c, members), media_type="text/csv", headers=headers)
+        return StreamingResponse(member_csv(c, members), media_type="text/csv", headers=headers)
     page = MembersPage(
         "success", [Member(b, e) for _, b, e in rows], str(cursor) if cursor is not None else None
     )
     return JSONResponse(page)
 
 
-def _csv(c: Container, members: BitMap) -> Iterator[str]:
+def member_csv(c: Container, members: BitMap) -> Iterator[str]:
+    """Every member as CSV rows (`braze_id,external_id`), read a page at a time."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["braze_id", "external_id"])

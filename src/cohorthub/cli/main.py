@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cohorthub.cli import app as sdk_app
-from cohorthub.cli import currents, messaging, partner, serve, sink, sync, workspace
+from cohorthub.cli import currents, messaging, partner, serve, sink, sync, user, workspace
 
 app = typer.Typer(
     help="cohorthub: a self-hosted engagement core speaking Braze's partner protocols.",
@@ -23,6 +23,7 @@ app.add_typer(currents.app, name="currents")
 app.command("currents-sink")(sink.currents_sink)
 app.add_typer(messaging.campaigns, name="campaigns")
 app.add_typer(messaging.canvas, name="canvas")
+app.add_typer(user.app, name="user")
 
 
 def main() -> None:

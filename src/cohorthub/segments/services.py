@@ -163,6 +163,8 @@ def evaluate_filter(
 ) -> BitMap:
     """The exact members of an ad-hoc filter now (None: every user of the workspace)."""
     node = parse_filter(_EVERYONE if raw is None else raw)
+    if raw is not None:
+        _check_references(uow.segments, workspace_id, "", node, raw)
     definitions = _resolve(uow.segments, workspace_id, node)
     return _evaluate(uow, indexes, membership, workspace_id, node, definitions, now)
 
@@ -192,6 +194,14 @@ def _evaluate(
         definitions=definitions,
         now=now,
     )
+
+
+def size_history(
+    *, uow: SegmentUnitOfWork, workspace_id: str, segment_id: str, since: float
+) -> list[tuple[float, int]]:
+    """The recorded sizes of a segment since `since`, oldest first."""
+    record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
+    return uow.segments.sizes(record.pk, since=since)
 
 
 def history_point(
@@ -239,6 +249,16 @@ def page_members(
     rows = uow.segments.members(nums)
     more = len(nums) == limit and nums[-1] != members.max()
     return rows, (nums[-1] if more else None)
+
+
+def find_member(
+    *, uow: SegmentUnitOfWork, workspace_id: str, members: BitMap, external_id: str
+) -> tuple[bool, list[tuple[int, str, str | None]]]:
+    """Whether a user with that external id exists, and its row when it is a member."""
+    num = uow.segments.user_num(workspace_id, external_id)
+    if num is None or num not in members:
+        return num is not None, []
+    return True, uow.segments.members([num])
 
 
 def explain_user(

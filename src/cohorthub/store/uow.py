@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine
 
 from cohorthub.errors import ResourceLocked
 from cohorthub.store.apps import SqlAppRepository
+from cohorthub.store.accounts import SqlAccountRepository
 from cohorthub.store.cohorts import SqlCohortRepository
 from cohorthub.store.currents import SqlCurrentsRepository
 from cohorthub.store.identity import SqlUserRepository
@@ -47,6 +48,7 @@ class SqlUnitOfWork:
     currents: SqlCurrentsRepository
     apps: SqlAppRepository
     messaging: SqlMessagingStore
+    accounts: SqlAccountRepository
     conn: Connection
 
     def __init__(self, engine: Engine, *, readonly: bool = False, lock_timeout: float = 5.0) -> None:
@@ -79,6 +81,7 @@ class SqlUnitOfWork:
         self.currents = SqlCurrentsRepository(self.conn)
         self.apps = SqlAppRepository(self.conn)
         self.messaging = SqlMessagingStore(self.conn)
+        self.accounts = SqlAccountRepository(self.conn)
         return self
 
     def commit(self) -> None:

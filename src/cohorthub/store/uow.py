@@ -15,8 +15,8 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 
 from cohorthub.errors import ResourceLocked
-from cohorthub.store.apps import SqlAppRepository
 from cohorthub.store.accounts import SqlAccountRepository
+from cohorthub.store.apps import SqlAppRepository
 from cohorthub.store.cohorts import SqlCohortRepository
 from cohorthub.store.currents import SqlCurrentsRepository
 from cohorthub.store.identity import SqlUserRepository

@@ -12,89 +12,16 @@ Starlette app that only parses them. Prints identifier changes per second and th
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-from sqlalchemy import create_engine, text
+import _http
 
-PG_ADMIN_URL = os.environ.get("COHORTHUB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 NOW = time.time()
-
-
-# -- the servers (run in a subprocess) ---------------------------------------------------------
-
-
-def serve_cohorthub(database_url: str, port: int) -> None:
-    """Serve cohorthub on `port` with a quota high enough for the run."""
-    import uvicorn
-
-    from cohorthub.api.app import create_app
-    from cohorthub.bootstrap import bootstrap
-    from cohorthub.config import Settings
-
-    c = bootstrap(Settings(database_url=database_url, partner_hourly_quota=10**9), run_migrations=False)
-    uvicorn.run(create_app(c), host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def serve_baseline(port: int) -> None:
-    """Serve a bare Starlette app that only reads and parses the same JSON body."""
-    import msgspec
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    decoder = msgspec.json.Decoder()
-
-    async def parse(request: Request) -> Response:
-        decoder.decode(await request.body())
-        return Response(b'{"message":"success"}', status_code=201, media_type="application/json")
-
-    async def health(_request: Request) -> Response:
-        return Response(b"{}", media_type="application/json")
-
-    app = Starlette(
-        routes=[Route("/partners/{p}/cohorts/users", parse, methods=["POST"]), Route("/healthz", health)]
-    )
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-@contextmanager
-def server(*args: str) -> Iterator[str]:
-    """Run this script in server mode in a subprocess; yield its base URL once it answers."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, __file__, *args, "--port", str(port)])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("server did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+TARGETS = {"SQLite": 100_000, "PostgreSQL": 60_000}
 
 
 # -- seeding -----------------------------------------------------------------------------------
@@ -162,31 +89,14 @@ def bodies(
     return out
 
 
+def _changes(body: dict[str, Any]) -> int:
+    entered, left = body.get("entered", 0), body.get("left", 0)
+    return int(entered) + int(left)
+
+
 def run_load(url: str, payloads: list[bytes], concurrency: int) -> tuple[float, int]:
     """Send every payload (`concurrency` connections); return (seconds, identifier changes)."""
-    changes = [0] * concurrency
-    errors: list[str] = []
-
-    def worker(slot: int) -> None:
-        with httpx.Client(base_url=url, timeout=60, headers={"content-type": "application/json"}) as http:
-            for payload in payloads[slot::concurrency]:
-                response = http.post("/partners/heap/cohorts/users", content=payload)
-                if response.status_code != 201:
-                    errors.append(f"{response.status_code} {response.text[:200]}")
-                    return
-                body: dict[str, Any] = response.json()
-                changes[slot] += body.get("entered", 0) + body.get("left", 0)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(errors[0])
-    return elapsed, sum(changes)
+    return _http.run_clients(url, "/partners/heap/cohorts/users", payloads, concurrency, _changes)
 
 
 def bench_backend(name: str, database_url: str, args: argparse.Namespace) -> None:
@@ -196,35 +106,18 @@ def bench_backend(name: str, database_url: str, args: argparse.Namespace) -> Non
     requests = min(args.requests, args.users // args.ids)
     payloads = bodies(keys, args.users, requests + args.cohorts, args.ids, args.cohorts, args.order)
     warmup, measured = payloads[: args.cohorts], payloads[args.cohorts :]
-    with server("--serve-baseline") as url:
+    with _http.server(__file__, "--serve-baseline") as url:
         run_load(url, warmup, args.concurrency)
         base_s, _ = run_load(url, measured, args.concurrency)
     base_rate = len(measured) * args.ids / base_s
-    with server("--serve", database_url) as url:
+    with _http.server(__file__, "--serve", database_url, "--workers", str(args.workers)) as url:
         run_load(url, warmup, args.concurrency)
         elapsed, changes = run_load(url, measured, args.concurrency)
     rate = changes / elapsed
     print(f"  baseline (parse only): {base_rate:12,.0f} identifiers/s ({len(measured)} req, {base_s:.2f} s)")
     print(f"  cohorthub:             {rate:12,.0f} identifier changes/s ({changes:,} in {elapsed:.2f} s)")
-    print(f"  ratio cohorthub/baseline: {rate / base_rate:.3f}")
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A throwaway PostgreSQL database."""
-    from cohorthub.store.db import normalize_url
-
-    admin_url = normalize_url(PG_ADMIN_URL)
-    name = f"cohorthub_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    target = TARGETS[name]
+    print(f"  ratio cohorthub/baseline: {rate / base_rate:.3f}   to target {target:,}/s: {rate / target:.2f}")
 
 
 def main() -> None:
@@ -236,7 +129,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="measured requests per server")
     parser.add_argument("--ids", type=int, default=1_000, help="identifiers per request (max 1,000)")
     parser.add_argument("--cohorts", type=int, default=4, help="cohorts the requests are spread over")
-    parser.add_argument("--concurrency", type=int, default=2, help="client connections")
+    parser.add_argument(
+        "--clients", "--concurrency", dest="concurrency", type=int, default=4, help="client connections"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="API server processes")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument(
         "--order",
@@ -244,22 +140,16 @@ def main() -> None:
         default="random",
         help="which users a request names: drawn at random (as real cohorts are) or consecutive blocks",
     )
-    parser.add_argument("--serve", metavar="DATABASE_URL", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        return serve_cohorthub(args.serve, args.port)
-    if args.serve_baseline:
-        return serve_baseline(args.port)
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
             bench_backend("SQLite", f"sqlite:///{Path(tmp) / 'bench.sqlite'}", args)
     if args.backend in ("postgresql", "both"):
-        with postgres_database() as url:
+        with _http.postgres_database() as url:
             bench_backend("PostgreSQL", url, args)
-    return None
+    return
 
 
 if __name__ == "__main__":
+    _http.main_server(sys.argv)
     main()

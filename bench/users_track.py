@@ -1,136 +1,112 @@
-"""Benchmark: /users/track use case, 75 objects per request against one object per request.
+"""Benchmark: /users/track over real HTTP, 75 attributes (+ 75 events) per request, N clients.
 
-    .venv/bin/python bench/users_track.py                          # 30,000 users, SQLite and PostgreSQL
-    .venv/bin/python bench/users_track.py --users 1500 --backend sqlite   # smoke run
+    .venv/bin/python bench/users_track.py                                   # 200k users, both stores
+    .venv/bin/python bench/users_track.py --users 30000 --backend sqlite    # smoke run
 
-Seeds N identified users with executemany, then sends the same updates twice through the
-`track_users` use case (one transaction each, as the HTTP handler runs it): in requests of 75
-attributes + 75 events (the batched form clients use), and one object per request (the baseline).
-Half the objects update seeded users, half create new ones. Prints objects per second and the ratio.
-The seeded tables are analyzed first, as they are in a running database.
+Starts cohorthub (uvicorn, one process unless --workers) on a fresh database with one workspace,
+then `--clients` connections post requests of `--batch` attributes objects, each with a custom
+event (so every request also writes the Currents outbox): first every user is new (the users table
+grows from empty: the plans of the lookups must follow), then the same users are updated. The
+baseline is a parse-only Starlette app fed the same bodies by the same clients. Prints attribute
+objects per second, the ratio to the baseline and to the target.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
+import _http
 
-from cohorthub.bootstrap import Container, bootstrap
-from cohorthub.config import Settings
-from cohorthub.identity import services
-from cohorthub.store.tables import users
-from cohorthub.workspaces import services as workspaces
-
-PG_ADMIN_URL = os.environ.get("COHORTHUB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-NOW = time.time()
+TARGETS = {"sqlite": 25_000, "postgresql": 10_000}
 
 
-@contextmanager
-def database(backend: str) -> Iterator[str]:
-    """A fresh database URL on `backend`, dropped afterwards."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{tmp}/bench.sqlite"
-        return
-    name = f"cohorthub_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(
-        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+def workspace_key(database_url: str) -> str:
+    """Migrate, create a workspace; return its REST API key."""
+    from cohorthub.bootstrap import bootstrap
+    from cohorthub.config import Settings
+    from cohorthub.workspaces import services as workspaces
+
+    c = bootstrap(Settings(database_url=database_url))
     try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def seed(c: Container, workspace_id: str, count: int, prefix: str) -> None:
-    """Insert `count` identified users directly."""
-    rows = [
-        {
-            "workspace_id": workspace_id,
-            "braze_id": uuid.uuid4().hex[:24],
-            "external_id": f"{prefix}{i}",
-            "custom_attributes": "{}",
-            "created_at": NOW,
-            "updated_at": NOW,
-        }
-        for i in range(count)
-    ]
-    with c.engine.begin() as conn:
-        for start in range(0, len(rows), 5000):
-            conn.execute(insert(users), rows[start : start + 5000])
-        conn.execute(text("ANALYZE"))  # planner statistics, as autovacuum keeps them in a live database
-
-
-def objects(prefix: str, count: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(attributes, event) pairs: even ids exist, odd ones are new."""
-    return [
-        (
-            {"external_id": f"{prefix}{i if i % 2 == 0 else count + i}", "plan": "pro", "visits": {"inc": 1}},
-            {"external_id": f"{prefix}{i}", "name": "played", "time": "2024-01-01T00:00:00Z"},
-        )
-        for i in range(count)
-    ]
-
-
-def run(
-    c: Container, workspace_id: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], size: int
-) -> float:
-    """Send `pairs` in requests of `size` pairs; return objects per second."""
-    started = time.perf_counter()
-    for start in range(0, len(pairs), size):
-        chunk = pairs[start : start + size]
         with c.uow() as uow:
-            services.track_users(
-                uow=uow,
-                workspace_id=workspace_id,
-                body={"attributes": [a for a, _ in chunk], "events": [e for _, e in chunk]},
-                listeners=c.identity_listeners,
-                now=time.time(),
-            )
-    return 2 * len(pairs) / (time.perf_counter() - started)
+            _ws, key = workspaces.create_workspace(uow=uow, name="bench", now=time.time())
+        return key.key
+    finally:
+        c.close()
 
 
-def bench(backend: str, count: int) -> None:
-    """One backend: batched then per-object, on disjoint users of the same shape."""
-    with database(backend) as url:
-        c = bootstrap(Settings(database_url=url))
-        try:
-            with c.uow() as uow:
-                ws, _ = workspaces.create_workspace(uow=uow, name="bench", now=NOW)
-            baseline_count = max(count // 10, 150)
-            seed(c, ws.id, count, "b")
-            seed(c, ws.id, baseline_count, "s")
-            batched = run(c, ws.id, objects("b", count), 75)
-            single = run(c, ws.id, objects("s", baseline_count), 1)
-            print(
-                f"{backend:10} batched (75/request): {batched:9,.0f} objects/s   "
-                f"one per request: {single:8,.0f} objects/s   ratio {batched / single:5.1f}x"
-            )
-        finally:
-            c.close()
+def bodies(users: int, batch: int, round_: int, events: bool) -> list[bytes]:
+    """Requests naming users 0..users-1 in blocks of `batch`, spread so concurrent requests differ."""
+    out = []
+    for start in range(0, users, batch):
+        ids = [f"user-{i}" for i in range(start, min(users, start + batch))]
+        attributes = [
+            {"external_id": x, "plan": "pro" if round_ else "free", "visits": {"inc": 1}, "score": i}
+            for i, x in enumerate(ids)
+        ]
+        body: dict[str, object] = {"attributes": attributes}
+        if events:
+            body["events"] = [
+                {"external_id": x, "name": "played", "time": "2024-01-01T00:00:00Z"} for x in ids
+            ]
+        out.append(json.dumps(body).encode())
+    return out
+
+
+def processed(body: dict[str, object]) -> int:
+    """Attribute objects a response says were processed."""
+    value = body.get("attributes_processed", 0)
+    return value if isinstance(value, int) else 0
+
+
+def bench(backend: str, database_url: str, args: argparse.Namespace) -> None:
+    """Baseline, then cohorthub: new users, then updates of the same users."""
+    key = workspace_key(database_url)
+    new, again = (bodies(args.users, args.batch, r, not args.no_events) for r in (0, 1))
+    with _http.server(__file__, "--serve-baseline") as url:
+        base_s, _ = _http.run_clients(url, "/users/track", new, args.clients, lambda _b: 0)
+    base = args.users / base_s
+    serve = ["--serve", database_url, "--workers", str(args.workers)]
+    headers = {"authorization": f"Bearer {key}"}
+    with _http.server(__file__, *serve) as url:
+        new_s, created = _http.run_clients(url, "/users/track", new, args.clients, processed, headers)
+        upd_s, updated = _http.run_clients(url, "/users/track", again, args.clients, processed, headers)
+    target = TARGETS[backend]
+    print(f"{backend} ({args.clients} clients, {args.workers} process(es), {args.batch}/request):")
+    print(f"  baseline (parse only):  {base:10,.0f} objects/s")
+    for name, n, s in (("new users", created, new_s), ("updates", updated, upd_s)):
+        rate = n / s
+        print(
+            f"  {name:10} {rate:10,.0f} attribute objects/s ({n:,} in {s:.1f} s)   "
+            f"ratio to baseline {rate / base:.3f}   to target {target:,}: {rate / target:.2f}"
+        )
 
 
 def main() -> None:
     """Parse arguments and run each backend."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=30_000, help="objects per array in the batched run")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=200_000, help="users to create, then update")
+    parser.add_argument("--batch", type=int, default=75, help="attribute objects per request (max 75)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent client connections")
+    parser.add_argument("--workers", type=int, default=1, help="API server processes")
+    parser.add_argument("--no-events", action="store_true", help="attributes only (no outbox writes)")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    args = parser.parse_args()
-    for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
-        bench(backend, args.users)
+    args, _ = parser.parse_known_args()
+    if args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            bench("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite'}", args)
+    if args.backend in ("postgresql", "both"):
+        with _http.postgres_database() as url:
+            bench("postgresql", url, args)
 
 
 if __name__ == "__main__":
+    _http.main_server(sys.argv)
     main()

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -106,11 +107,15 @@ def free_port() -> int:
 class LiveServer:
     """The real app served by uvicorn on 127.0.0.1 in a background thread."""
 
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, *, app: Any = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(container), host="127.0.0.1", port=self.port, log_level="warning", access_log=False
+            app or create_app(container),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from cohorthub import clock
+from cohorthub.apps.listeners import SessionIdentityListener
 from cohorthub.cohorts.listeners import CohortMembershipListener
 from cohorthub.cohorts.membership import MembershipCache
 from cohorthub.config import Settings
@@ -62,5 +63,6 @@ def bootstrap(
         identity_listeners=[
             CohortMembershipListener(membership, compaction_threshold=settings.compaction_threshold),
             SegmentIdentityListener(),
+            SessionIdentityListener(),
         ],
     )

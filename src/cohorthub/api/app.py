@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cohorthub.api import cohort_import, cohorts, currents, segments, users
+from cohorthub.api import cohort_import, cohorts, currents, messaging, sdk, segments, users
 from cohorthub.api.errors import handle_cohorthub_error, handle_http_exception, handle_unexpected
 from cohorthub.api.http import JSONResponse, container, in_thread
 from cohorthub.api.middleware import RequestContext
@@ -19,9 +19,10 @@ from cohorthub.api.openapi import Operation, build_openapi
 from cohorthub.api.params import StorableUrl
 from cohorthub.bootstrap import Container
 from cohorthub.errors import CohorthubError
+from cohorthub.web.app import dashboard
 
 #: Each module exposes ROUTES (Starlette routes) and OPERATIONS (their OpenAPI entries).
-ROUTE_MODULES: list[ModuleType] = [cohort_import, cohorts, users, segments, currents]
+ROUTE_MODULES: list[ModuleType] = [cohort_import, cohorts, users, segments, currents, sdk, messaging]
 
 
 def operations() -> list[Operation]:
@@ -51,6 +52,7 @@ def create_app(c: Container) -> Starlette:
     ]
     for module in ROUTE_MODULES:
         routes.extend(module.ROUTES)
+    routes.append(dashboard())
     app = Starlette(
         routes=routes,
         middleware=[

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any, TypeVar
 
@@ -25,6 +26,7 @@ from cohorthub.api.openapi import NO_NUL, NOT_BLANK, Operation, Param, documente
 from cohorthub.bootstrap import Container
 from cohorthub.segments import services
 from cohorthub.segments.errors import InvalidSegment
+from cohorthub.segments.history import HistoryPoint, HistoryWriter
 from cohorthub.segments.model import FILTER_VERSION
 from cohorthub.segments.ports import SegmentRecord
 from cohorthub.store.uow import SqlUnitOfWork
@@ -282,11 +284,28 @@ def _evaluate(
     return record, members, now
 
 
+def _history(c: Container) -> HistoryWriter:
+    """This process's size-history writer (created on first use)."""
+    with _history_lock:
+        writer = c.extras.get("segment_history")
+        if not isinstance(writer, HistoryWriter):
+
+            def store(points: list[HistoryPoint]) -> None:
+                with c.uow() as uow:
+                    services.record_history(uow=uow, points=points)
+
+            writer = c.extras["segment_history"] = HistoryWriter(store)
+        return writer
+
+
+_history_lock = threading.Lock()
+
+
 def _record_history(c: Container, record: SegmentRecord, members: BitMap, now: float) -> None:
-    due = c.segments.history_due(record.pk, len(members), now=now)
-    if due is not None:
-        with c.uow() as uow:
-            services.record_segment_size(uow=uow, record=record, members=members, snapshot=due, now=now)
+    """Queue the point this read makes: a size read never waits for the database's writer."""
+    point = services.history_point(indexes=c.segments, record=record, members=members, now=now)
+    if point is not None:
+        _history(c).submit(point)
 
 
 async def get_size(request: Request) -> Response:
@@ -321,14 +340,15 @@ async def get_members(request: Request) -> Response:
     members, rows, cursor = await in_thread(_read(request, "segments.read", work))
     if csv_export:
         headers = {"content-disposition": f'attachment; filename="segment-{segment_id}.csv"'}
-        return StreamingResponse(_csv(c, members), media_type="text/csv", headers=headers)
+        return StreamingResponse(member_csv(c, members), media_type="text/csv", headers=headers)
     page = MembersPage(
         "success", [Member(b, e) for _, b, e in rows], str(cursor) if cursor is not None else None
     )
     return JSONResponse(page)
 
 
-def _csv(c: Container, members: BitMap) -> Iterator[str]:
+def member_csv(c: Container, members: BitMap) -> Iterator[str]:
+    """Every member as CSV rows (`braze_id,external_id`), read a page at a time."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["braze_id", "external_id"])
@@ -386,6 +406,7 @@ async def get_changes(request: Request) -> Response:
             "success", iso(since) or "", iso(at), len(entered), len(left), first(entered), first(left)
         )
 
+    await in_thread(_history(c).flush)  # this process's own recent snapshots first
     return JSONResponse(await in_thread(_read(request, "segments.read", work)))
 
 
@@ -393,6 +414,7 @@ async def get_history(request: Request) -> Response:
     """`GET /segments/{segment_id}/history?since=`: recorded sizes, oldest first."""
     segment_id, q = request.path_params["segment_id"], request.query_params
     since = params.moment(q, "since", optional=True) or 0.0
+    await in_thread(_history(container(request)).flush)  # this process's own recent points first
 
     def work(uow: SqlUnitOfWork, ws: str) -> dict[str, Any]:
         record = services.require_segment(uow=uow, workspace_id=ws, segment_id=segment_id)

@@ -20,6 +20,7 @@ from cohorthub.cli.currents import start_worker
 from cohorthub.config import Settings, configured_public_url
 from cohorthub.errors import CohorthubError
 from cohorthub.partners.overview import record_server_addresses
+from cohorthub.runtimes import start_messaging
 from cohorthub.segments.warmup import start_warmup
 from cohorthub.store.db import describe_url
 
@@ -88,6 +89,10 @@ def serve(
     worker: Annotated[
         bool, typer.Option("--worker/--no-worker", help="Run a Currents delivery worker in this process.")
     ] = True,
+    messaging: Annotated[
+        bool,
+        typer.Option("--messaging/--no-messaging", help="Send campaigns and run Canvases in this process."),
+    ] = True,
 ) -> None:
     """Migrate the schema and serve the API (and deliver Currents unless --no-worker)."""
     public = (public_url or "").rstrip("/") or configured_public_url()
@@ -110,6 +115,7 @@ def serve(
     with container.uow() as uow:
         record_server_addresses(uow=uow, listen_url=url, public_url=public, now=container.now())
     stop = start_worker(container)[0] if worker else None
+    stop_messaging = start_messaging(container)[0] if messaging else None
     warmup = start_warmup(  # segment indexes load in the background (docs/segments.md)
         uow=lambda: container.uow(readonly=True),
         indexes=container.segments,
@@ -123,6 +129,8 @@ def serve(
         warmup.set()
         if stop is not None:
             stop.set()
+        if stop_messaging is not None:
+            stop_messaging.set()
         container.close()
         logging.shutdown()
 

@@ -273,3 +273,17 @@ def changes_since(
     came = sorted(n for n, e in last.items() if e and first[n])
     went = sorted(n for n, e in last.items() if not e and not first[n])
     return came, went
+
+
+def cohort_flow(
+    *, uow: CohortUnitOfWork, workspace_id: str, partner: str, cohort_id: str, days: int, now: float
+) -> list[tuple[float, int, int]]:
+    """Users who entered and who left the cohort per UTC day, for the last `days` days: (day, in, out)."""
+    cohort = _cohort(uow, workspace_id, partner, cohort_id)
+    today = now - now % 86400
+    totals = {today - i * 86400: [0, 0] for i in range(days)}
+    for at, entered, left in uow.cohorts.import_flow(cohort.pk, today - (days - 1) * 86400):
+        slot = totals.setdefault(at - at % 86400, [0, 0])
+        slot[0] += entered
+        slot[1] += left
+    return [(day, came, went) for day, (came, went) in sorted(totals.items())]

@@ -9,6 +9,7 @@ only when known.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -66,9 +67,12 @@ def custom_event(
     time: float,
     custom_properties: dict[str, Any],
     app_id: str | None = None,
+    context: Mapping[str, str] | None = None,
 ) -> Envelope:
-    """`users.behaviors.CustomEvent`."""
-    props = _app({"name": name, "custom_properties": custom_properties}, app_id, workspace_id)
+    """`users.behaviors.CustomEvent`; `context` adds the device's platform, OS and model."""
+    props = _app(
+        {"name": name, "custom_properties": custom_properties, **(context or {})}, app_id, workspace_id
+    )
     return new_envelope("users.behaviors.CustomEvent", time=time, user=user, properties=props)
 
 
@@ -82,14 +86,16 @@ def purchase(
     time: float,
     purchase_properties: dict[str, Any],
     app_id: str | None = None,
+    context: Mapping[str, str] | None = None,
 ) -> Envelope:
-    """`users.behaviors.Purchase`."""
+    """`users.behaviors.Purchase`; `context` adds the device's platform, OS and model."""
     props = _app(
         {
             "product_id": product_id,
             "currency": currency,
             "price": price,
             "purchase_properties": purchase_properties,
+            **(context or {}),
         },
         app_id,
         workspace_id,
@@ -129,3 +135,22 @@ def email_subscription_change(
     return new_envelope(
         "users.behaviors.subscription.GlobalStateChange", time=time, user=user, properties=props
     )
+
+
+def session_event(
+    kind: str,
+    *,
+    workspace_id: str,
+    user: dict[str, str],
+    app_id: str,
+    session_id: str,
+    time: float,
+    context: Mapping[str, str],
+    duration: float | None = None,
+) -> Envelope:
+    """`users.behaviors.app.SessionStart`, `SessionEnd` (with `duration`) or `FirstSession`."""
+    props: dict[str, Any] = {"session_id": session_id, **context}
+    if duration is not None:
+        props["duration"] = duration
+    props = _app(props, app_id, workspace_id)
+    return new_envelope(f"users.behaviors.app.{kind}", time=time, user=user, properties=props)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import msgspec
+
+from cohorthub.currents import envelope
 from cohorthub.currents.errors import ConnectorNotFound, InvalidConnector
 from cohorthub.currents.model import (
     DEFAULT_BATCH_SIZE,
@@ -15,7 +18,8 @@ from cohorthub.currents.model import (
     validate_token,
     validate_url,
 )
-from cohorthub.currents.ports import CurrentsUnitOfWork
+from cohorthub.currents.ports import CurrentsUnitOfWork, Sender, SendResult
+from cohorthub.currents.wire import batch_body, request_headers
 
 
 def create_connector(
@@ -108,3 +112,19 @@ def replay_events(
         count += uow.currents.replay_dead_letters(connector, now=now)
     uow.commit()
     return count
+
+
+def send_test_event(
+    *, uow: CurrentsUnitOfWork, sender: Sender, connector_id: str, workspace_id: str, now: float
+) -> SendResult:
+    """POST one sample `users.behaviors.CustomEvent` batch to the connector's URL (nothing is queued)."""
+    connector = get_connector(uow=uow, connector_id=connector_id, workspace_id=workspace_id)
+    sample = envelope.custom_event(
+        workspace_id=workspace_id,
+        user=envelope.event_user(braze_id="000000000000000000000000", external_id="cohorthub-test"),
+        name="cohorthub.test",
+        time=now,
+        custom_properties={"test": True},
+    )
+    body = batch_body([msgspec.json.encode(sample)])
+    return sender.send(connector.url, request_headers(connector.token), body)

@@ -3,7 +3,7 @@
 InvalidInput
 └── InvalidUserRequest      a /users/* request that breaks a documented rule (400)
 ResourceLocked
-└── UsersLocked             another writer holds the workspace's identity lock too long (423)
+└── UsersLocked             another writer holds these users or identifiers too long (423)
 """
 
 from __future__ import annotations
@@ -16,4 +16,4 @@ class InvalidUserRequest(InvalidInput):
 
 
 class UsersLocked(ResourceLocked):
-    """Another writer held the workspace's users longer than the lock timeout."""
+    """Another writer held these users or identifiers longer than the lock timeout."""

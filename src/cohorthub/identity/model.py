@@ -77,6 +77,14 @@ def text_problem(
     value: object, *, what: str, max_length: int = MAX_ID_LENGTH, allow_empty: bool = False
 ) -> str | None:
     """Why `value` is not a usable string (non-empty unless allowed), or None when it is."""
+    if (
+        type(value) is str
+        and value.isascii()
+        and len(value) <= max_length
+        and "\x00" not in value
+        and (allow_empty or (value and not value.isspace()))
+    ):
+        return None  # the common case, decided without encoding
     if not isinstance(value, str):
         return f"{what} must be a string"
     if not allow_empty and not value.strip():

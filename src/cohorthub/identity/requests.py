@@ -8,7 +8,8 @@ and index, and the other objects are still processed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
@@ -57,6 +58,8 @@ class EventItem:
     time: float
     properties: dict[str, Any]
     app_id: str | None
+    #: Extra Currents properties of the sending device (`platform`, `os_version`, `device_model`).
+    context: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ class PurchaseItem:
     time: float
     properties: dict[str, Any]
     app_id: str | None
+    context: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

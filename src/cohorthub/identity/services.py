@@ -1,7 +1,7 @@
 """Identity use cases: track, identify, alias, delete and export users (one transaction each).
 
-Each write use case takes the workspace's identity lock, loads every user its request names
-in one query, runs the rules in memory (`WorkSet`), writes the result set-based, tells the
+Each write use case loads every user its request names in one query, locking those identifiers
+and users for the transaction, runs the rules in memory (`WorkSet`), writes the result set-based, tells the
 identity listeners about merges and deletions, appends the Currents events to the outbox and
 commits: all in one transaction.
 """
@@ -18,7 +18,7 @@ from cohorthub.identity.listeners import IdentityListener, Merge
 from cohorthub.identity.lookups import parse_delete, parse_export, parse_identify, parse_new_aliases
 from cohorthub.identity.model import Profile, UserAlias, pick
 from cohorthub.identity.ports import IdentityUnitOfWork
-from cohorthub.identity.requests import ItemError, Target, parse_track
+from cohorthub.identity.requests import ItemError, Target, TrackBatch, parse_track
 from cohorthub.identity.workset import ChangeSet, Lookup, WorkSet
 
 #: `memberships(user_nums)` → each user's partner cohorts (`{"partner", "cohort_id", "name"}`).
@@ -33,6 +33,15 @@ class TrackResult:
     events_processed: int
     purchases_processed: int
     errors: list[ItemError]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A user as stored: number, braze_id and external_id."""
+
+    num: int
+    braze_id: str
+    external_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,17 +86,45 @@ def track_users(
 ) -> TrackResult:
     """`/users/track`: attributes, custom events and purchases of up to 75 objects each."""
     batch = parse_track(body, now=now)
-    uow.users.lock(workspace_id)
-    targets = [i.target for i in batch.attributes] + [i.target for i in batch.events]
+    result, _ = apply_track(uow=uow, workspace_id=workspace_id, batch=batch, listeners=listeners, now=now)
+    uow.commit()
+    return result
+
+
+def apply_track(
+    *,
+    uow: IdentityUnitOfWork,
+    workspace_id: str,
+    batch: TrackBatch,
+    listeners: Sequence[IdentityListener] = (),
+    visits: Sequence[Target] = (),
+    now: float,
+) -> tuple[TrackResult, list[Resolved | None]]:
+    """Apply a parsed batch without committing (the users it touches are locked by identifier).
+
+    `visits` are targets resolved first, in order, with the same rules (an SDK's sessions);
+    their users are returned as stored after every merge of the batch.
+    """
+    targets = [*visits, *(i.target for i in batch.attributes), *(i.target for i in batch.events)]
     targets += [i.target for i in batch.purchases]
-    ws = WorkSet(uow.users.load(workspace_id, Lookup.of(targets)), now=now)
+    ws = WorkSet(uow.users.load(workspace_id, Lookup.of(targets), lock=True), now=now)
+    visited = [ws.resolve(t) for t in visits]
+    for profile in visited:
+        if profile is not None:
+            ws.touch(profile)
     errors = list(batch.errors)
     attributes = _process(ws, "attributes", batch.attributes, lambda p, i: ws.update(p, i.update), errors)
     events = _process(ws, "events", batch.events, ws.record_event, errors)
     purchases = _process(ws, "purchases", batch.purchases, ws.record_purchase, errors)
-    _write(uow, ws, workspace_id, listeners, now)
+    stored = _write(uow, ws, workspace_id, listeners, now)
     errors.sort(key=lambda e: (("attributes", "events", "purchases").index(e.input_array), e.index))
-    return TrackResult(attributes, events, purchases, errors)
+    resolved = [None if p is None else _resolved(ws, stored, p.num) for p in visited]
+    return TrackResult(attributes, events, purchases, errors), resolved
+
+
+def _resolved(ws: WorkSet, stored: dict[int, int], num: int) -> Resolved:
+    profile = ws.profiles[ws.final(num)]
+    return Resolved(stored.get(profile.num, profile.num), profile.braze_id, profile.external_id)
 
 
 class _Item(Protocol):
@@ -133,11 +170,10 @@ def identify_users(
 ) -> IdentifyResult:
     """`/users/identify`: identify alias-, email- or phone-only profiles, merging where the id exists."""
     items = parse_identify(body)
-    uow.users.lock(workspace_id)
     lookup = Lookup(external_ids={i.external_id for i in items})
     for item in items:
         lookup.add(Target(kind=item.kind, value=item.value, create=False))
-    ws = WorkSet(uow.users.load(workspace_id, lookup), now=now)
+    ws = WorkSet(uow.users.load(workspace_id, lookup, lock=True), now=now)
     counts = {"user_alias": 0, "email": 0, "phone": 0}
     for item in items:
         if isinstance(item.value, UserAlias):
@@ -147,18 +183,18 @@ def identify_users(
         if profile is not None and ws.identify(profile, item.external_id):
             counts[item.kind] += 1
     _write(uow, ws, workspace_id, listeners, now)
+    uow.commit()
     return IdentifyResult(counts["user_alias"], counts["email"], counts["phone"])
 
 
 def add_aliases(*, uow: IdentityUnitOfWork, workspace_id: str, body: Any, now: float) -> AliasResult:
     """`/users/alias/new`: add aliases to identified users, or create alias-only users."""
     items = parse_new_aliases(body)
-    uow.users.lock(workspace_id)
     lookup = Lookup(
         external_ids={i.external_id for i in items if i.external_id is not None},
         aliases={i.alias for i in items},
     )
-    ws = WorkSet(uow.users.load(workspace_id, lookup), now=now)
+    ws = WorkSet(uow.users.load(workspace_id, lookup, lock=True), now=now)
     processed, errors = 0, []
     for index, item in enumerate(items):
         if problem := _add_alias(ws, item.alias, item.external_id):
@@ -166,6 +202,7 @@ def add_aliases(*, uow: IdentityUnitOfWork, workspace_id: str, body: Any, now: f
         else:
             processed += 1
     _write(uow, ws, workspace_id, (), now)
+    uow.commit()
     return AliasResult(processed, errors)
 
 
@@ -197,7 +234,6 @@ def delete_users(
     """`/users/delete`: remove users and everything recorded about them; return how many."""
     request = parse_delete(body)
     ids = request.ids
-    uow.users.lock(workspace_id)
     lookup = Lookup(
         external_ids=set(ids.external_ids),
         aliases=set(ids.aliases),
@@ -205,7 +241,7 @@ def delete_users(
         emails={c.value for c in request.contacts if c.kind == "email"},
         phones={c.value for c in request.contacts if c.kind == "phone"},
     )
-    ws = WorkSet(uow.users.load(workspace_id, lookup), now=now)
+    ws = WorkSet(uow.users.load(workspace_id, lookup, lock=True), now=now)
     found = [ws.find("external_id", v) for v in ids.external_ids]
     found += [ws.find("user_alias", a) for a in ids.aliases]
     found += [ws.find("braze_id", v) for v in ids.braze_ids]
@@ -278,7 +314,8 @@ def _write(
     workspace_id: str,
     listeners: Sequence[IdentityListener],
     now: float,
-) -> None:
+) -> dict[int, int]:
+    """Write the work set, tell the listeners, append the Currents events (the caller commits)."""
     changes = ws.changes()
     stored = uow.users.apply(workspace_id, changes, now=now)
     merges = [Merge(m.orphan.num, stored.get(m.target_num, m.target_num)) for m in changes.merges]
@@ -286,7 +323,7 @@ def _write(
         for listener in listeners:
             listener.users_merged(uow, merges, workspace_id=workspace_id, now=now)
     uow.outbox.append(workspace_id, _envelopes(ws, changes, workspace_id, now), now=now)
-    uow.commit()
+    return stored
 
 
 def _user(profile: Profile, device_id: str | None = None) -> dict[str, str]:
@@ -336,6 +373,7 @@ def _envelopes(ws: WorkSet, changes: ChangeSet, workspace_id: str, now: float) -
                 time=e.time,
                 custom_properties=e.properties,
                 app_id=e.app_id,
+                context=e.context,
             )
         )
     for num, p in changes.purchases:
@@ -349,6 +387,7 @@ def _envelopes(ws: WorkSet, changes: ChangeSet, workspace_id: str, now: float) -
                 time=p.time,
                 purchase_properties=p.properties,
                 app_id=p.app_id,
+                context=p.context,
             )
         )
     return events

@@ -74,6 +74,11 @@ def rotate_partner_key(*, uow: PartnerUnitOfWork, partner: str, now: float, grac
     return key
 
 
+def integration_states(*, uow: PartnerUnitOfWork, workspace_id: str) -> dict[str, bool | None]:
+    """Each registered partner's state in the workspace: True on, False off, None never enabled."""
+    return {name: uow.partners.integration_enabled(workspace_id, name) for name in REGISTRY}
+
+
 @dataclass(frozen=True, slots=True)
 class Enabled:
     """The result of enabling a partner: what the customer gives the partner."""

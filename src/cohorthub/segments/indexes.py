@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pyroaring import BitMap
 
 from cohorthub.segments.engine import evaluate
-from cohorthub.segments.model import CohortLeaf, EventLeaf, Leaf, Node
+from cohorthub.segments.model import CohortLeaf, EventLeaf, Leaf, Node, uses_sessions
 from cohorthub.segments.ports import SegmentFacts
 from cohorthub.segments.reference import leaf_matches
 from cohorthub.segments.windows import Timeline, leaf_cutoff, next_moment
@@ -130,10 +130,13 @@ class WorkspaceIndex:
         """Re-evaluate `leaves` for the given users; `changed`: their data changed (else only time passed)."""
         names = {k.name for k, _ in leaves if isinstance(k, EventLeaf) and k.kind == "event" and k.name}
         wants_purchases = any(isinstance(k, EventLeaf) and k.kind == "purchase" for k, _ in leaves)
+        wants_sessions = any(uses_sessions(k) for k, _ in leaves)
         cutoffs = {leaf: leaf_cutoff(leaf, now) for leaf, _ in leaves}
         for start in range(0, len(nums), _BATCH):
             batch = nums[start : start + _BATCH]
-            users = facts.user_facts(self.workspace_id, batch, events=names, purchases=wants_purchases)
+            users = facts.user_facts(
+                self.workspace_id, batch, events=names, purchases=wants_purchases, sessions=wants_sessions
+            )
             present = BitMap(u.num for u in users)
             missing = BitMap(batch) - present
             if changed:

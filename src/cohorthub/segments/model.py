@@ -46,6 +46,8 @@ COUNT_OPS = ("at_least", "at_most", "exactly")
 DATE_OPS = ("first_before", "first_after", "last_before", "last_after")
 MEMBERSHIP_OPS = ("includes", "excludes")
 IDENTITY_FIELDS = ("external_id", "email", "email_subscribe")
+#: "Last used the app": the time of the user's latest SDK session, compared like a time attribute.
+LAST_USED_APP = "last_used_app"
 SUBSCRIPTION_STATES = ("opted_in", "subscribed", "unsubscribed")
 
 
@@ -81,7 +83,8 @@ class CohortLeaf:
 
 @dataclass(frozen=True, slots=True)
 class AttributeLeaf:
-    """A standard (`custom=False`) or custom attribute compared by its data type."""
+    """A standard (`custom=False`) or custom attribute compared by its data type; the standard
+    name `last_used_app` is the time of the user's latest session."""
 
     name: str
     custom: bool
@@ -92,7 +95,8 @@ class AttributeLeaf:
 
 @dataclass(frozen=True, slots=True)
 class EventLeaf:
-    """A custom event (`kind="event"`) or purchase (`kind="purchase"`, name = product or None)."""
+    """A custom event (`kind="event"`), purchase (`kind="purchase"`, name = product or None) or
+    SDK session start (`kind="session"`, no name, count operators only)."""
 
     kind: str
     name: str | None
@@ -147,6 +151,13 @@ def iter_leaves(node: Node) -> Iterator[Leaf]:
         yield from iter_leaves(node.child)
     else:
         yield node
+
+
+def uses_sessions(leaf: Leaf) -> bool:
+    """Whether a leaf reads the user's SDK sessions."""
+    if isinstance(leaf, EventLeaf):
+        return leaf.kind == "session"
+    return isinstance(leaf, AttributeLeaf) and not leaf.custom and leaf.name == LAST_USED_APP
 
 
 def referenced_segments(node: Node) -> set[str]:
@@ -375,6 +386,20 @@ def _event_leaf(f: _Fields, kind: str, name: str | None) -> Node:
     return EventLeaf(kind=kind, name=name, op=op, time=moment)
 
 
+def _sessions(f: _Fields) -> Node:
+    op = f.choice("op", COUNT_OPS)
+    count = f.number("count", integer=True)
+    within = f.number("within_days", optional=True)
+    if within == 0:
+        raise InvalidSegment(f.at("within_days"), "must be greater than 0")
+    f.done()
+    return EventLeaf(kind="session", name=None, op=op, count=int(count or 0), within_days=within)
+
+
+def _last_used_app(f: _Fields) -> Node:
+    return _attribute_leaf(f, LAST_USED_APP, custom=False, data_type="time")
+
+
 def _identity(f: _Fields) -> Node:
     field = f.choice("field", IDENTITY_FIELDS)
     if field == "email_subscribe":
@@ -395,6 +420,8 @@ _LEAF_PARSERS = {
     "purchase": _purchase,
     "identity": _identity,
     "segment": _segment,
+    "sessions": _sessions,
+    "last_used_app": _last_used_app,
 }
 
 
@@ -418,6 +445,8 @@ def dump_filter(node: Node) -> dict[str, Any]:
 
 def _dump_attribute(leaf: AttributeLeaf) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "custom_attribute" if leaf.custom else "attribute", "attribute": leaf.name}
+    if not leaf.custom and leaf.name == LAST_USED_APP:
+        out = {"type": LAST_USED_APP}
     if leaf.custom:
         out["data_type"] = leaf.data_type
     out["op"] = leaf.op
@@ -429,7 +458,7 @@ def _dump_attribute(leaf: AttributeLeaf) -> dict[str, Any]:
 
 
 def _dump_event(leaf: EventLeaf) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": leaf.kind}
+    out: dict[str, Any] = {"type": "sessions" if leaf.kind == "session" else leaf.kind}
     if leaf.kind == "event":
         out["event"] = leaf.name
     elif leaf.name is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cohorthub.segments.model import (
+    LAST_USED_APP,
     And,
     AttributeLeaf,
     CohortLeaf,
@@ -40,6 +41,16 @@ class UserFacts:
     cohorts: frozenset[tuple[str, str]] = frozenset()  # (partner, cohort_id)
     events: Mapping[str, Sequence[float]] = field(default_factory=dict)  # name -> times
     purchases: Sequence[tuple[str, float]] = ()  # (product_id, time)
+    sessions: Sequence[float] = ()  # SDK session start times
+
+
+def attribute_value(leaf: AttributeLeaf, user: UserFacts) -> Any:
+    """The raw value an attribute leaf compares (`last_used_app`: the latest session start)."""
+    if leaf.custom:
+        return user.custom.get(leaf.name)
+    if leaf.name == LAST_USED_APP:
+        return max(user.sessions) if user.sessions else None
+    return user.standard.get(leaf.name)
 
 
 Definitions = Mapping[str, Node]
@@ -80,8 +91,7 @@ def leaf_matches(leaf: Leaf, user: UserFacts, *, now: float) -> bool:
         inside = (leaf.partner, leaf.cohort_id) in user.cohorts
         return inside if leaf.op == "includes" else not inside
     if isinstance(leaf, AttributeLeaf):
-        source = user.custom if leaf.custom else user.standard
-        return attribute_matches(leaf, source.get(leaf.name), now=now)
+        return attribute_matches(leaf, attribute_value(leaf, user), now=now)
     if isinstance(leaf, EventLeaf):
         return event_matches(leaf, event_times(leaf, user), now=now)
     if isinstance(leaf, IdentityLeaf):
@@ -170,6 +180,8 @@ def event_times(leaf: EventLeaf, user: UserFacts) -> list[float]:
     if leaf.kind == "event":
         assert leaf.name is not None
         return list(user.events.get(leaf.name, ()))
+    if leaf.kind == "session":
+        return list(user.sessions)
     return [t for product, t in user.purchases if leaf.name is None or product == leaf.name]
 
 

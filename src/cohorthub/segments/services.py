@@ -12,6 +12,7 @@ from cohorthub.cohorts.membership import MembershipCache
 from cohorthub.cohorts.services import cohort_bitmap, memberships_of
 from cohorthub.errors import InvalidInput, NotFound
 from cohorthub.segments.errors import InvalidSegment, SegmentCycle, SegmentNotFound, SegmentUserNotFound
+from cohorthub.segments.history import HistoryPoint
 from cohorthub.segments.indexes import SegmentIndexes
 from cohorthub.segments.model import (
     FILTER_VERSION,
@@ -134,7 +135,49 @@ def evaluate_segment(
     """The segment and its exact members now."""
     record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
     node, definitions = _definitions(uow.segments, record)
+    return record, _evaluate(uow, indexes, membership, workspace_id, node, definitions, now)
 
+
+#: A filter every user matches (the workspace's whole population).
+_EVERYONE: dict[str, Any] = {
+    "or": [
+        {"type": "identity", "field": "external_id", "op": "exists"},
+        {"not": {"type": "identity", "field": "external_id", "op": "exists"}},
+    ]
+}
+
+
+def check_filter(*, uow: SegmentUnitOfWork, workspace_id: str, raw: Any) -> None:
+    """Validate an ad-hoc filter (a campaign's audience): syntax, cohorts and segments it names."""
+    _check_references(uow.segments, workspace_id, "", parse_filter(raw), raw)
+
+
+def evaluate_filter(
+    *,
+    uow: SegmentUnitOfWork,
+    indexes: SegmentIndexes,
+    membership: MembershipCache,
+    workspace_id: str,
+    raw: Any | None,
+    now: float,
+) -> BitMap:
+    """The exact members of an ad-hoc filter now (None: every user of the workspace)."""
+    node = parse_filter(_EVERYONE if raw is None else raw)
+    if raw is not None:
+        _check_references(uow.segments, workspace_id, "", node, raw)
+    definitions = _resolve(uow.segments, workspace_id, node)
+    return _evaluate(uow, indexes, membership, workspace_id, node, definitions, now)
+
+
+def _evaluate(
+    uow: SegmentUnitOfWork,
+    indexes: SegmentIndexes,
+    membership: MembershipCache,
+    workspace_id: str,
+    node: Node,
+    definitions: dict[str, Node],
+    now: float,
+) -> BitMap:
     def cohort_members(partner: str, cohort_id: str) -> BitMap:
         try:
             return cohort_bitmap(
@@ -143,7 +186,7 @@ def evaluate_segment(
         except (NotFound, InvalidInput):  # a cohort that is gone (or a partner no longer known) is empty
             return BitMap()
 
-    members = indexes.evaluate(
+    return indexes.evaluate(
         uow.segments,
         cohorts=cohort_members,
         workspace_id=workspace_id,
@@ -151,16 +194,33 @@ def evaluate_segment(
         definitions=definitions,
         now=now,
     )
-    return record, members
 
 
-def record_segment_size(
-    *, uow: SegmentUnitOfWork, record: SegmentRecord, members: BitMap, snapshot: bool, now: float
-) -> None:
-    """Append a size-history point and, when asked, a membership snapshot."""
-    uow.segments.record_size(record.pk, at=now, size=len(members))
-    if snapshot:
-        uow.segments.add_snapshot(record.pk, at=now, bitmap=members.serialize(), keep=SNAPSHOTS_KEPT)
+def size_history(
+    *, uow: SegmentUnitOfWork, workspace_id: str, segment_id: str, since: float
+) -> list[tuple[float, int]]:
+    """The recorded sizes of a segment since `since`, oldest first."""
+    record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
+    return uow.segments.sizes(record.pk, since=since)
+
+
+def history_point(
+    *, indexes: SegmentIndexes, record: SegmentRecord, members: BitMap, now: float
+) -> HistoryPoint | None:
+    """The size-history point a read of `members` makes, if one is due (with a snapshot when due)."""
+    due = indexes.history_due(record.pk, len(members), now=now)
+    if due is None:
+        return None
+    return HistoryPoint(record.pk, now, len(members), members.serialize() if due else None)
+
+
+def record_history(*, uow: SegmentUnitOfWork, points: list[HistoryPoint]) -> None:
+    """Append size-history points and their membership snapshots, in one transaction."""
+    for point in points:
+        uow.segments.record_size(point.segment_pk, at=point.at, size=point.size)
+        if point.snapshot is not None:
+            pk, blob = point.segment_pk, point.snapshot
+            uow.segments.add_snapshot(pk, at=point.at, bitmap=blob, keep=SNAPSHOTS_KEPT)
     uow.commit()
 
 
@@ -191,6 +251,16 @@ def page_members(
     return rows, (nums[-1] if more else None)
 
 
+def find_member(
+    *, uow: SegmentUnitOfWork, workspace_id: str, members: BitMap, external_id: str
+) -> tuple[bool, list[tuple[int, str, str | None]]]:
+    """Whether a user with that external id exists, and its row when it is a member."""
+    num = uow.segments.user_num(workspace_id, external_id)
+    if num is None or num not in members:
+        return num is not None, []
+    return True, uow.segments.members([num])
+
+
 def explain_user(
     *,
     uow: SegmentUnitOfWork,
@@ -219,18 +289,22 @@ def explain_user(
 
 def _definitions(repo: SegmentRepository, record: SegmentRecord) -> tuple[Node, dict[str, Node]]:
     node = parse_filter(record.filter)
+    return node, _resolve(repo, record.workspace_id, node)
+
+
+def _resolve(repo: SegmentRepository, workspace_id: str, node: Node) -> dict[str, Node]:
     definitions: dict[str, Node] = {}
     pending = sorted(referenced_segments(node))
     while pending:
         segment_id = pending.pop()
         if segment_id in definitions:
             continue
-        other = repo.get(record.workspace_id, segment_id)
+        other = repo.get(workspace_id, segment_id)
         if other is None:
             raise SegmentNotFound(f"No segment with id {segment_id}")
         definitions[segment_id] = parse_filter(other.filter)
         pending.extend(referenced_segments(definitions[segment_id]))
-    return node, definitions
+    return definitions
 
 
 def _validated(

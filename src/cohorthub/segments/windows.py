@@ -15,7 +15,7 @@ from array import array
 from bisect import bisect_left
 
 from cohorthub.segments.model import AttributeLeaf, EventLeaf, Leaf, relative_cutoff
-from cohorthub.segments.reference import UserFacts, event_times, typed_value
+from cohorthub.segments.reference import UserFacts, attribute_value, event_times, typed_value
 
 
 def window_days(leaf: Leaf) -> float | None:
@@ -40,8 +40,7 @@ def next_moment(leaf: Leaf, user: UserFacts, *, cutoff: float) -> float | None:
         times = [t for t in event_times(leaf, user) if t >= cutoff]
         return min(times) if times else None
     assert isinstance(leaf, AttributeLeaf)
-    source = user.custom if leaf.custom else user.standard
-    moment = typed_value(source.get(leaf.name), leaf.data_type)
+    moment = typed_value(attribute_value(leaf, user), leaf.data_type)
     return float(moment) if moment is not None and moment >= cutoff else None
 
 

@@ -299,6 +299,16 @@ class SqlCohortRepository:
             update(cohorts).where(cohorts.c.pk == cohort_pk).values(snapshot_version=snapshot_version)
         )
 
+    def import_flow(self, cohort_pk: int, since: float) -> list[tuple[float, int, int]]:
+        """(received at, entered, left) of each import request received after `since`."""
+        t = cohort_import_requests
+        stmt = (
+            select(t.c.received_at, t.c.entered, t.c.left)
+            .where(t.c.cohort_pk == cohort_pk, t.c.received_at > since)
+            .order_by(t.c.received_at)
+        )
+        return [(r.received_at, r.entered, r.left) for r in self._conn.execute(stmt)]
+
     def changes_since(self, cohort_pk: int, since: float) -> list[tuple[int, bool]]:
         """(user num, entered?) of every change logged after `since`, in write order."""
         t = cohort_changes

@@ -3,7 +3,8 @@
 SQLite runs in WAL mode with `synchronous=FULL`, so a commit is on disk before the
 server answers 2xx; write transactions start with `BEGIN IMMEDIATE` so that two writers
 queue on the database lock instead of failing half-way. PostgreSQL runs through
-psycopg 3 at READ COMMITTED; cohort writers serialize on the cohort row lock.
+psycopg 3 at READ COMMITTED; cohort writers serialize on the cohort row lock; every execution
+is planned with its parameters (`plan_cache_mode=force_custom_plan`).
 """
 
 from __future__ import annotations
@@ -128,7 +129,13 @@ def _pg_engine(url: str, lock_timeout_seconds: float) -> Engine:
         pool_size=8,
         max_overflow=8,
         pool_pre_ping=True,
-        connect_args={"options": f"-c lock_timeout={int(lock_timeout_seconds * 1000)}"},
+        # Custom plans for every execution: psycopg prepares a statement run five times, and a
+        # generic plan chosen while a table was small (a sequential scan) would otherwise stay
+        # until the next ANALYZE, which nothing guarantees (autovacuum may be off or late).
+        connect_args={
+            "options": f"-c lock_timeout={int(lock_timeout_seconds * 1000)} "
+            "-c plan_cache_mode=force_custom_plan"
+        },
     )
 
 

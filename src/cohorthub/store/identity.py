@@ -1,29 +1,27 @@
 """SQL repository for users, aliases, devices, custom events and purchases.
 
 Every method is set-based: one query loads all the users a request names, and a change is
-written with a handful of multi-row statements whatever its size. Identity writers of one
-workspace serialize on a transaction-scoped advisory lock on PostgreSQL (the unit of work's
-writer lock on SQLite), so two requests never race to create the same external id.
+written with a handful of multi-row statements whatever its size. On PostgreSQL a writer takes a
+transaction-scoped advisory lock per identifier it names (so two requests never race to create
+the same external id, alias, device, email or phone user) and row locks on the users it loaded;
+writers of different users run in parallel. Lookups pass their values as one array parameter
+and the engine plans every execution afresh (`plan_cache_mode`), so plans follow the table as it
+grows whenever statistics were last refreshed. On SQLite the unit of work's writer lock suffices.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Table,
     bindparam,
     delete,
     func,
-    insert,
-    or_,
     select,
-    text,
     tuple_,
     update,
 )
@@ -42,9 +40,22 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def _lock_key(workspace_id: str) -> int:
-    digest = hashlib.sha256(f"cohorthub.identity:{workspace_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+def _lock_key(workspace_id: str, kind: str, value: str) -> int:
+    digest = hashlib.blake2b(f"{workspace_id}\0{kind}\0{value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_keys(workspace_id: str, lookup: Lookup) -> list[int]:
+    """The advisory lock keys of every identifier a lookup names that a write could create, sorted."""
+    named: list[tuple[str, str]] = [("external_id", v) for v in lookup.external_ids]
+    named += [("email", v) for v in lookup.emails]
+    named += [("phone", v) for v in lookup.phones]
+    named += [("device_id", v) for v in lookup.device_ids]
+    named += [("user_alias", f"{a.label}\0{a.name}") for a in lookup.aliases]
+    return sorted({_lock_key(workspace_id, kind, value) for kind, value in named})
+
+
+_USER_COLUMNS = ", ".join(c.name for c in users.columns)
 
 
 class SqlUserRepository:
@@ -52,72 +63,101 @@ class SqlUserRepository:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-
-    def lock(self, workspace_id: str) -> None:
-        """Serialize identity writers of one workspace until the transaction ends."""
-        if self._conn.dialect.name != "postgresql":
-            return  # SQLite writers already hold the database lock
-        try:
-            self._conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(workspace_id)})
-        except ResourceLocked as exc:
-            raise UsersLocked("Users of this workspace are locked by another writer; retry") from exc
+        self._pg = conn.dialect.name == "postgresql"
 
     # -- reading -------------------------------------------------------------------------------
-    def load(self, workspace_id: str, lookup: Lookup) -> Loaded:
-        """Every user any identifier of `lookup` names, with all their aliases, and the devices' owners."""
-        conditions: list[ColumnElement[bool]] = []
+    def load(self, workspace_id: str, lookup: Lookup, *, lock: bool = False) -> Loaded:
+        """Every user any identifier of `lookup` names, with all their aliases, and the devices' owners.
+
+        `lock` (for a write): on PostgreSQL, first take a transaction lock per identifier (so
+        two writers never create the same one), then lock the users found (`FOR NO KEY UPDATE`,
+        in number order), so writers of different users proceed in parallel and writers of the
+        same user queue. On SQLite the unit of work already holds the database's write lock.
+        """
+        if lock and self._pg:
+            self._lock_identifiers(lock_keys(workspace_id, lookup))
+        conditions: list[str] = []
+        params: list[Any] = [workspace_id]
         for column, values in (
-            (users.c.external_id, lookup.external_ids),
-            (users.c.braze_id, lookup.braze_ids),
-            (users.c.email, lookup.emails),
-            (users.c.phone, lookup.phones),
+            ("external_id", lookup.external_ids),
+            ("braze_id", lookup.braze_ids),
+            ("email", lookup.emails),
+            ("phone", lookup.phones),
         ):
             if values:
-                conditions.append(column.in_(sorted(values)))
+                conditions.append(self._in(column, sorted(values), params))
         if lookup.aliases:
-            conditions.append(users.c.num.in_(self._alias_owners(workspace_id, lookup.aliases)))
-        if lookup.device_ids:
-            owners = select(user_devices.c.user_num).where(
-                user_devices.c.workspace_id == workspace_id,
-                user_devices.c.device_id.in_(sorted(lookup.device_ids)),
+            pairs = sorted((a.label, a.name) for a in lookup.aliases)
+            params.append(workspace_id)
+            conditions.append(
+                f"num IN (SELECT user_num FROM user_aliases WHERE workspace_id = {self._mark} AND "
+                f"{self._pairs_in(pairs, params)})"
             )
-            conditions.append(users.c.num.in_(owners))
+        if lookup.device_ids:
+            params.append(workspace_id)
+            conditions.append(
+                f"num IN (SELECT user_num FROM user_devices WHERE workspace_id = {self._mark} AND "
+                f"{self._in('device_id', sorted(lookup.device_ids), params)})"
+            )
         if not conditions:
             return Loaded([], {})
-        rows = self._conn.execute(
-            select(users).where(users.c.workspace_id == workspace_id, or_(*conditions)).order_by(users.c.num)
-        ).all()
+        sql = (
+            f"SELECT {_USER_COLUMNS} FROM users WHERE workspace_id = {self._mark} "
+            f"AND ({' OR '.join(conditions)}) ORDER BY num"
+        )
+        if lock and self._pg:
+            sql += " FOR NO KEY UPDATE"
+        rows = self._conn.exec_driver_sql(sql, tuple(params)).all()
         profiles = [_profile(r) for r in rows]
         by_num = {p.num: p for p in profiles}
         if by_num:
-            for alias_row in self._conn.execute(
-                select(user_aliases).where(user_aliases.c.user_num.in_(sorted(by_num)))
-            ):
-                by_num[alias_row.user_num].aliases.add(UserAlias(alias_row.alias_label, alias_row.alias_name))
+            alias_params: list[Any] = []
+            where = self._in("user_num", sorted(by_num), alias_params)
+            sql = f"SELECT user_num, alias_label, alias_name FROM user_aliases WHERE {where}"
+            for num, label, name in self._conn.exec_driver_sql(sql, tuple(alias_params)):
+                by_num[num].aliases.add(UserAlias(label, name))
         # The named devices' owners, and the devices of anonymous users (a merge names one of them).
-        named: list[ColumnElement[bool]] = []
+        device_params: list[Any] = [workspace_id]
+        named: list[str] = []
         if lookup.device_ids:
-            named.append(user_devices.c.device_id.in_(sorted(lookup.device_ids)))
+            named.append(self._in("device_id", sorted(lookup.device_ids), device_params))
         if anonymous := sorted(p.num for p in profiles if p.anonymous):
-            named.append(user_devices.c.user_num.in_(anonymous))
+            named.append(self._in("user_num", anonymous, device_params))
         devices: dict[str, int] = {}
         if named:
-            devices = {
-                r.device_id: r.user_num
-                for r in self._conn.execute(
-                    select(user_devices.c.device_id, user_devices.c.user_num).where(
-                        user_devices.c.workspace_id == workspace_id, or_(*named)
-                    )
-                )
-            }
+            sql = f"SELECT device_id, user_num FROM user_devices WHERE workspace_id = {self._mark} AND "
+            sql += "(" + " OR ".join(named) + ")"
+            devices = dict(self._conn.exec_driver_sql(sql, tuple(device_params)).all())
         return Loaded(profiles, devices)
 
-    def _alias_owners(self, workspace_id: str, aliases: Iterable[UserAlias]) -> Any:
-        pairs = sorted((a.label, a.name) for a in aliases)
-        return select(user_aliases.c.user_num).where(
-            user_aliases.c.workspace_id == workspace_id,
-            tuple_(user_aliases.c.alias_label, user_aliases.c.alias_name).in_(pairs),
-        )
+    def _lock_identifiers(self, keys: list[int]) -> None:
+        if not keys:
+            return
+        try:
+            self._conn.exec_driver_sql(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (keys,)
+            )
+        except ResourceLocked as exc:
+            raise UsersLocked("Some of these users are locked by another writer; retry") from exc
+
+    @property
+    def _mark(self) -> str:
+        return "%s" if self._pg else "?"
+
+    def _in(self, column: str, values: list[Any], params: list[Any]) -> str:
+        """`column` is one of `values`: one array parameter on PostgreSQL (one plan whatever the count)."""
+        if self._pg:
+            params.append(values)
+            return f"{column} = ANY(%s)"
+        params.extend(values)
+        return f"{column} IN ({', '.join('?' * len(values))})"
+
+    def _pairs_in(self, pairs: list[tuple[str, str]], params: list[Any]) -> str:
+        if self._pg:
+            params.extend(([p[0] for p in pairs], [p[1] for p in pairs]))
+            return "(alias_label, alias_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+        params.extend(v for pair in pairs for v in pair)
+        return f"(alias_label, alias_name) IN (VALUES {', '.join(['(?, ?)'] * len(pairs))})"
 
     def activity(self, workspace_id: str, user_nums: list[int]) -> dict[int, Activity]:
         """Devices and event/purchase summaries of each user."""
@@ -239,8 +279,12 @@ class SqlUserRepository:
         return int(result.rowcount)
 
     def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Many rows in one driver-level executemany (no per-row statement compilation)."""
         if rows:
-            self._conn.execute(insert(table), rows)
+            names = list(rows[0])
+            marks = ", ".join([self._mark] * len(names))
+            sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
+            self._conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
 
     def _move(self, table: Table, moves: list[dict[str, int]]) -> None:
         stmt = (
@@ -249,34 +293,40 @@ class SqlUserRepository:
         self._conn.execute(stmt, moves)
 
     def _insert_users(self, workspace_id: str, created: list[Profile]) -> dict[int, int]:
-        if not created:
-            return {}
-        rows = [{"workspace_id": workspace_id, "braze_id": p.braze_id, **_row(p)} for p in created]
-        for row, p in zip(rows, created, strict=True):
-            row["created_at"] = p.created_at
-        result = self._conn.execute(insert(users).returning(users.c.num, sort_by_parameter_order=True), rows)
-        return {p.num: int(num) for p, (num,) in zip(created, result.all(), strict=True)}
+        """Insert new users with multi-row VALUES … RETURNING; map each to its stored number."""
+        stored: dict[int, int] = {}
+        names = ["workspace_id", "braze_id", "created_at", *_ROW_COLUMNS]
+        for start in range(0, len(created), _ROWS_PER_INSERT):
+            chunk = created[start : start + _ROWS_PER_INSERT]
+            params: list[Any] = []
+            for p in chunk:
+                params += [workspace_id, p.braze_id, p.created_at, *_values(p)]
+            row_marks = f"({', '.join([self._mark] * len(names))})"
+            sql = (
+                f"INSERT INTO users ({', '.join(names)}) VALUES {', '.join([row_marks] * len(chunk))} "
+                "RETURNING braze_id, num"
+            )
+            by_braze: dict[str, int] = dict(self._conn.exec_driver_sql(sql, tuple(params)).all())
+            stored.update((p.num, int(by_braze[p.braze_id])) for p in chunk)
+        return stored
 
     def _update_users(self, updated: list[Profile]) -> None:
         if not updated:
             return
-        names = ["external_id", *STANDARD_FIELDS, "custom_attributes", "updated_at"]
-        stmt = (
-            update(users)
-            .where(users.c.num == bindparam("v_num"))
-            .values({name: bindparam(f"v_{name}") for name in names})
-        )
-        rows = [{"v_num": p.num, **{f"v_{k}": v for k, v in _row(p).items()}} for p in updated]
-        self._conn.execute(stmt, rows)
+        assignments = ", ".join(f"{name} = {self._mark}" for name in _ROW_COLUMNS)
+        sql = f"UPDATE users SET {assignments} WHERE num = {self._mark}"
+        self._conn.exec_driver_sql(sql, [(*_values(p), p.num) for p in updated])
 
 
-def _row(p: Profile) -> dict[str, Any]:
-    return {
-        "external_id": p.external_id,
-        **{name: p.get(name) for name in STANDARD_FIELDS},
-        "custom_attributes": _json(p.custom),
-        "updated_at": p.updated_at,
-    }
+#: Columns a profile writes besides its identity (`workspace_id`, `braze_id`, `created_at`).
+_ROW_COLUMNS = ("external_id", *STANDARD_FIELDS, "custom_attributes", "updated_at")
+#: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).
+_ROWS_PER_INSERT = 500
+
+
+def _values(p: Profile) -> tuple[Any, ...]:
+    fields = p.fields
+    return (p.external_id, *[fields.get(n) for n in STANDARD_FIELDS], _json(p.custom), p.updated_at)
 
 
 def _profile(row: Any) -> Profile:

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import msgspec
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from cohorthub.currents.envelope import Envelope
 from cohorthub.store.tables import outbox
 
 _encoder = msgspec.json.Encoder()
+_INSERT = (
+    f"INSERT INTO {outbox.name} (workspace_id, event_id, event_type, time, payload, created_at) "
+    "VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark})"
+)
 
 
 class SqlOutbox:
@@ -21,17 +25,8 @@ class SqlOutbox:
 
     def append(self, workspace_id: str, events: Iterable[Envelope], *, now: float) -> int:
         """Record events for delivery; return how many."""
-        rows = [
-            {
-                "workspace_id": workspace_id,
-                "event_id": e.id,
-                "event_type": e.event_type,
-                "time": e.time,
-                "payload": _encoder.encode(e),
-                "created_at": now,
-            }
-            for e in events
-        ]
+        rows = [(workspace_id, e.id, e.event_type, e.time, _encoder.encode(e), now) for e in events]
         if rows:
-            self._conn.execute(insert(outbox), rows)
+            mark = "%s" if self._conn.dialect.name == "postgresql" else "?"
+            self._conn.exec_driver_sql(_INSERT.format(mark=mark), rows)
         return len(rows)

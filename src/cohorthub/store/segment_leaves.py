@@ -1,6 +1,6 @@
 """Leaf members straight from SQL: the predicate pushed into the query, only `num` fetched.
 
-Each leaf becomes one query over `users`, `custom_events` or `purchases` that returns the user
+Each leaf becomes one query over `users`, `custom_events`, `purchases` or `sdk_sessions` that returns the user
 numbers matching its positive form; negative operators (`not_equals`, `ne`, `blank`, `at_most`,
 `exactly 0`) are the complement of a positive one, taken by the index against the universe.
 Custom attributes are read with the database's JSON functions (`json_type`/`json_extract` on
@@ -36,10 +36,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
-from cohorthub.segments.model import AttributeLeaf, EventLeaf, IdentityLeaf, Leaf
+from cohorthub.segments.model import LAST_USED_APP, AttributeLeaf, EventLeaf, IdentityLeaf, Leaf
 from cohorthub.segments.ports import LeafRows
 from cohorthub.segments.reference import attribute_matches, typed_value
 from cohorthub.segments.windows import leaf_cutoff
+from cohorthub.store.apps import sdk_sessions
 from cohorthub.store.tables import custom_events, purchases, users
 
 _FETCH = 65_536
@@ -84,6 +85,10 @@ def leaf_rows(conn: Connection, workspace_id: str, leaf: Leaf, *, now: float) ->
     """The members of one leaf (other than cohort and segment membership) at `now`."""
     if isinstance(leaf, EventLeaf):
         return _event(conn, workspace_id, leaf, now)
+    if isinstance(leaf, AttributeLeaf) and not leaf.custom and leaf.name == LAST_USED_APP:
+        last = select(sdk_sessions.c.user_num, func.max(sdk_sessions.c.started_at))
+        query = last.where(sdk_sessions.c.workspace_id == workspace_id).group_by(sdk_sessions.c.user_num)
+        return _in_python(conn, query, leaf, now, json_values=False)
     if isinstance(leaf, IdentityLeaf):
         column = users.c.email_subscribe if leaf.field == "email_subscribe" else users.c[leaf.field]
         if leaf.op == "equals":
@@ -249,7 +254,8 @@ def _in_python(
 
 
 def _event(conn: Connection, ws: str, leaf: EventLeaf, now: float) -> LeafRows:
-    table = custom_events if leaf.kind == "event" else purchases
+    table = {"event": custom_events, "purchase": purchases, "session": sdk_sessions}[leaf.kind]
+    at = sdk_sessions.c.started_at if leaf.kind == "session" else table.c.time
     where = [table.c.workspace_id == ws]
     if leaf.kind == "event":
         where.append(custom_events.c.name == leaf.name)
@@ -257,14 +263,14 @@ def _event(conn: Connection, ws: str, leaf: EventLeaf, now: float) -> LeafRows:
         where.append(purchases.c.product_id == leaf.name)
     user, count = table.c.user_num, func.count(type_=BigInteger)  # compared with counts up to 2**63 - 1
     if leaf.time is not None:
-        moment = func.min(table.c.time) if leaf.op.startswith("first") else func.max(table.c.time)
+        moment = func.min(at) if leaf.op.startswith("first") else func.max(at)
         having = moment < leaf.time if leaf.op.endswith("before") else moment > leaf.time
         return LeafRows(nums_of(conn, select(user).where(*where).group_by(user).having(having)))
     wanted = leaf.count or 0
     cutoff = leaf_cutoff(leaf, now)
     if cutoff is not None:  # one row per user with events in the window: its count and first moment
-        where.append(table.c.time >= cutoff)
-        query = select(user, count, func.min(table.c.time)).where(*where).group_by(user)
+        where.append(at >= cutoff)
+        query = select(user, count, func.min(at)).where(*where).group_by(user)
         absent_matches = _count_matches(leaf.op, 0, wanted)  # users without events in the window
         nums = BitMap()
         moments: list[tuple[float, int]] = []

@@ -31,6 +31,7 @@ from cohorthub.segments.model import STANDARD_ATTRIBUTES, Leaf
 from cohorthub.segments.ports import CohortState, LeafRows, Marks, SegmentRecord
 from cohorthub.segments.reference import UserFacts
 from cohorthub.store import segment_leaves
+from cohorthub.store.apps import sdk_sessions
 from cohorthub.store.tables import cohorts, custom_events, purchases, users
 
 _meta = MetaData()
@@ -270,13 +271,21 @@ class SqlSegmentRepository:
         return [(int(r[0]), int(r[1])) for r in rows if r[2] == workspace_id]
 
     def user_facts(
-        self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool
+        self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool, sessions: bool = False
     ) -> list[UserFacts]:
         """Everything but cohorts about the given users (those still in the workspace)."""
-        return self._user_facts(workspace_id, nums, events=events, with_purchases=purchases)
+        return self._user_facts(
+            workspace_id, nums, events=events, with_purchases=purchases, with_sessions=sessions
+        )
 
     def _user_facts(
-        self, workspace_id: str, nums: list[int], *, events: set[str], with_purchases: bool
+        self,
+        workspace_id: str,
+        nums: list[int],
+        *,
+        events: set[str],
+        with_purchases: bool,
+        with_sessions: bool = False,
     ) -> list[UserFacts]:
         cols = [users.c.num, users.c.workspace_id, users.c.external_id, users.c.custom_attributes]
         cols += [users.c[k] for k in _STANDARD]
@@ -297,6 +306,13 @@ class SqlSegmentRepository:
             )
             for num, product, at in self._conn.execute(query):
                 by_purchase.setdefault(num, []).append((product, float(at)))
+        by_session: dict[int, list[float]] = {}
+        if with_sessions and found:
+            query = select(sdk_sessions.c.user_num, sdk_sessions.c.started_at).where(
+                sdk_sessions.c.user_num.in_(nums)
+            )
+            for num, at in self._conn.execute(query):
+                by_session.setdefault(num, []).append(float(at))
         return [
             UserFacts(
                 num=row["num"],
@@ -305,6 +321,7 @@ class SqlSegmentRepository:
                 custom=_custom(row["custom_attributes"]),
                 events=by_event.get(row["num"], {}),
                 purchases=by_purchase.get(row["num"], []),
+                sessions=by_session.get(row["num"], []),
             )
             for row in found
         ]

@@ -15,9 +15,12 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 
 from cohorthub.errors import ResourceLocked
+from cohorthub.store.accounts import SqlAccountRepository
+from cohorthub.store.apps import SqlAppRepository
 from cohorthub.store.cohorts import SqlCohortRepository
 from cohorthub.store.currents import SqlCurrentsRepository
 from cohorthub.store.identity import SqlUserRepository
+from cohorthub.store.messaging import SqlMessagingStore
 from cohorthub.store.outbox import SqlOutbox
 from cohorthub.store.partners import SqlPartnerRepository, SqlServerAddresses
 from cohorthub.store.segments import SqlSegmentRepository
@@ -43,6 +46,9 @@ class SqlUnitOfWork:
     outbox: SqlOutbox
     segments: SqlSegmentRepository
     currents: SqlCurrentsRepository
+    apps: SqlAppRepository
+    messaging: SqlMessagingStore
+    accounts: SqlAccountRepository
     conn: Connection
 
     def __init__(self, engine: Engine, *, readonly: bool = False, lock_timeout: float = 5.0) -> None:
@@ -73,6 +79,9 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(self.conn)
         self.segments = SqlSegmentRepository(self.conn)
         self.currents = SqlCurrentsRepository(self.conn)
+        self.apps = SqlAppRepository(self.conn)
+        self.messaging = SqlMessagingStore(self.conn)
+        self.accounts = SqlAccountRepository(self.conn)
         return self
 
     def commit(self) -> None:

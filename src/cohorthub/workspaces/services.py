@@ -68,6 +68,18 @@ def revoke_rest_key(*, uow: WorkspaceUnitOfWork, key_id: int, now: float) -> Non
     uow.commit()
 
 
+def list_rest_keys(*, uow: WorkspaceUnitOfWork, workspace_id: str) -> list[RestKey]:
+    """A workspace's REST API keys (never the keys themselves), oldest first."""
+    return uow.workspaces.list_rest_keys(workspace_id)
+
+
+def revoke_workspace_key(*, uow: WorkspaceUnitOfWork, workspace_id: str, key_id: int, now: float) -> None:
+    """Revoke a key of this workspace (a key of another workspace is not found)."""
+    if not any(k.id == key_id for k in uow.workspaces.list_rest_keys(workspace_id)):
+        raise InvalidWorkspace(f"No active REST API key with id {key_id}")
+    revoke_rest_key(uow=uow, key_id=key_id, now=now)
+
+
 def authenticate_rest_key(*, uow: WorkspaceUnitOfWork, key: str | None, permission: str) -> RestKey:
     """The key's record if it is valid and holds `permission`; raise otherwise."""
     if not key:

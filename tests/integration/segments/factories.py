@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from cohorthub.store.apps import sdk_sessions
 from cohorthub.store.tables import cohort_changes, cohorts, custom_events, purchases, users, workspaces
 
 
@@ -58,6 +59,15 @@ def purchase(conn: Connection, ws: str, num: int, product_id: str, *, at: float)
             time=at, properties="{}",
         )
     )  # fmt: skip
+
+
+def session(conn: Connection, ws: str, num: int, *, at: float) -> None:
+    """One SDK session that started at `at`."""
+    values = {
+        "workspace_id": ws, "session_id": uuid.uuid4().hex, "user_num": num, "app_id": "app",
+        "device_id": "device", "started_at": at, "first": False,
+    }  # fmt: skip
+    conn.execute(insert(sdk_sessions).values(**values))
 
 
 def cohort(conn: Connection, ws: str, cohort_id: str, *, name: str, now: float, partner: str = "heap") -> int:

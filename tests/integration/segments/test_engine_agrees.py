@@ -31,6 +31,8 @@ def _insert(c: Container, population: list[Person]) -> tuple[str, list[int], dic
                 f.event(uow.conn, ws, num, name, at=NOW - ago * DAY)
             for product, ago in p.purchases:
                 f.purchase(uow.conn, ws, num, product, at=NOW - ago * DAY)
+            for ago in p.sessions:
+                f.session(uow.conn, ws, num, at=NOW - ago * DAY)
         pks = {cid: f.cohort(uow.conn, ws, cid, name=cid.upper(), now=NOW) for cid in COHORTS}
         for cid, pk in pks.items():
             inside = [n for n, p in zip(nums, population, strict=True) if cid in p.cohorts]
@@ -86,6 +88,8 @@ def test_engine_and_reference_agree_and_stay_in_step(
         person.events.append(("play", 0.1))
         f.change_user(uow.conn, num, now=NOW + 1, custom=person.custom, country="ES")
         f.event(uow.conn, ws, num, "play", at=NOW - 0.1 * DAY)
+        person.sessions.append(0.2)
+        f.session(uow.conn, ws, num, at=NOW - 0.2 * DAY)
         f.cohort_write(uow.conn, pks["c2"], entered=[num], now=NOW + 1)
         person.cohorts.add("c2")
         for listener in container.identity_listeners:

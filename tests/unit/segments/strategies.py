@@ -52,6 +52,13 @@ LEAVES: list[dict[str, Any]] = [
     {"type": "purchase", "product_id": "P", "op": "at_least", "count": 1},
     {"type": "purchase", "op": "at_most", "count": 1, "within_days": 7},
     {"type": "purchase", "op": "last_before", "time": _ago(1)},
+    {"type": "sessions", "op": "at_least", "count": 2, "within_days": 3},
+    {"type": "sessions", "op": "at_most", "count": 1},
+    {"type": "sessions", "op": "exactly", "count": 0, "within_days": 7},
+    {"type": "last_used_app", "op": "less_than_days_ago", "value": 2},
+    {"type": "last_used_app", "op": "more_than_days_ago", "value": 5},
+    {"type": "last_used_app", "op": "after", "value": _ago(3)},
+    {"type": "last_used_app", "op": "blank"},
     {"type": "identity", "field": "external_id", "op": "exists"},
     {"type": "identity", "field": "email", "op": "blank"},
     {"type": "identity", "field": "email_subscribe", "op": "equals", "value": "opted_in"},
@@ -82,6 +89,7 @@ class Person:
     events: list[tuple[str, float]] = field(default_factory=list)  # (name, days ago)
     purchases: list[tuple[str, float]] = field(default_factory=list)
     cohorts: set[str] = field(default_factory=set)
+    sessions: list[float] = field(default_factory=list)  # days ago
 
     def facts(self, num: int) -> UserFacts:
         """What the reference evaluator sees."""
@@ -96,6 +104,7 @@ class Person:
             cohorts=frozenset(("heap", c) for c in self.cohorts),
             events=events,
             purchases=[(p, NOW - ago * DAY) for p, ago in self.purchases],
+            sessions=[NOW - ago * DAY for ago in self.sessions],
         )
 
 
@@ -134,6 +143,7 @@ def people(draw: st.DrawFn, max_size: int = 8) -> list[Person]:
                 events=draw(st.lists(st.tuples(st.sampled_from(["play", "other"]), _days), max_size=3)),
                 purchases=draw(st.lists(st.tuples(st.sampled_from(["P", "Q"]), _days), max_size=2)),
                 cohorts=draw(st.sets(st.sampled_from(COHORTS))),
+                sessions=draw(st.lists(_days, max_size=3)),
             )
         )
     return out

@@ -1,0 +1,1 @@
+"""SDK apps: keys, allowed origins, and the data the Braze Web SDK sends."""

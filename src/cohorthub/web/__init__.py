@@ -1,0 +1,1 @@
+"""The dashboard: server-rendered screens for marketers, an edge like `api/` and `cli/`."""

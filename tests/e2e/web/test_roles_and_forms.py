@@ -1,0 +1,138 @@
+"""Roles are enforced on the server (a viewer is refused by direct requests, not only by hidden
+buttons), every state-changing request needs the session's CSRF token, sign-in is rate-limited,
+sign-out ends the session, and accounts are created with `cohorthub user create`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from cohorthub.bootstrap import Container
+from tests.e2e.web.conftest import PASSWORD, World, shot, sign_in
+
+
+@contextmanager
+def _session(world: World, email: str) -> Iterator[tuple[httpx.Client, str]]:
+    with httpx.Client(base_url=world.url, follow_redirects=False) as client:
+        yield client, _sign_in(client, email)
+
+
+def _sign_in(client: httpx.Client, email: str) -> str:
+    form = client.get("/dashboard/signin")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token is not None
+    signed = client.post(
+        "/dashboard/signin", data={"email": email, "password": PASSWORD, "csrf_token": token[1]}
+    )
+    assert signed.status_code == 303, signed.text
+    page = client.get("/dashboard/partners")
+    csrf = re.search(r'data-csrf="([^"]+)"', page.text)
+    assert csrf is not None
+    return csrf[1]
+
+
+WRITES = [
+    ("/dashboard/partners/heap/enable", {}),
+    ("/dashboard/partners/heap/rotate", {}),
+    ("/dashboard/settings/keys", {"name": "k", "permissions": "users.track"}),
+    ("/dashboard/settings/accounts", {"email": "x@acme.io", "password": "0123456789ab", "role": "admin"}),
+    ("/dashboard/currents", {"kind": "http", "url": "http://127.0.0.1:9/"}),
+]
+
+
+def test_a_viewer_is_refused_every_change_by_direct_requests(world: World, container: Container) -> None:
+    with _session(world, "viewer@acme.io") as (client, csrf):
+        assert client.get("/dashboard/segments").status_code == 200  # a viewer may look
+        for path, data in WRITES:
+            answer = client.post(path, data={**data, "csrf_token": csrf})
+            assert answer.status_code == 403, path
+        headers = {"X-CSRF-Token": csrf, "Accept": "application/json"}
+        body = {"name": "S", "filter": {"and": []}}
+        save = client.post("/dashboard/segments/save", headers=headers, json=body)
+        assert save.status_code == 403
+    with container.uow(readonly=True) as uow:
+        assert uow.partners.integration_enabled(world.workspace_id, "heap") is None
+        assert [k.name for k in uow.workspaces.list_rest_keys(world.workspace_id)] == ["default"]
+        assert uow.segments.all(world.workspace_id) == []
+
+
+def test_a_marketer_may_change_partners_but_not_keys_or_accounts(world: World) -> None:
+    with _session(world, "marketer@acme.io") as (client, csrf):
+        assert client.post("/dashboard/partners/heap/enable", data={"csrf_token": csrf}).status_code == 200
+        for path, data in WRITES[2:4]:
+            assert client.post(path, data={**data, "csrf_token": csrf}).status_code == 403, path
+
+
+def test_changes_without_the_csrf_token_are_refused(world: World, container: Container) -> None:
+    with _session(world, "admin@acme.io") as (client, csrf):
+        assert client.post("/dashboard/partners/heap/enable", data={}).status_code == 403
+        assert (
+            client.post("/dashboard/partners/heap/enable", data={"csrf_token": csrf + "x"}).status_code == 403
+        )
+        preview = client.post("/dashboard/segments/preview", json={"filter": {"and": []}})
+        assert preview.status_code == 403
+    with container.uow(readonly=True) as uow:
+        assert uow.partners.integration_enabled(world.workspace_id, "heap") is None
+
+
+def test_sign_in_is_rate_limited_and_sign_out_ends_the_session(world: World) -> None:
+    with httpx.Client(base_url=world.url, follow_redirects=False) as client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/dashboard/signin").text)
+        assert token is not None
+        wrong = {"email": "admin@acme.io", "password": "not the password", "csrf_token": token[1]}
+        assert [client.post("/dashboard/signin", data=wrong).status_code for _ in range(5)] == [401] * 5
+        limited = client.post("/dashboard/signin", data={**wrong, "password": PASSWORD})
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) > 0
+    with _session(world, "viewer@acme.io") as (client, csrf):
+        assert client.post("/dashboard/signout", data={"csrf_token": csrf}).status_code == 303
+        assert client.get("/dashboard/partners").status_code == 303  # back to the sign-in page
+
+
+def test_a_viewer_sees_no_controls_in_the_browser(page: Page, world: World) -> None:
+    sign_in(page, world.url, "viewer@acme.io")
+    page.goto(f"{world.url}/dashboard/partners/heap")
+    expect(page.locator("form[action$='/enable']")).to_have_count(0)
+    page.goto(f"{world.url}/dashboard/settings")
+    expect(page.get_by_text("Accounts and roles")).to_have_count(0)
+    shot(page, "en-viewer-settings")
+
+
+@pytest.mark.parametrize("role", ["marketer"])
+def test_user_create_on_the_command_line(database_url: str, role: str) -> None:
+    env = {**os.environ, "COHORTHUB_USER_PASSWORD": PASSWORD, "COHORTHUB_DATABASE_URL": database_url}
+    cli = [sys.executable, "-m", "cohorthub.cli.main", "user"]
+    made = subprocess.run([*cli, "create", "--email", "Ana@Acme.io", "--role", role, "--json"], env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert '"email": "ana@acme.io"' in made.stdout
+    again = subprocess.run([*cli, "create", "--email", "ana@acme.io", "--role", "nobody"], env=env,
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    assert again.returncode == 3 and "Unknown role" in again.stderr
+
+
+def test_segment_members_search_explain_and_csv_export(world: World, container: Container) -> None:
+    with _session(world, "admin@acme.io") as (client, csrf):
+        headers = {"X-CSRF-Token": csrf, "Accept": "application/json"}
+        spain = {"type": "attribute", "attribute": "country", "op": "equals", "value": "ES"}
+        bad = client.post("/dashboard/segments/save", headers=headers, json={"name": "", "filter": spain})
+        assert bad.status_code == 400 and "name" in bad.json()["message"]
+        body = {"name": "Spain", "filter": spain}
+        saved = client.post("/dashboard/segments/save", headers=headers, json=body)
+        assert saved.status_code == 200
+        base = saved.json()["url"]
+        csv_rows = client.get(f"{base}/export.csv").text.splitlines()
+        assert csv_rows[0] == "braze_id,external_id"
+        assert sorted(r.split(",")[1] for r in csv_rows[1:]) == ["u1", "u3", "u5", "u7", "u9"]
+        assert "u3</a>" in client.get(f"{base}/members", params={"q": "u3"}).text
+        assert "is not in this segment" in client.get(f"{base}/members", params={"q": "u2"}).text
+        explained = client.get(f"{base}/explain", params={"external_id": "u2"}).text
+        assert "not in the segment" in explained and "value=ES" in explained

@@ -1,0 +1,103 @@
+"""Identity writes on PostgreSQL: plans that follow a growing table, and locks per identifier and user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from cohorthub.bootstrap import Container, bootstrap
+from cohorthub.config import Settings
+from cohorthub.errors import ResourceLocked
+from cohorthub.identity import services
+from cohorthub.identity.model import UserAlias
+from cohorthub.identity.workset import Lookup
+from cohorthub.workspaces import services as workspaces
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def pg(database_url: str) -> Iterator[Container]:
+    """A container on PostgreSQL whose lock waits give up after 0.3 s."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row and advisory locks and plan caching are PostgreSQL's")
+    c = bootstrap(Settings(database_url=database_url, lock_timeout_seconds=0.3), run_migrations=False)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def ws(pg: Container) -> str:
+    with pg.uow() as uow:
+        workspace, _ = workspaces.create_workspace(uow=uow, name="Acme", now=NOW)
+    return workspace.id
+
+
+def track(c: Container, ws: str, body: dict[str, Any]) -> services.TrackResult:
+    with c.uow() as uow:
+        return services.track_users(uow=uow, workspace_id=ws, body=body, now=NOW)
+
+
+def test_the_lookup_plan_follows_a_table_grown_from_empty(pg: Container, ws: str) -> None:
+    # Many small requests while the table is tiny: the driver prepares the lookup statement.
+    for r in range(25):
+        track(pg, ws, {"attributes": [{"external_id": f"early-{r}-{i}", "n": i} for i in range(3)]})
+    with pg.engine.begin() as conn:  # then the table grows, with no ANALYZE
+        conn.execute(
+            text(
+                "INSERT INTO users (workspace_id, braze_id, external_id, custom_attributes, created_at,"
+                " updated_at) SELECT :ws, lpad(to_hex(g), 24, '0'), 'bulk-' || g, '{}', 0, 0"
+                " FROM generate_series(1, 200000) AS g"
+            ),
+            {"ws": ws},
+        )
+    with pg.engine.connect() as conn:  # the pool's one connection: the one that prepared it
+        name = conn.execute(
+            text(
+                "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%FROM users WHERE "
+                "workspace_id = $1 AND (external_id = ANY($2))%'"
+            )
+        ).scalar_one()
+        plan = "\n".join(conn.execute(text(f"EXPLAIN EXECUTE {name}('{ws}', ARRAY['bulk-7'])")).scalars())
+    # Not a scan of the workspace's rows (a generic plan picked while the table was tiny).
+    assert "uq_users_workspace_external_id" in plan, plan
+    result = track(pg, ws, {"attributes": [{"external_id": "bulk-7", "n": 1}]})
+    assert result.attributes_processed == 1 and not result.errors
+
+
+def test_writers_of_different_users_do_not_wait_for_each_other(pg: Container, ws: str) -> None:
+    track(pg, ws, {"attributes": [{"external_id": "a", "n": 1}, {"external_id": "b", "n": 1}]})
+    with pg.uow() as holder:  # a writer of user "a" and of the new user "c", not committed yet
+        holder.users.load(ws, Lookup(external_ids={"a", "c"}), lock=True)
+        other = track(pg, ws, {"attributes": [{"external_id": "b", "n": 2}, {"external_id": "d", "n": 2}]})
+        assert other.attributes_processed == 2
+        with pytest.raises(ResourceLocked):
+            track(pg, ws, {"attributes": [{"external_id": "a", "n": 3}]})
+        with pytest.raises(ResourceLocked):  # creating "c" waits for the holder, who may create it
+            track(pg, ws, {"attributes": [{"external_id": "c", "n": 3}]})
+
+
+def test_a_user_named_by_another_identifier_waits_for_its_writer(pg: Container, ws: str) -> None:
+    track(pg, ws, {"attributes": [{"external_id": "a", "n": 1}]})
+    with pg.uow() as uow:
+        services.add_aliases(
+            uow=uow,
+            workspace_id=ws,
+            body={"user_aliases": [{"external_id": "a", "alias_label": "crm", "alias_name": "A1"}]},
+            now=NOW,
+        )
+    with pg.uow() as holder:
+        holder.users.load(ws, Lookup(external_ids={"a"}), lock=True)
+        with pytest.raises(ResourceLocked):  # the same user through its alias: its row is locked
+            track(
+                pg, ws, {"attributes": [{"user_alias": {"alias_label": "crm", "alias_name": "A1"}, "m": 1}]}
+            )
+        holder.rollback()
+    both = track(pg, ws, {"attributes": [{"user_alias": {"alias_label": "crm", "alias_name": "A1"}, "m": 1}]})
+    assert both.attributes_processed == 1
+    with pg.uow(readonly=True) as uow:
+        loaded = uow.users.load(ws, Lookup(aliases={UserAlias("crm", "A1")}))
+    assert [p.custom for p in loaded.profiles] == [{"n": 1, "m": 1}]

@@ -30,7 +30,7 @@ def serve_cohorthub(database_url: str, port: int, workers: int = 1) -> None:
     os.environ["COHORTHUB_PARTNER_HOURLY_QUOTA"] = str(10**9)
     if workers > 1:
         uvicorn.run(
-            "cohorthub.api.app:app_from_env",
+            "cohorthub.cli.serve:app_from_env",
             factory=True,
             host="127.0.0.1",
             port=port,

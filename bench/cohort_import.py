@@ -40,7 +40,7 @@ def seed(database_url: str, users: int, external_id: str = "user-{}") -> dict[st
     c = bootstrap(Settings(database_url=database_url))
     try:
         with c.uow() as uow:
-            ws, _ = workspaces.create_workspace(uow=uow, name="Bench", now=NOW)
+            ws, rest = workspaces.create_workspace(uow=uow, name="Bench", now=NOW)
         with c.uow() as uow:
             pk = partners.issue_partner_key(uow=uow, partner="heap", now=NOW)
         with c.uow() as uow:
@@ -61,7 +61,7 @@ def seed(database_url: str, users: int, external_id: str = "user-{}") -> dict[st
         print(f"  seeded {users:,} users in {time.perf_counter() - started:.1f} s")
     finally:
         c.close()
-    return {"partner_api_key": pk, "client_secret": cs}
+    return {"partner_api_key": pk, "client_secret": cs, "rest_api_key": rest.key}
 
 
 # -- the load ----------------------------------------------------------------------------------
@@ -84,7 +84,8 @@ def bodies(
     out = []
     for r in range(requests):
         block = [f"user-{picks[(r * per_request + k) % len(picks)]}" for k in range(per_request)]
-        body = {**keys, "cohort_id": f"bench-{r % cohorts}", "cohort_changes": [{"user_ids": block}]}
+        partner = {"partner_api_key": keys["partner_api_key"], "client_secret": keys["client_secret"]}
+        body = {**partner, "cohort_id": f"bench-{r % cohorts}", "cohort_changes": [{"user_ids": block}]}
         out.append(json.dumps(body).encode())
     return out
 

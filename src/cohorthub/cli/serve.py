@@ -1,20 +1,30 @@
-"""`cohorthub serve`: migrate, record the address, serve HTTP. `cohorthub init`: create a database."""
+"""`cohorthub serve`: migrate, record the address, serve HTTP. `cohorthub init`: create a database.
+
+With `--workers N` (PostgreSQL only) the schema is migrated once, then N API processes share the
+listening socket, each wired by `app_from_env` from the environment; Currents and messaging run in
+the supervising process. Caches (cohort bitmaps, segment indexes) catch up from the database, so
+every process answers exactly. SQLite allows one writing process: `--workers` over 1 is refused.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import uvicorn
+from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
+from uvicorn.supervisors import Multiprocess
 
 from cohorthub.api.app import create_app
-from cohorthub.bootstrap import bootstrap
+from cohorthub.bootstrap import Container, bootstrap
 from cohorthub.cli.common import DatabaseOption, JsonOption, emit, fail, wired
 from cohorthub.cli.currents import start_worker
 from cohorthub.config import Settings, configured_public_url
@@ -22,7 +32,32 @@ from cohorthub.errors import CohorthubError
 from cohorthub.partners.overview import record_server_addresses
 from cohorthub.runtimes import start_messaging
 from cohorthub.segments.warmup import start_warmup
-from cohorthub.store.db import describe_url
+from cohorthub.store.db import describe_url, is_sqlite
+
+SQLITE_WORKERS = (
+    "SQLite allows one writing process: --workers over 1 needs PostgreSQL "
+    "(--database postgresql://… or COHORTHUB_DATABASE_URL)."
+)
+#: How `serve --workers N` tells its API processes whether to log requests.
+REQUEST_LOG_ENV = "COHORTHUB_REQUEST_LOG"
+
+
+def _warm(container: Container) -> threading.Event:
+    """Load segment indexes in the background (docs/segments.md)."""
+    return start_warmup(
+        uow=lambda: container.uow(readonly=True),
+        indexes=container.segments,
+        membership=container.membership,
+        now=container.now,
+    )
+
+
+def app_from_env() -> Starlette:
+    """One API process of `serve --workers N`: wired from COHORTHUB_* variables, schema already migrated."""
+    request_log = os.environ.get(REQUEST_LOG_ENV, "1") == "1"
+    container = bootstrap(Settings.from_env(request_log=request_log), run_migrations=False)
+    _warm(container)
+    return create_app(container)
 
 
 def listen_url(host: str, port: int) -> str:
@@ -71,6 +106,9 @@ def banner(*, url: str, public_url: str | None, database: str) -> str:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="API processes (more than 1 needs PostgreSQL).")
+    ] = 1,
     database: DatabaseOption = None,
     public_url: Annotated[
         str | None,
@@ -98,11 +136,17 @@ def serve(
     public = (public_url or "").rstrip("/") or configured_public_url()
     try:
         settings = Settings.from_env(database_url=database, request_log=request_log)
+        if workers > 1 and is_sqlite(settings.database_url):
+            typer.echo(SQLITE_WORKERS, err=True)
+            raise typer.Exit(2)
         container = bootstrap(settings)
     except CohorthubError as exc:
         fail(exc)
     config = uvicorn.Config(
-        create_app(container),  # reads container.settings per request: the public URL set below counts
+        # One process reads container.settings per request: the public URL set below counts.
+        create_app(container) if workers == 1 else "cohorthub.cli.serve:app_from_env",
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         log_level=log_level,
@@ -112,21 +156,25 @@ def serve(
     sock = config.bind_socket()
     url = listen_url(host, sock.getsockname()[1])
     container.settings = replace(container.settings, public_url=public or url)
+    if workers > 1:  # the API processes are wired from the environment
+        os.environ["COHORTHUB_DATABASE_URL"] = settings.database_url
+        os.environ["COHORTHUB_PUBLIC_URL"] = public or url
+        os.environ[REQUEST_LOG_ENV] = "1" if request_log else "0"
     with container.uow() as uow:
         record_server_addresses(uow=uow, listen_url=url, public_url=public, now=container.now())
     stop = start_worker(container)[0] if worker else None
     stop_messaging = start_messaging(container)[0] if messaging else None
-    warmup = start_warmup(  # segment indexes load in the background (docs/segments.md)
-        uow=lambda: container.uow(readonly=True),
-        indexes=container.segments,
-        membership=container.membership,
-        now=container.now,
-    )
+    warmup = _warm(container) if workers == 1 else None
     typer.echo(banner(url=url, public_url=public, database=describe_url(settings.database_url)))
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server = uvicorn.Server(config)
+        if workers == 1:
+            server.run(sockets=[sock])
+        else:
+            Multiprocess(config, target=server.run, sockets=[sock]).run()
     finally:
-        warmup.set()
+        if warmup is not None:
+            warmup.set()
         if stop is not None:
             stop.set()
         if stop_messaging is not None:

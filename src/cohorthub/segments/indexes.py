@@ -1,13 +1,12 @@
 """Maintained in-memory indexes the engine reads: per workspace, the universe of user
 numbers, one bitmap per leaf in use and one per cohort, caught up before each evaluation.
 
-Catch-up (docs/segments.md "Freshness") reads only what changed since the last look:
-users whose `updated_at` is at or after the newest seen minus a safety margin (a row already
-applied with the same `updated_at` is skipped, so a change costs one re-evaluation), event and
-purchase rows and deletion tombstones past an id watermark (ids still missing below it are
-re-read for the margin, as a later-committing writer may fill them). The users found are
-re-evaluated against every cached leaf; re-applying a change is harmless, so the margin
-costs a little work and never a wrong answer. A leaf is built by one narrow query
+Catch-up (docs/segments.md "Freshness") reads only what changed since the last look: users
+whose change stamp (`users.change_id`, set by trigger on every write) is past a watermark, and
+event and purchase rows and deletion tombstones past theirs; values still missing below a
+watermark are re-read for a safety margin, as a later-committing writer may fill them. A read
+costs what changed since the previous one, whatever the write rate. The users found are
+re-evaluated against every cached leaf; re-applying a change is harmless. A leaf is built by one narrow query
 (`SegmentFacts.leaf_rows`); a relative-time leaf then slides with the clock through its
 `windows.Timeline`, re-evaluating only the users whose window edge the new minute crossed.
 Cohort leaves come from the cohort membership cache (`cohorts.services.cohort_bitmap`).
@@ -75,8 +74,7 @@ class WorkspaceIndex:
         self.ready = False
         self.universe_bm = BitMap()
         self.leaves: OrderedDict[Leaf, _Cached] = OrderedDict()
-        self.updated_high = 0.0
-        self.seen: dict[int, float] = {}  # (num, updated_at) already applied, within the margin
+        self.changes = IdWatermark(0, margin=margin)
         self.events = IdWatermark(0, margin=margin)
         self.purchases = IdWatermark(0, margin=margin)
         self.deletions = IdWatermark(0, margin=margin)
@@ -91,26 +89,21 @@ class WorkspaceIndex:
     def _warm(self, facts: SegmentFacts) -> None:
         marks = facts.marks(self.workspace_id)  # before reading, so later changes are caught up
         self.universe_bm = facts.universe(self.workspace_id)
-        self.updated_high = marks.updated_at
+        self.changes.high = marks.change_id
         self.events.high, self.purchases.high = marks.event_id, marks.purchase_id
         self.deletions.high = marks.deletion_id
         self.ready = True
 
     def _catch_up(self, facts: SegmentFacts, *, now: float) -> None:
         ws, tick = self.workspace_id, self.clock()
-        rows = facts.users_updated_since(ws, self.updated_high - self.margin)
-        dirty = {num for num, at in rows if self.seen.get(num) != at}
-        self.updated_high = max([self.updated_high, *(at for _, at in rows)])
-        self.seen.update(rows)
-        floor = self.updated_high - self.margin
-        self.seen = {num: at for num, at in self.seen.items() if at >= floor}
-        for source, mark in (("events", self.events), ("purchases", self.purchases)):
+        dirty: set[int] = set()
+        for source, mark in (("users", self.changes), ("events", self.events), ("purchases", self.purchases)):
             found = facts.rows_after(source, ws, mark.high, mark.gaps)
             mark.observe((id_ for id_, _ in found), now=tick)
-            dirty.update(num for _, num in found)
+            dirty.update(num for _, num in found if num is not None)
         gone_rows = facts.rows_after("deletions", ws, self.deletions.high, self.deletions.gaps)
         self.deletions.observe((id_ for id_, _ in gone_rows), now=tick)
-        gone = BitMap(num for _, num in gone_rows)
+        gone = BitMap(num for _, num in gone_rows if num is not None)
         if gone:
             self.universe_bm -= gone
             for cached in self.leaves.values():

@@ -78,6 +78,7 @@ segment_user_deletions = Table(
 
 _STANDARD = [*STANDARD_ATTRIBUTES, "email_subscribe"]
 _ID_SOURCES = {
+    "users": (users.c.change_id, users.c.num, users.c.workspace_id),
     "events": (custom_events.c.id, custom_events.c.user_num, custom_events.c.workspace_id),
     "purchases": (purchases.c.id, purchases.c.user_num, purchases.c.workspace_id),
     "deletions": (
@@ -231,11 +232,10 @@ class SqlSegmentRepository:
 
     # -- facts for the indexes ---------------------------------------------------------
     def marks(self, workspace_id: str) -> Marks:
-        """The newest updated_at of the workspace and the newest id of every log."""
+        """The newest user change stamp and the newest id of every log."""
         c = self._conn
-        newest = c.execute(select(func.max(users.c.updated_at)).where(users.c.workspace_id == workspace_id))
         return Marks(
-            updated_at=float(newest.scalar() or 0.0),
+            change_id=int(c.execute(select(func.max(users.c.change_id))).scalar() or 0),
             event_id=int(c.execute(select(func.max(custom_events.c.id))).scalar() or 0),
             purchase_id=int(c.execute(select(func.max(purchases.c.id))).scalar() or 0),
             deletion_id=int(c.execute(select(func.max(segment_user_deletions.c.id))).scalar() or 0),
@@ -249,26 +249,20 @@ class SqlSegmentRepository:
         """The members of one leaf at `now`, by one narrow query (`store/segment_leaves.py`)."""
         return segment_leaves.leaf_rows(self._conn, workspace_id, leaf, now=now)
 
-    def users_updated_since(self, workspace_id: str, since: float) -> list[tuple[int, float]]:
-        """(num, updated_at) of users changed at or after `since`."""
-        rows = self._conn.execute(
-            select(users.c.num, users.c.updated_at).where(
-                users.c.workspace_id == workspace_id, users.c.updated_at >= since
-            )
-        )
-        return [(r.num, r.updated_at) for r in rows]
-
     def rows_after(
         self, source: str, workspace_id: str, after: int, extra: Iterable[int]
-    ) -> list[tuple[int, int]]:
-        """(id, user_num) of event, purchase or deletion rows past `after` or among `extra`."""
+    ) -> list[tuple[int, int | None]]:
+        """(id, user_num) of user changes, event, purchase or deletion rows past `after` or among `extra`.
+
+        Rows of other workspaces come with user_num None: their ids are no gaps to wait for.
+        """
         id_col, num_col, ws_col = _ID_SOURCES[source]
         extra = list(extra)
         wanted = or_(id_col > after, id_col.in_(extra)) if extra else id_col > after
         # By id only (new rows of every workspace): with the workspace in the WHERE clause SQLite would
         # walk the workspace's whole (workspace_id, name, user_num) index.
         rows = self._conn.execute(select(id_col, num_col, ws_col).where(wanted))
-        return [(int(r[0]), int(r[1])) for r in rows if r[2] == workspace_id]
+        return [(int(r[0]), int(r[1]) if r[2] == workspace_id else None) for r in rows]
 
     def user_facts(
         self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool, sessions: bool = False

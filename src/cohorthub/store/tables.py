@@ -117,6 +117,8 @@ users = Table(
     Column("custom_attributes", Text, nullable=False, default="{}"),  # JSON object
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Stamped by trigger on every insert and update (migration 0007_scale); segment catch-up reads it.
+    Column("change_id", BigInteger, index=True),
     UniqueConstraint("workspace_id", "external_id", name="uq_users_workspace_external_id"),
     Index("ix_users_workspace_email", "workspace_id", "email"),
     Index("ix_users_workspace_phone", "workspace_id", "phone"),

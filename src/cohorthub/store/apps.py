@@ -19,7 +19,6 @@ from sqlalchemy import (
     delete,
     insert,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -181,14 +180,15 @@ class SqlAppRepository:
 
     def forget_seen(self, workspace_id: str, before: float, *, limit: int) -> int:
         """Drop up to `limit` of the workspace's fingerprints stored before `before`; return how many."""
+        mine = sdk_seen.c.workspace_id == workspace_id
         old = (
-            select(sdk_seen.c.workspace_id, sdk_seen.c.fingerprint)
-            .where(sdk_seen.c.workspace_id == workspace_id, sdk_seen.c.at < before)
+            select(sdk_seen.c.fingerprint)
+            .where(mine, sdk_seen.c.at < before)
             .order_by(sdk_seen.c.at)
             .limit(limit)
         )
-        keys = tuple_(sdk_seen.c.workspace_id, sdk_seen.c.fingerprint)
-        return int(self._conn.execute(delete(sdk_seen).where(keys.in_(old))).rowcount)
+        # `fingerprint IN (subquery)` beside the workspace: primary-key lookups, never a scan
+        return int(self._conn.execute(delete(sdk_seen).where(mine, sdk_seen.c.fingerprint.in_(old))).rowcount)
 
     def users_with_sessions(self, workspace_id: str, user_nums: list[int]) -> set[int]:
         """Which of these users already have a session."""

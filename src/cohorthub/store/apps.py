@@ -16,10 +16,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     insert,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -101,9 +101,37 @@ def _chunks(items: list[Any]) -> list[list[Any]]:
     return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
-def _upsert(conn: Connection, table: Table) -> Any:
-    """The dialect's INSERT, which has `on_conflict_do_*`."""
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+def _prepared(build: Any) -> dict[str, Any]:
+    """One statement per dialect, built once with bind parameters (compiled once, then cached)."""
+    return {"postgresql": build(postgresql.insert), "sqlite": build(sqlite.insert)}
+
+
+def _count_upsert(dialect_insert: Any) -> Any:
+    stmt = dialect_insert(sdk_counters).values(
+        app_id=bindparam("b_app"), name=bindparam("b_name"), count=bindparam("b_n")
+    )
+    total = sdk_counters.c.count + stmt.excluded.count
+    return stmt.on_conflict_do_update(index_elements=["app_id", "name"], set_={"count": total})
+
+
+def _device_upsert(with_fields: bool) -> Any:
+    def build(dialect_insert: Any) -> Any:
+        values: dict[str, Any] = {
+            name: bindparam(f"b_{name}") for name in ("workspace_id", "device_id", "app_id", *_DEVICE_COLUMNS)
+        }
+        stmt = dialect_insert(sdk_devices).values(
+            first_seen=bindparam("b_now"), last_seen=bindparam("b_now"), **values
+        )
+        changes = {"last_seen": stmt.excluded.last_seen, "app_id": stmt.excluded.app_id}
+        if with_fields:
+            changes |= {name: stmt.excluded[name] for name in _DEVICE_COLUMNS}
+        return stmt.on_conflict_do_update(index_elements=["workspace_id", "device_id"], set_=changes)
+
+    return build
+
+
+_COUNT = _prepared(_count_upsert)
+_DEVICE = {True: _prepared(_device_upsert(True)), False: _prepared(_device_upsert(False))}
 
 
 def _app(row: Any) -> App:
@@ -162,33 +190,34 @@ class SqlAppRepository:
         self, workspace_id: str, device_id: str, app_id: str, device: Device | None, *, now: float
     ) -> None:
         """Record that the device was seen, with its fields when it sent them (one upsert)."""
-        fields = {name: getattr(device or Device(), name) for name in _DEVICE_COLUMNS}
-        row = {"workspace_id": workspace_id, "device_id": device_id, "app_id": app_id, **fields}
-        stmt = _upsert(self._conn, sdk_devices).values(first_seen=now, last_seen=now, **row)
-        changes = {"last_seen": now, "app_id": app_id} | (fields if device else {})
-        self._conn.execute(
-            stmt.on_conflict_do_update(index_elements=["workspace_id", "device_id"], set_=changes)
-        )
+        fields = {f"b_{name}": getattr(device or Device(), name) for name in _DEVICE_COLUMNS}
+        params = {"b_workspace_id": workspace_id, "b_device_id": device_id, "b_app_id": app_id, "b_now": now}
+        self._conn.execute(_DEVICE[device is not None][self._conn.dialect.name], params | fields)
 
     def remember_new(self, workspace_id: str, fingerprints: list[str], *, now: float) -> set[str]:
-        """Store the fingerprints not stored yet (within the retry window); return those."""
-        fresh: set[str] = set()
-        for chunk in _chunks(sorted(set(fingerprints))):
-            rows = [{"workspace_id": workspace_id, "fingerprint": f, "at": now} for f in chunk]
-            stmt = _upsert(self._conn, sdk_seen).values(rows).on_conflict_do_nothing()
-            fresh.update(self._conn.execute(stmt.returning(sdk_seen.c.fingerprint)).scalars())
-        return fresh
+        """Store the fingerprints not stored yet (the caller holds the workspace's lock); return those."""
+        new = set(fingerprints)
+        for chunk in _chunks(sorted(new)):
+            query = select(sdk_seen.c.fingerprint).where(
+                sdk_seen.c.workspace_id == workspace_id, sdk_seen.c.fingerprint.in_(chunk)
+            )
+            new.difference_update(self._conn.execute(query).scalars())
+        if new:
+            rows = [{"workspace_id": workspace_id, "fingerprint": f, "at": now} for f in sorted(new)]
+            self._conn.execute(insert(sdk_seen), rows)
+        return new
 
     def forget_seen(self, workspace_id: str, before: float, *, limit: int) -> int:
         """Drop up to `limit` of the workspace's fingerprints stored before `before`; return how many."""
+        mine = sdk_seen.c.workspace_id == workspace_id
         old = (
-            select(sdk_seen.c.workspace_id, sdk_seen.c.fingerprint)
-            .where(sdk_seen.c.workspace_id == workspace_id, sdk_seen.c.at < before)
+            select(sdk_seen.c.fingerprint)
+            .where(mine, sdk_seen.c.at < before)
             .order_by(sdk_seen.c.at)
             .limit(limit)
         )
-        keys = tuple_(sdk_seen.c.workspace_id, sdk_seen.c.fingerprint)
-        return int(self._conn.execute(delete(sdk_seen).where(keys.in_(old))).rowcount)
+        # `fingerprint IN (subquery)` beside the workspace: primary-key lookups, never a scan
+        return int(self._conn.execute(delete(sdk_seen).where(mine, sdk_seen.c.fingerprint.in_(old))).rowcount)
 
     def users_with_sessions(self, workspace_id: str, user_nums: list[int]) -> set[int]:
         """Which of these users already have a session."""
@@ -242,15 +271,10 @@ class SqlAppRepository:
             self._conn.execute(delete(sdk_sessions).where(sdk_sessions.c.user_num.in_(chunk)))
 
     def count(self, app_id: str, counts: Mapping[str, int]) -> None:
-        """Add to the app's counters (one upsert)."""
-        if not counts:
-            return
-        rows = [{"app_id": app_id, "name": name, "count": n} for name, n in sorted(counts.items())]
-        stmt = _upsert(self._conn, sdk_counters).values(rows)
-        total = sdk_counters.c.count + stmt.excluded.count
-        self._conn.execute(
-            stmt.on_conflict_do_update(index_elements=["app_id", "name"], set_={"count": total})
-        )
+        """Add to the app's counters (one upsert per counter, sent together)."""
+        rows = [{"b_app": app_id, "b_name": name, "b_n": n} for name, n in sorted(counts.items())]
+        if rows:
+            self._conn.execute(_COUNT[self._conn.dialect.name], rows)
 
     def counters(self, app_id: str) -> dict[str, int]:
         """The app's counters by name."""

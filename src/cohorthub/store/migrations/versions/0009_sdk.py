@@ -73,7 +73,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(64), primary_key=True),
         sa.Column("at", sa.Float(), nullable=False),
     )
-    op.create_index("ix_sdk_seen_at", "sdk_seen", ["at"])
+    op.create_index("ix_sdk_seen_workspace_at", "sdk_seen", ["workspace_id", "at"])
     op.create_table(
         "sdk_counters",
         sa.Column("app_id", sa.String(32), primary_key=True),
@@ -84,7 +84,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("sdk_counters")
-    op.drop_index("ix_sdk_seen_at", table_name="sdk_seen")
+    op.drop_index("ix_sdk_seen_workspace_at", table_name="sdk_seen")
     op.drop_table("sdk_seen")
     op.drop_index("ix_sdk_sessions_workspace_started", table_name="sdk_sessions")
     op.drop_index("ix_sdk_sessions_user", table_name="sdk_sessions")

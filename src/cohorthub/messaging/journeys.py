@@ -9,11 +9,13 @@ conversions, exit criteria, event entries and action-based campaigns; every reac
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from pyroaring import BitMap
 
 from cohorthub.messaging import services
 from cohorthub.messaging.canvas import CanvasSpec
@@ -95,6 +97,7 @@ class Journeys:
         owner: str,
         lease_seconds: float = 60.0,
         event_margin: int = 0,
+        segment_interval: float = 5.0,
     ) -> None:
         self._uow = uow
         self._sender = sender
@@ -103,6 +106,8 @@ class Journeys:
         self._owner = owner
         self._lease = lease_seconds
         self._margin = event_margin
+        self._segment_interval = segment_interval
+        self._checked: dict[str, float] = {}
 
     def enter_from_cohorts(self, limit: int = 5000) -> int:
         """Start journeys for users who entered the partner cohort of an active Canvas."""
@@ -128,6 +133,49 @@ class Journeys:
                     uow, program, spec, nums, trigger=f"cc{changes[-1][0]}", properties={}, now=self._now()
                 )
                 uow.messaging.facts.set_cursor(name, changes[-1][0])
+                uow.commit()
+        return total
+
+    def enter_from_segments(self) -> int:
+        """Start journeys for users who entered the segment of an active segment-entry Canvas.
+
+        The segment engine catches up incrementally; its members are compared with those stored at the
+        previous check (at most every `segment_interval` seconds per Canvas). The first check after
+        launch only records the members: users already in the segment do not "enter" it.
+        """
+        total = 0
+        with self._uow(readonly=True) as uow:
+            canvases = [(p, services.canvas_spec(p)) for p in uow.messaging.programs.active("canvas")]
+        for program, spec in canvases:
+            if spec.entry.type != "segment" or not spec.entry.segment_id:
+                continue
+            now = self._now()
+            if now - self._checked.get(program.id, 0.0) < self._segment_interval:
+                continue
+            self._checked[program.id] = now
+            name = f"canvas:{program.id}:segment"
+            with self._uow() as uow:
+                flt: dict[str, Any] = {
+                    "type": "segment",
+                    "segment_id": spec.entry.segment_id,
+                    "op": "includes",
+                }
+                if spec.entry.filter is not None:
+                    flt = {"and": [flt, spec.entry.filter]}
+                members = BitMap(self._audience(uow, program.workspace_id, flt))
+                stored = uow.messaging.facts.state(name)
+                if stored is not None:
+                    entered = members - BitMap.deserialize(base64.b64decode(stored))
+                    total += enter_users(
+                        uow,
+                        program,
+                        spec,
+                        list(entered),
+                        trigger=f"seg{int(now * 1000)}",
+                        properties={},
+                        now=now,
+                    )
+                uow.messaging.facts.set_state(name, base64.b64encode(members.serialize()).decode())
                 uow.commit()
         return total
 

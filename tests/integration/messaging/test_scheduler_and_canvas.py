@@ -9,6 +9,7 @@ from cohorthub.bootstrap import Container
 from cohorthub.messaging import services, triggers
 from cohorthub.messaging.ports import MemoryEmailTransport, MemoryWebhookTransport
 from cohorthub.runtimes import Messaging, messaging_runtime
+from cohorthub.segments import services as segments
 from tests.integration.segments import factories as f
 
 T0 = float(int(time.time()))
@@ -131,3 +132,23 @@ def test_canvas_steps_delay_splits_reentry(container: Container) -> None:
         stats = services.program_stats(uow=uow, workspace_id=ws, program_id=canvas_id)
     assert stats["entries"] == {"entered": 2, "active": 0, "done": 2, "exited": 0, "converted": 0}
     assert stats["steps"]["thanks"]["delivered"] == 1 and stats["steps"]["hook"]["delivered"] == 1
+
+
+def test_segment_entry_enters_only_users_who_enter_after_launch(container: Container) -> None:
+    ws, clock, runtime, email, _ = _setup(container)
+    spain = {"type": "attribute", "attribute": "country", "op": "equals", "value": "ES"}
+    with container.uow() as uow:
+        segment = segments.create_segment(
+            uow=uow, workspace_id=ws, draft=segments.SegmentDraft(name="Spain", filter=spain), now=clock()
+        )
+    steps = [{"id": "hi", "type": "message", "channel": "email", "email": MAIL}]
+    _create(container, ws, "canvas", {"name": "S", "entry": {"type": "segment", "segment_id": segment.id},
+                                      "steps": steps})  # fmt: skip
+    runtime.worker.round()  # records who is in the segment at launch
+    with container.uow() as uow:
+        f.user(uow.conn, ws, now=clock() + 1, external_id="new", email="new@example.com", country="ES")
+        uow.commit()
+    clock.t += 6
+    runtime.worker.round()
+    runtime.worker.round()
+    assert [m.to for m in email.sent] == ["new@example.com"]

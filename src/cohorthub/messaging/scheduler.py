@@ -185,7 +185,10 @@ class JobRunner:
     ) -> list[UserRow]:
         now = self._now()
         ready = []
+        done = uow.messaging.ledger.existing(job.program_id, "", job.dispatch_id, [u.num for u in users])
         for user in users:
+            if user.num in done:
+                continue
             if unreachable_reason(user, spec.channel, spec.audience.subscription) is not None:
                 notes["unreachable"] += 1
                 continue

@@ -152,3 +152,46 @@ def test_segment_entry_enters_only_users_who_enter_after_launch(container: Conta
     runtime.worker.round()
     runtime.worker.round()
     assert [m.to for m in email.sent] == ["new@example.com"]
+
+
+def test_rate_limit_and_quiet_hours(container: Container) -> None:
+    ws, clock, runtime, email, _ = _setup(container)
+    clock.t = T0 - T0 % 86400 + 12 * 3600  # noon UTC
+    body = {
+        "name": "Slow",
+        "channel": "email",
+        "email": MAIL,
+        "delivery": {"type": "now"},
+        "rate_limit_per_minute": 1,
+    }
+    _create(container, ws, "campaign", body)
+    runtime.worker.round()
+    assert len(email.sent) == 1
+    clock.t += 60
+    runtime.worker.round()
+    assert len(email.sent) == 2
+    quiet = {**body, "name": "Quiet", "rate_limit_per_minute": None, "quiet_hours": {"start": 11, "end": 13}}
+    _create(container, ws, "campaign", quiet)
+    runtime.worker.round()
+    assert len(email.sent) == 2  # deferred to the end of the quiet hours
+    clock.t = T0 - T0 % 86400 + 13 * 3600 + 1
+    runtime.worker.round()
+    assert len(email.sent) == 4
+
+
+def test_workers_skip_jobs_another_worker_holds(container: Container) -> None:
+    if container.engine.dialect.name != "postgresql":
+        return  # SQLite serializes writers: there is nothing to skip
+    ws, clock, _, _, _ = _setup(container)
+    for name in ("A", "B"):
+        _create(
+            container,
+            ws,
+            "campaign",
+            {"name": name, "channel": "email", "email": MAIL, "delivery": {"type": "now"}},
+        )
+    second = messaging_runtime(container, email=MemoryEmailTransport(), webhook=MemoryWebhookTransport())
+    with container.uow() as uow:  # a worker mid-claim: its transaction holds the first due job
+        held = uow.messaging.jobs.claim(now=clock(), owner="other", lease_until=clock() + 60, limit=1)
+        taken = second.jobs.claim(limit=5)
+        assert len(held) == len(taken) == 1 and held[0].id != taken[0].id

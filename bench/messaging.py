@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
 
 import httpx  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from bench import segments as segments_bench  # noqa: E402
 from tests.conftest import LiveServer  # noqa: E402
 
 from cohorthub.bootstrap import Container, bootstrap  # noqa: E402
@@ -49,10 +49,8 @@ from cohorthub.messaging.tracking import Tracker  # noqa: E402
 from cohorthub.partners import services as partners  # noqa: E402
 from cohorthub.runtimes import messaging_runtime, start_messaging  # noqa: E402
 from cohorthub.segments import services as segments  # noqa: E402
-from cohorthub.store.db import normalize_url  # noqa: E402
 from cohorthub.workspaces import services as workspaces  # noqa: E402
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 NOW = time.time()
 EMAIL = {
     "from": "Shop <news@shop.test>",
@@ -140,22 +138,10 @@ def _sink_process() -> tuple[subprocess.Popen[bytes], int]:
 
 # --- fixture -------------------------------------------------------------------------------------
 def _database(store: str, tmp: Path) -> str:
-    if store == "sqlite":
-        return f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:6]}.sqlite'}"
-    name = f"cohorthub_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(normalize_url(PG_ADMIN), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-
-
-def _drop(url: str) -> None:
-    if url.startswith("postgresql"):
-        admin = create_engine(normalize_url(PG_ADMIN), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-        admin.dispose()
+    """A fresh database of `store` (its own SQLite file under `tmp`, or a new PostgreSQL database)."""
+    folder = tmp / uuid.uuid4().hex[:6]
+    folder.mkdir()
+    return segments_bench._database(store, folder)
 
 
 def _users(c: Container, ws: str, count: int) -> None:
@@ -247,7 +233,7 @@ def _campaign(store: str, users: int, tmp: Path, port: int) -> None:
         )
         c.close()
     finally:
-        _drop(url)
+        segments_bench._drop(url)
 
 
 def _reaction(store: str, count: int, tmp: Path) -> None:
@@ -308,7 +294,7 @@ def _reaction(store: str, count: int, tmp: Path) -> None:
         )
         c.close()
     finally:
-        _drop(url)
+        segments_bench._drop(url)
 
 
 def main() -> None:

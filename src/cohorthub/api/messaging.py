@@ -335,7 +335,12 @@ def _test_send(c: Container, ws: str, body: Any, request: Request) -> Any:
         spec.message,
         values={"campaign": {"api_id": program.id, "name": program.name}},
     )
-    outcome = sender.test_send(item, body["address"])
+    try:
+        outcome = sender.test_send(item, body["address"])
+    finally:
+        if runtime is None:
+            channels.email.close()
+            channels.webhook.close()
     return {"state": outcome.state, "detail": outcome.detail, "message": "success"}
 
 

@@ -108,6 +108,7 @@ class Journeys:
         self._margin = event_margin
         self._segment_interval = segment_interval
         self._checked: dict[str, float] = {}
+        self._seen_events: set[int] = set()
 
     def enter_from_cohorts(self, limit: int = 5000) -> int:
         """Start journeys for users who entered the partner cohort of an active Canvas."""
@@ -187,7 +188,8 @@ class Journeys:
                 uow.messaging.facts.set_cursor("events", uow.messaging.facts.max_ids()[1])
                 uow.commit()
                 return 0
-            events = uow.messaging.facts.events_after(max(0, cursor - self._margin), limit)
+            found = uow.messaging.facts.events_after(max(0, cursor - self._margin), limit)
+            events = [e for e in found if e.id > cursor or e.id not in self._seen_events]
             if not events:
                 return 0
             campaigns = [(p, services.campaign_spec(p)) for p in uow.messaging.programs.active("campaign")]
@@ -195,8 +197,11 @@ class Journeys:
             now = self._now()
             for event in events:
                 self._react(uow, event, campaigns, canvases, now)
-            uow.messaging.facts.set_cursor("events", max(cursor, events[-1].id))
+            high = max(cursor, found[-1].id)
+            uow.messaging.facts.set_cursor("events", high)
             uow.commit()
+        # on PostgreSQL a lower id can commit later: recent ids are read again, but reacted to once
+        self._seen_events = {i for i in self._seen_events | {e.id for e in events} if i > high - self._margin}
         return len(events)
 
     def _react(

@@ -277,7 +277,7 @@ def _reaction(store: str, count: int, tmp: Path) -> None:
                 )
             with c.uow() as uow:
                 messaging.launch_program(uow=uow, workspace_id=ws.id, program_id=program.id, now=NOW)
-            stop, _ = start_messaging(
+            stop, worker = start_messaging(
                 c, email=SmtpPool(SmtpConfig(port=port)), webhook=MemoryWebhookTransport()
             )
             acked: dict[bytes, float] = {}
@@ -295,6 +295,7 @@ def _reaction(store: str, count: int, tmp: Path) -> None:
             while len(log) < count and time.time() < deadline:
                 time.sleep(0.05)
             stop.set()
+            worker.join(timeout=30)
         delays = sorted(at - acked[rcpt] for at, rcpt in log if rcpt in acked)
         p50 = statistics.median(delays)
         p99 = delays[int(len(delays) * 0.99) - 1]

@@ -52,11 +52,12 @@ def enter_users(
     first = spec.steps[spec.first_step]
     events = []
     entered = 0
+    previous = entries.last_entered_many(program.id, nums)
     for num in nums:
         user = users.get(num)
         if user is None:
             continue
-        last = entries.last_entered(program.id, num)
+        last = previous.get(num)
         if last is not None and (not spec.reentry or now - last < spec.reentry_after_seconds):
             continue
         row = EntryRow(0, program.workspace_id, program.id, num, first.id, now, False, properties, now)
@@ -367,8 +368,9 @@ class Journeys:
                     state="active",
                     now=now,
                 )
+            known: dict[str, tuple[Program, CanvasSpec] | None] = {}
             for plan in plans:
-                self._record(uow, plan, now)
+                self._record(uow, plan, now, known)
             uow.commit()
         return len(due)
 
@@ -382,6 +384,7 @@ class Journeys:
                 nums = [e.user_num for e in due if e.workspace_id == ws]
                 users.update({u.num: u for u in uow.messaging.facts.users(ws, nums)})
             audiences: dict[tuple[str, str], Any] = {}
+            specs: dict[str, CanvasSpec] = {}
             now = self._now()
             for entry in due:
                 program = programs.get(entry.canvas_id)
@@ -410,18 +413,28 @@ class Journeys:
                 def performed(name: str, since: float, num: int = user.num) -> bool:
                     return uow.messaging.facts.performed(num, name, since)
 
-                spec = services.canvas_spec(program)
+                if program.id not in specs:
+                    specs[program.id] = services.canvas_spec(program)
+                spec = specs[program.id]
                 plans.append(
                     plan_visit(program, spec, entry, user, now=now, matches=matches, performed=performed)
                 )
         return plans, held
 
-    def _record(self, uow: MessagingUnitOfWork, plan: Plan, now: float) -> None:
+    def _record(
+        self,
+        uow: MessagingUnitOfWork,
+        plan: Plan,
+        now: float,
+        known: dict[str, tuple[Program, CanvasSpec] | None],
+    ) -> None:
         entry = plan.entry
-        program = uow.messaging.programs.get(None, entry.canvas_id)
-        if program is None:
+        if entry.canvas_id not in known:
+            found = uow.messaging.programs.get(None, entry.canvas_id)
+            known[entry.canvas_id] = (found, services.canvas_spec(found)) if found is not None else None
+        if (loaded := known[entry.canvas_id]) is None:
             return
-        spec = services.canvas_spec(program)
+        program, spec = loaded
         user = user_of(plan.user) if plan.user.braze_id else None
         if plan.exit_event is not None and user is not None:
             self._exit(uow, program, spec, entry, plan.exit_event, user, now)

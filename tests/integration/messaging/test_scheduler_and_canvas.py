@@ -195,3 +195,22 @@ def test_workers_skip_jobs_another_worker_holds(container: Container) -> None:
         held = uow.messaging.jobs.claim(now=clock(), owner="other", lease_until=clock() + 60, limit=1)
         taken = second.jobs.claim(limit=5)
         assert len(held) == len(taken) == 1 and held[0].id != taken[0].id
+
+
+def test_local_time_delivery_waits_for_each_users_zone(container: Container) -> None:
+    ws, clock, runtime, email, _ = _setup(container)
+    with container.uow() as uow:
+        f.change_user(uow.conn, uow.messaging.facts.nums_by_external_ids(ws, ["fr"])["fr"], now=clock(),
+                      time_zone="America/New_York")  # fmt: skip
+        uow.commit()
+    at = T0 - T0 % 86400 + 86400 + 9 * 3600  # 09:00 tomorrow, read in each user's zone
+    delivery = {"type": "scheduled", "time": at, "in_local_time": True}
+    _create(container, ws, "campaign", {"name": "L", "channel": "email", "email": MAIL, "delivery": delivery})
+    clock.t = at
+    runtime.worker.round()
+    assert [m.to for m in email.sent] == ["es@example.com"]  # no zone: UTC
+    clock.t = at + 5 * 3600  # 09:00 in New York (UTC-5 in winter, UTC-4 in summer)
+    runtime.worker.round()
+    clock.t = at + 5 * 3600 + 1
+    runtime.worker.round()
+    assert sorted(m.to for m in email.sent) == ["es@example.com", "fr@example.com"]

@@ -5,8 +5,8 @@ For each store it prints, from the same run:
 1. audience: the exact segment size computed by the engine (first, then warm);
 2. campaign: e-mails per second end to end (audience, rendering with Liquid, ledger rows and Send
    events committed, the message handed to SMTP and acknowledged, Delivery events committed), one
-   worker, one SMTP connection; the baseline sends the same pre-rendered messages over one SMTP
-   connection in a bare `smtplib` loop to the same sink; the ratio is campaign / baseline;
+   worker, `--connections` SMTP connections; the baseline sends the same pre-rendered messages over as
+   many connections in bare `smtplib` loops to the same sink; the ratio is campaign / baseline;
 3. reaction: partner imports of `--reaction` users over HTTP (`POST /partners/heap/cohorts/users`,
    50 users per request), from each request's 2xx to each e-mail's arrival at the sink: p50 and p99.
 
@@ -31,28 +31,27 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
 
 import httpx  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from bench import segments as segments_bench  # noqa: E402
 from tests.conftest import LiveServer  # noqa: E402
 
 from cohorthub.bootstrap import Container, bootstrap  # noqa: E402
 from cohorthub.config import Settings  # noqa: E402
 from cohorthub.messaging import services as messaging  # noqa: E402
-from cohorthub.messaging.channels.smtp import SmtpConfig, SmtpTransport  # noqa: E402
+from cohorthub.messaging.channels.smtp import SmtpConfig, SmtpPool  # noqa: E402
 from cohorthub.messaging.email import build_email  # noqa: E402
 from cohorthub.messaging.ports import MemoryWebhookTransport  # noqa: E402
 from cohorthub.messaging.tracking import Tracker  # noqa: E402
 from cohorthub.partners import services as partners  # noqa: E402
 from cohorthub.runtimes import messaging_runtime, start_messaging  # noqa: E402
 from cohorthub.segments import services as segments  # noqa: E402
-from cohorthub.store.db import normalize_url  # noqa: E402
 from cohorthub.workspaces import services as workspaces  # noqa: E402
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 NOW = time.time()
 EMAIL = {
     "from": "Shop <news@shop.test>",
@@ -140,22 +139,10 @@ def _sink_process() -> tuple[subprocess.Popen[bytes], int]:
 
 # --- fixture -------------------------------------------------------------------------------------
 def _database(store: str, tmp: Path) -> str:
-    if store == "sqlite":
-        return f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:6]}.sqlite'}"
-    name = f"cohorthub_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(normalize_url(PG_ADMIN), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-
-
-def _drop(url: str) -> None:
-    if url.startswith("postgresql"):
-        admin = create_engine(normalize_url(PG_ADMIN), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-        admin.dispose()
+    """A fresh database of `store` (its own SQLite file under `tmp`, or a new PostgreSQL database)."""
+    folder = tmp / uuid.uuid4().hex[:6]
+    folder.mkdir()
+    return segments_bench._database(store, folder)
 
 
 def _users(c: Container, ws: str, count: int) -> None:
@@ -174,7 +161,7 @@ def _users(c: Container, ws: str, count: int) -> None:
     raw.close()
 
 
-def _campaign(store: str, users: int, tmp: Path, port: int) -> None:
+def _campaign(store: str, users: int, tmp: Path, port: int, connections: int) -> None:
     url = _database(store, tmp)
     try:
         c = bootstrap(Settings(database_url=url, public_url="https://hub.test"))
@@ -219,9 +206,8 @@ def _campaign(store: str, users: int, tmp: Path, port: int) -> None:
             )
         with c.uow() as uow:
             messaging.launch_program(uow=uow, workspace_id=ws.id, program_id=program.id, now=NOW)
-        runtime = messaging_runtime(
-            c, email=SmtpTransport(SmtpConfig(port=port)), webhook=MemoryWebhookTransport()
-        )
+        pool = SmtpPool(SmtpConfig(port=port, connections=connections))
+        runtime = messaging_runtime(c, email=pool, webhook=MemoryWebhookTransport())
         t = time.perf_counter()
         runtime.worker.round()
         elapsed = time.perf_counter() - t
@@ -229,25 +215,35 @@ def _campaign(store: str, users: int, tmp: Path, port: int) -> None:
             stats = messaging.program_stats(uow=uow, workspace_id=ws.id, program_id=program.id)
         runtime.channels.email.close()
         rate = stats["delivered"] / elapsed
-        # baseline: the same messages, pre-rendered, over one SMTP connection, bare smtplib loop
+        # baseline: the same messages, pre-rendered, over as many SMTP connections, bare smtplib loops
         tracker = Tracker("https://hub.test", b"k")
         sample = [build_email(sender=EMAIL["from"], to=f"u{n}@example.com", subject="Hi", html=EMAIL["body"],
                               text=None, reply_to=None, headers={}, send_row_id=n, tracker=tracker,
                               list_unsubscribe=True, message_id_domain="shop.test")
                   for n in range(min(users, 20000))]  # fmt: skip
-        smtp = smtplib.SMTP("127.0.0.1", port)
+        parts = [sample[i::connections] for i in range(connections)]
+
+        def bare(part: list[Any]) -> None:
+            conn = smtplib.SMTP("127.0.0.1", port)
+            for m in part:
+                conn.sendmail(m.sender, [m.to], m.data)
+            conn.quit()
+
+        threads = [threading.Thread(target=bare, args=(part,)) for part in parts]
         t = time.perf_counter()
-        for m in sample:
-            smtp.sendmail(m.sender, [m.to], m.data)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         base = len(sample) / (time.perf_counter() - t)
-        smtp.quit()
         print(
             f"  campaign: {stats['delivered']:,} e-mails delivered in {elapsed:.1f} s = {rate:,.0f}/s "
-            f"(includes audience); bare smtplib loop {base:,.0f}/s; ratio {rate / base:.2f}"
+            f"(includes audience), {connections} SMTP connections; bare smtplib loops on as many "
+            f"{base:,.0f}/s; ratio {rate / base:.2f}"
         )
         c.close()
     finally:
-        _drop(url)
+        segments_bench._drop(url)
 
 
 def _reaction(store: str, count: int, tmp: Path) -> None:
@@ -281,8 +277,8 @@ def _reaction(store: str, count: int, tmp: Path) -> None:
                 )
             with c.uow() as uow:
                 messaging.launch_program(uow=uow, workspace_id=ws.id, program_id=program.id, now=NOW)
-            stop, _ = start_messaging(
-                c, email=SmtpTransport(SmtpConfig(port=port)), webhook=MemoryWebhookTransport()
+            stop, worker = start_messaging(
+                c, email=SmtpPool(SmtpConfig(port=port)), webhook=MemoryWebhookTransport()
             )
             acked: dict[bytes, float] = {}
             for start in range(0, count, 50):
@@ -299,6 +295,7 @@ def _reaction(store: str, count: int, tmp: Path) -> None:
             while len(log) < count and time.time() < deadline:
                 time.sleep(0.05)
             stop.set()
+            worker.join(timeout=30)
         delays = sorted(at - acked[rcpt] for at, rcpt in log if rcpt in acked)
         p50 = statistics.median(delays)
         p99 = delays[int(len(delays) * 0.99) - 1]
@@ -308,7 +305,7 @@ def _reaction(store: str, count: int, tmp: Path) -> None:
         )
         c.close()
     finally:
-        _drop(url)
+        segments_bench._drop(url)
 
 
 def main() -> None:
@@ -319,6 +316,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--reaction", type=int, default=1000)
     parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument(
+        "--connections", type=int, default=4, help="SMTP connections (ours and the baseline's)"
+    )
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
@@ -329,7 +329,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for store in args.stores.split(","):
                 print(f"{store}:")
-                _campaign(store, args.users, Path(tmp), port)
+                _campaign(store, args.users, Path(tmp), port, args.connections)
                 _reaction(store, args.reaction, Path(tmp))
     finally:
         proc.terminate()

@@ -15,7 +15,7 @@ from typing import Any
 from cohorthub.bootstrap import Container
 from cohorthub.config import parse_cap
 from cohorthub.messaging import services as messaging
-from cohorthub.messaging.channels.smtp import SmtpConfig, SmtpTransport
+from cohorthub.messaging.channels.smtp import SmtpConfig, SmtpPool
 from cohorthub.messaging.channels.webhook import HttpWebhookTransport
 from cohorthub.messaging.dispatch import Channels, Sender
 from cohorthub.messaging.journeys import Journeys
@@ -58,7 +58,7 @@ def default_channels(c: Container) -> Channels:
     """SMTP from `COHORTHUB_SMTP_URL`, webhooks over httpx."""
     smtp = SmtpConfig.from_url(c.settings.smtp_url, timeout=c.settings.smtp_timeout_seconds)
     return Channels(
-        email=SmtpTransport(smtp), webhook=HttpWebhookTransport(timeout=c.settings.webhook_timeout_seconds)
+        email=SmtpPool(smtp), webhook=HttpWebhookTransport(timeout=c.settings.webhook_timeout_seconds)
     )
 
 

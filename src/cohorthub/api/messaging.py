@@ -4,20 +4,16 @@ Braze calls (`Authorization: Bearer KEY` with the permission named like the path
 `POST /campaigns/trigger/send` (also with a trailing slash, as braze-client posts it),
 `/canvas/trigger/send`, `/messages/send`, `/sends/id/create`; `GET /campaigns/list`,
 `/campaigns/details`, `/canvas/list`, `/canvas/details`. Management (`campaigns.write` /
-`campaigns.read`): `/messaging/campaigns…` and `/messaging/canvases…`. Tracking links (signed, no
-key): `/t/o/…` open pixel, `/t/c/…` click redirect, `/t/u/…` unsubscribe (GET confirms, POST acts).
+`campaigns.read`): `/messaging/campaigns…` and `/messaging/canvases…`. Tracking links: `tracking.py`.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import html
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cohorthub.api import messaging_wire as wire
@@ -26,17 +22,15 @@ from cohorthub.api.http import JSONResponse, api_key, container, in_thread, read
 from cohorthub.api.openapi import Operation
 from cohorthub.bootstrap import Container
 from cohorthub.errors import InvalidInput
-from cohorthub.messaging import reactions, services, triggers
+from cohorthub.messaging import services, triggers
 from cohorthub.messaging.dispatch import Item, Sender
 from cohorthub.messaging.events import Source
 from cohorthub.messaging.ports import Program, UserRow
-from cohorthub.messaging.reactions import InvalidLink
 from cohorthub.runtimes import default_channels, tracker_for
 from cohorthub.segments.model import parse_time
 from cohorthub.workspaces.services import authenticate_rest_key
 
 ERRORS = (400, 401, 403, 404, 409, 413, 415)
-PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 Work = Callable[[Container, str, Any, Request], Any]
 KIND_OF = {"campaigns": "campaign", "canvases": "canvas"}
 
@@ -335,76 +329,13 @@ def _test_send(c: Container, ws: str, body: Any, request: Request) -> Any:
         spec.message,
         values={"campaign": {"api_id": program.id, "name": program.name}},
     )
-    outcome = sender.test_send(item, body["address"])
+    try:
+        outcome = sender.test_send(item, body["address"])
+    finally:
+        if runtime is None:
+            channels.email.close()
+            channels.webhook.close()
     return {"state": outcome.state, "detail": outcome.detail, "message": "success"}
-
-
-async def _open(request: Request) -> Response:
-    c, (row_id, sig) = container(request), _link(request)
-
-    def run() -> None:
-        with c.uow() as uow:
-            reactions.record_open(
-                uow=uow,
-                tracker=tracker_for(c),
-                row_id=row_id,
-                signature=sig.removesuffix(".gif"),
-                user_agent=request.headers.get("user-agent"),
-                now=c.now(),
-            )
-
-    with contextlib.suppress(InvalidLink):  # a pixel always answers with the image
-        await in_thread(run)
-    return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
-
-
-async def _click(request: Request) -> Response:
-    c, (row_id, sig) = container(request), _link(request)
-    url = request.query_params.get("u", "")
-
-    def run() -> str:
-        with c.uow() as uow:
-            return reactions.record_click(
-                uow=uow,
-                tracker=tracker_for(c),
-                row_id=row_id,
-                signature=sig,
-                url=url,
-                user_agent=request.headers.get("user-agent"),
-                now=c.now(),
-            )
-
-    return RedirectResponse(await in_thread(run), status_code=302)
-
-
-async def _unsubscribe(request: Request) -> Response:
-    c, (row_id, sig) = container(request), _link(request)
-    if request.method == "GET":
-
-        def check() -> None:
-            with c.uow(readonly=True) as uow:
-                reactions.check_unsubscribe(uow=uow, tracker=tracker_for(c), row_id=row_id, signature=sig)
-
-        await in_thread(check)
-        action = html.escape(str(request.url.path))
-        return HTMLResponse(
-            '<!doctype html><title>Unsubscribe</title><form method=post action="' + action + '">'
-            "<p>Stop receiving these e-mails?</p><button type=submit>Unsubscribe</button></form>"
-        )
-
-    def run() -> None:
-        with c.uow() as uow:
-            reactions.unsubscribe(uow=uow, tracker=tracker_for(c), row_id=row_id, signature=sig, now=c.now())
-
-    await in_thread(run)
-    return HTMLResponse("<!doctype html><title>Unsubscribed</title><p>You are unsubscribed.</p>")
-
-
-def _link(request: Request) -> tuple[int, str]:
-    raw = request.path_params["row"]
-    if not raw.isdigit():
-        raise InvalidLink("Unknown link")
-    return int(raw), request.path_params["sig"]
 
 
 def _braze(path: str, permission: str, work: Work, *, status: int = 201, method: str = "POST") -> list[Route]:
@@ -448,9 +379,6 @@ ROUTES: list[BaseRoute] = [
     *_braze("/canvas/details", "canvas.details", _details("canvas"), status=200, method="GET"),
     *_management("campaigns"),
     *_management("canvases"),
-    Route("/t/o/{row}/{sig}", _open, methods=["GET"]),
-    Route("/t/c/{row}/{sig}", _click, methods=["GET"]),
-    Route("/t/u/{row}/{sig}", _unsubscribe, methods=["GET", "POST"]),
 ]
 
 OPERATIONS: list[Operation] = [

@@ -39,6 +39,19 @@ def _row(p: Any) -> dict[str, Any]:
     return data
 
 
+def _action(kind: str, fn: Any) -> Any:
+    def action(
+        workspace: Workspace, program_id: IdArg, database: DatabaseOption = None, as_json: JsonOption = False
+    ) -> None:
+        with wired(database) as c, c.uow() as uow:
+            services.get_program(uow=uow, workspace_id=workspace, program_id=program_id, kind=kind)
+            emit(
+                _row(fn(uow=uow, workspace_id=workspace, program_id=program_id, now=c.now())), as_json=as_json
+            )
+
+    return action
+
+
 def _group(kind: str, title: str) -> typer.Typer:
     app = typer.Typer(help=f"{title}: define, preview, launch and follow.", no_args_is_help=True)
 
@@ -80,23 +93,7 @@ def _group(kind: str, title: str) -> typer.Typer:
         ("resume", services.resume_program),
         ("archive", services.archive_program),
     ):
-
-        def action(
-            workspace: Workspace,
-            program_id: IdArg,
-            database: DatabaseOption = None,
-            as_json: JsonOption = False,
-            _fn: Any = fn,
-        ) -> None:
-            with wired(database) as c, c.uow() as uow:
-                services.get_program(uow=uow, workspace_id=workspace, program_id=program_id, kind=kind)
-                emit(
-                    _row(_fn(uow=uow, workspace_id=workspace, program_id=program_id, now=c.now())),
-                    as_json=as_json,
-                )
-
-        action.__doc__ = f"{name.capitalize()} the {kind}."
-        app.command(name)(action)
+        app.command(name, help=f"{name.capitalize()} the {kind}.")(_action(kind, fn))
 
     @app.command("stats")
     def stats(workspace: Workspace, program_id: IdArg, database: DatabaseOption = None) -> None:

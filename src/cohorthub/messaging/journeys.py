@@ -9,11 +9,13 @@ conversions, exit criteria, event entries and action-based campaigns; every reac
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from pyroaring import BitMap
 
 from cohorthub.messaging import services
 from cohorthub.messaging.canvas import CanvasSpec
@@ -50,11 +52,12 @@ def enter_users(
     first = spec.steps[spec.first_step]
     events = []
     entered = 0
+    previous = entries.last_entered_many(program.id, nums)
     for num in nums:
         user = users.get(num)
         if user is None:
             continue
-        last = entries.last_entered(program.id, num)
+        last = previous.get(num)
         if last is not None and (not spec.reentry or now - last < spec.reentry_after_seconds):
             continue
         row = EntryRow(0, program.workspace_id, program.id, num, first.id, now, False, properties, now)
@@ -95,6 +98,7 @@ class Journeys:
         owner: str,
         lease_seconds: float = 60.0,
         event_margin: int = 0,
+        segment_interval: float = 5.0,
     ) -> None:
         self._uow = uow
         self._sender = sender
@@ -103,6 +107,9 @@ class Journeys:
         self._owner = owner
         self._lease = lease_seconds
         self._margin = event_margin
+        self._segment_interval = segment_interval
+        self._checked: dict[str, float] = {}
+        self._seen_events: set[int] = set()
 
     def enter_from_cohorts(self, limit: int = 5000) -> int:
         """Start journeys for users who entered the partner cohort of an active Canvas."""
@@ -131,6 +138,49 @@ class Journeys:
                 uow.commit()
         return total
 
+    def enter_from_segments(self) -> int:
+        """Start journeys for users who entered the segment of an active segment-entry Canvas.
+
+        The segment engine catches up incrementally; its members are compared with those stored at the
+        previous check (at most every `segment_interval` seconds per Canvas). The first check after
+        launch only records the members: users already in the segment do not "enter" it.
+        """
+        total = 0
+        with self._uow(readonly=True) as uow:
+            canvases = [(p, services.canvas_spec(p)) for p in uow.messaging.programs.active("canvas")]
+        for program, spec in canvases:
+            if spec.entry.type != "segment" or not spec.entry.segment_id:
+                continue
+            now = self._now()
+            if now - self._checked.get(program.id, 0.0) < self._segment_interval:
+                continue
+            self._checked[program.id] = now
+            name = f"canvas:{program.id}:segment"
+            with self._uow() as uow:
+                flt: dict[str, Any] = {
+                    "type": "segment",
+                    "segment_id": spec.entry.segment_id,
+                    "op": "includes",
+                }
+                if spec.entry.filter is not None:
+                    flt = {"and": [flt, spec.entry.filter]}
+                members = BitMap(self._audience(uow, program.workspace_id, flt))
+                stored = uow.messaging.facts.state(name)
+                if stored is not None:
+                    entered = members - BitMap.deserialize(base64.b64decode(stored))
+                    total += enter_users(
+                        uow,
+                        program,
+                        spec,
+                        list(entered),
+                        trigger=f"seg{int(now * 1000)}",
+                        properties={},
+                        now=now,
+                    )
+                uow.messaging.facts.set_state(name, base64.b64encode(members.serialize()).decode())
+                uow.commit()
+        return total
+
     def scan_events(self, limit: int = 5000) -> int:
         """React to new custom events: conversions, exits, event entries, action-based campaigns."""
         with self._uow() as uow:
@@ -139,7 +189,8 @@ class Journeys:
                 uow.messaging.facts.set_cursor("events", uow.messaging.facts.max_ids()[1])
                 uow.commit()
                 return 0
-            events = uow.messaging.facts.events_after(max(0, cursor - self._margin), limit)
+            found = uow.messaging.facts.events_after(max(0, cursor - self._margin), limit)
+            events = [e for e in found if e.id > cursor or e.id not in self._seen_events]
             if not events:
                 return 0
             campaigns = [(p, services.campaign_spec(p)) for p in uow.messaging.programs.active("campaign")]
@@ -147,8 +198,11 @@ class Journeys:
             now = self._now()
             for event in events:
                 self._react(uow, event, campaigns, canvases, now)
-            uow.messaging.facts.set_cursor("events", max(cursor, events[-1].id))
+            high = max(cursor, found[-1].id)
+            uow.messaging.facts.set_cursor("events", high)
             uow.commit()
+        # on PostgreSQL a lower id can commit later: recent ids are read again, but reacted to once
+        self._seen_events = {i for i in self._seen_events | {e.id for e in events} if i > high - self._margin}
         return len(events)
 
     def _react(
@@ -314,8 +368,9 @@ class Journeys:
                     state="active",
                     now=now,
                 )
+            known: dict[str, tuple[Program, CanvasSpec] | None] = {}
             for plan in plans:
-                self._record(uow, plan, now)
+                self._record(uow, plan, now, known)
             uow.commit()
         return len(due)
 
@@ -329,6 +384,7 @@ class Journeys:
                 nums = [e.user_num for e in due if e.workspace_id == ws]
                 users.update({u.num: u for u in uow.messaging.facts.users(ws, nums)})
             audiences: dict[tuple[str, str], Any] = {}
+            specs: dict[str, CanvasSpec] = {}
             now = self._now()
             for entry in due:
                 program = programs.get(entry.canvas_id)
@@ -357,18 +413,28 @@ class Journeys:
                 def performed(name: str, since: float, num: int = user.num) -> bool:
                     return uow.messaging.facts.performed(num, name, since)
 
-                spec = services.canvas_spec(program)
+                if program.id not in specs:
+                    specs[program.id] = services.canvas_spec(program)
+                spec = specs[program.id]
                 plans.append(
                     plan_visit(program, spec, entry, user, now=now, matches=matches, performed=performed)
                 )
         return plans, held
 
-    def _record(self, uow: MessagingUnitOfWork, plan: Plan, now: float) -> None:
+    def _record(
+        self,
+        uow: MessagingUnitOfWork,
+        plan: Plan,
+        now: float,
+        known: dict[str, tuple[Program, CanvasSpec] | None],
+    ) -> None:
         entry = plan.entry
-        program = uow.messaging.programs.get(None, entry.canvas_id)
-        if program is None:
+        if entry.canvas_id not in known:
+            found = uow.messaging.programs.get(None, entry.canvas_id)
+            known[entry.canvas_id] = (found, services.canvas_spec(found)) if found is not None else None
+        if (loaded := known[entry.canvas_id]) is None:
             return
-        spec = services.canvas_spec(program)
+        program, spec = loaded
         user = user_of(plan.user) if plan.user.braze_id else None
         if plan.exit_event is not None and user is not None:
             self._exit(uow, program, spec, entry, plan.exit_event, user, now)

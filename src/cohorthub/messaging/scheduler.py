@@ -109,9 +109,10 @@ class JobRunner:
             return self._finish(job, 0, "cancelled: the program is archived or gone")
         if program.status != "active":
             return self._release(job, started + 5.0)
-        if started - job.due_at > self._options.max_lateness and job.payload.get("broadcast"):
+        late = started - self._latest_due(program, job)
+        if late > self._options.max_lateness and job.payload.get("broadcast"):
             self._requeue(program, job, started)
-            return self._finish(job, 0, f"missed: {started - job.due_at:.0f} s late (max lateness)")
+            return self._finish(job, 0, f"missed: {late:.0f} s late (max lateness)")
         if program.kind == "canvas":
             return self._enter_canvas(program, job)
         spec = services.campaign_spec(program)
@@ -158,6 +159,15 @@ class JobRunner:
         )
         return self._finish(job, users_done, note)
 
+    def _latest_due(self, program: Program, job: Job) -> float:
+        """When the job's last user is due: in local time, the wall-clock time in the last zone (UTC-12)."""
+        if program.kind != "campaign":
+            return job.due_at
+        delivery = services.campaign_spec(program).delivery
+        if delivery.in_local_time and delivery.time is not None:
+            return delivery.time + 12 * 3600
+        return job.due_at
+
     def _recipients(self, job: Job, spec: CampaignSpec) -> tuple[list[int], dict[int, dict[str, Any]]]:
         props: dict[int, dict[str, Any]] = {}
         with self._uow(readonly=True) as uow:
@@ -185,7 +195,10 @@ class JobRunner:
     ) -> list[UserRow]:
         now = self._now()
         ready = []
+        done = uow.messaging.ledger.existing(job.program_id, "", job.dispatch_id, [u.num for u in users])
         for user in users:
+            if user.num in done:
+                continue
             if unreachable_reason(user, spec.channel, spec.audience.subscription) is not None:
                 notes["unreachable"] += 1
                 continue

@@ -155,7 +155,9 @@ def launch_program(*, uow: MessagingUnitOfWork, workspace_id: str, program_id: s
         if delivery.type in ("now", "scheduled", "recurring"):
             due = now if delivery.type == "now" or delivery.time is None else delivery.time
             if delivery.in_local_time:
-                due -= 14 * 3600  # the earliest zone reaches the wall-clock time 14 h before UTC
+                due = max(
+                    now, due - 14 * 3600
+                )  # the earliest zone reaches that wall-clock time 14 h before UTC
             job = Job(0, workspace_id, program.id, new_dispatch_id(), None, due, {"broadcast": True})
             jobs.add(job, idem_key=f"launch:{program.id}", now=now)
     else:

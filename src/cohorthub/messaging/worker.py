@@ -44,6 +44,7 @@ class MessagingWorker:
         return [
             self._run_jobs,
             self._journeys.enter_from_cohorts,
+            self._journeys.enter_from_segments,
             self._journeys.scan_events,
             self._journeys.advance,
         ]

@@ -75,7 +75,7 @@ def currents_sink() -> Iterator[tuple[Sink, str]]:
         thread.join(timeout=10)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: Callable[[], object] = str) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = 90.0, what: Callable[[], object] = str) -> None:
     """Poll until `predicate()` holds (fail after `timeout` seconds, showing `what()`)."""
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from cohorthub.messaging.audience import audience_filter, quiet_until, unreachab
 from cohorthub.messaging.canvas import parse_canvas
 from cohorthub.messaging.email import build_email
 from cohorthub.messaging.errors import InvalidProgram, InvalidTemplate
+from cohorthub.messaging.events import FIELDS, Source, message_event
 from cohorthub.messaging.liquid import MessageAborted, RenderFailed, compile_template
 from cohorthub.messaging.model import Audience, QuietHours, parse_campaign
 from cohorthub.messaging.ports import UserRow
@@ -154,3 +157,19 @@ def test_tracking_links_are_signed_and_email_is_multipart_with_rfc8058_headers()
     plain, html = (p.get_payload(decode=True).decode() for p in msg.walk() if not p.is_multipart())
     assert plain.strip() == "x"
     assert TRACKER.click_url(5, "https://shop.test/a").replace("&", "&") in html and "/t/o/5/" in html
+
+
+SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "reference" / "currents-samples" / "custom-http"
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="the Currents samples are not beside the repository")
+def test_message_event_fields_are_those_of_the_currents_samples() -> None:
+    for event_type, fields in FIELDS.items():
+        *folders, name = event_type.split(".")
+        sample = json.loads((SAMPLES.joinpath(*folders) / f"{name}.json").read_text())
+        assert set(fields) | {"app_group_id"} <= set(sample["properties"]), event_type
+    source = Source("ws", campaign_id="c", campaign_name="n")
+    event = message_event("users.messages.email.Send", source, {"user_id": "b"}, time=1, dispatch_id="d",
+                          email_address="a@b.co", bogus=1)  # fmt: skip
+    assert event.properties == {"app_group_id": "ws", "campaign_id": "c", "campaign_name": "n",
+                                "dispatch_id": "d", "email_address": "a@b.co"}  # fmt: skip

@@ -12,8 +12,9 @@ import contextlib
 import smtplib
 import ssl
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from cohorthub.config import Secret
 from cohorthub.messaging.ports import Outcome, OutgoingEmail
@@ -29,10 +30,11 @@ class SmtpConfig:
     username: str | None = None
     password: Secret | None = None
     timeout: float = 30.0
+    connections: int = 1
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 30.0) -> SmtpConfig:
-        """`smtp://[user:pass@]host[:port]`, `smtp+starttls://…` or `smtps://…` (TLS)."""
+        """`smtp://[user:pass@]host[:port][?connections=N]`, `smtp+starttls://…` or `smtps://…` (TLS)."""
         parts = urlsplit(url)
         security = {"smtp": "none", "smtp+starttls": "starttls", "smtps": "tls"}.get(parts.scheme)
         if security is None or not parts.hostname:
@@ -45,6 +47,7 @@ class SmtpConfig:
             username=unquote(parts.username) if parts.username else None,
             password=Secret(unquote(parts.password)) if parts.password else None,
             timeout=timeout,
+            connections=max(1, int(parse_qs(parts.query).get("connections", ["1"])[0])),
         )
 
 
@@ -117,3 +120,29 @@ class SmtpTransport:
 def _refused(code: int, text: bytes | str) -> Outcome:
     detail = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
     return Outcome("soft_bounced" if 400 <= code < 500 else "bounced", detail, code)
+
+
+class SmtpPool:
+    """Sends a batch over `config.connections` SMTP connections at once (each reused), keeping the order."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self._transports = [SmtpTransport(config) for _ in range(max(1, config.connections))]
+        self._pool = ThreadPoolExecutor(len(self._transports), thread_name_prefix="smtp")
+
+    def send(self, messages: Sequence[OutgoingEmail]) -> list[Outcome]:
+        """One outcome per message, in order; the batch is split in contiguous parts, one per connection."""
+        n = len(self._transports)
+        if n == 1 or len(messages) < 2:
+            return self._transports[0].send(messages)
+        size = -(-len(messages) // n)
+        parts = [messages[i : i + size] for i in range(0, len(messages), size)]
+        results = self._pool.map(
+            lambda pair: pair[0].send(pair[1]), zip(self._transports, parts, strict=False)
+        )
+        return [outcome for part in results for outcome in part]
+
+    def close(self) -> None:
+        """Close every connection."""
+        for transport in self._transports:
+            transport.close()
+        self._pool.shutdown(wait=False)

@@ -63,6 +63,18 @@ class SqlEntryStore:
         value = self._conn.execute(stmt).scalar()
         return float(value) if value is not None else None
 
+    def last_entered_many(self, canvas_id: str, nums: list[int]) -> dict[int, float]:
+        """When each of these users last entered this Canvas (users who never did are left out)."""
+        if not nums:
+            return {}
+        c = entries.c
+        stmt = (
+            select(c.user_num, func.max(c.entered_at))
+            .where(c.canvas_id == canvas_id, c.user_num.in_(nums))
+            .group_by(c.user_num)
+        )
+        return {int(n): float(t) for n, t in self._conn.execute(stmt)}
+
     def claim(self, *, now: float, owner: str, lease_until: float, limit: int) -> list[EntryRow]:
         """Lease active journeys whose next step is due (or whose lease ran out)."""
         c = entries.c

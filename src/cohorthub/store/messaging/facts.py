@@ -148,6 +148,16 @@ class SqlFactStore:
         stmt = insert_for(self._conn, cursors).values(name=name, value=value)
         self._conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_={"value": value}))
 
+    def state(self, name: str) -> str | None:
+        """A stored value of messaging's own (e.g. a Canvas's last segment membership)."""
+        value = self._conn.execute(select(settings.c.value).where(settings.c.name == name)).scalar()
+        return str(value) if value is not None else None
+
+    def set_state(self, name: str, value: str) -> None:
+        """Store a value of messaging's own."""
+        stmt = insert_for(self._conn, settings).values(name=name, value=value)
+        self._conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_={"value": value}))
+
     def secret(self, new: str) -> str:
         """The tracking-link signing secret, stored on first use (`new` is used then)."""
         stmt = insert_for(self._conn, settings).values(name="tracking_secret", value=new)

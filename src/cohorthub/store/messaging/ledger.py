@@ -67,6 +67,19 @@ class SqlLedgerStore:
             out[SendKey(r.program_id, r.step_id, r.user_num, r.dispatch_id)] = r.id
         return out
 
+    def existing(self, program_id: str, step_id: str, dispatch_id: str, nums: list[int]) -> set[int]:
+        """The users among `nums` that already have a ledger row for this message."""
+        if not nums:
+            return set()
+        c = sends.c
+        stmt = select(c.user_num).where(
+            c.program_id == program_id,
+            c.step_id == step_id,
+            c.dispatch_id == dispatch_id,
+            c.user_num.in_(nums),
+        )
+        return {int(n) for n in self._conn.execute(stmt).scalars()}
+
     def settle(self, outcomes: Iterable[tuple[int, str, str | None]], *, now: float) -> None:
         """Record what became of each message: (ledger id, state, error)."""
         params = [{"b_id": i, "b_state": s, "b_error": e, "b_now": now} for i, s, e in outcomes]

@@ -33,6 +33,14 @@ def default_database_url() -> str:
     return f"sqlite:///{DEFAULT_SQLITE_PATH}"
 
 
+def parse_cap(text: str | None) -> tuple[int, float] | None:
+    """`3/1d` → (3, 86400.0): at most 3 messages per user and channel per day; None when unset."""
+    if not text:
+        return None
+    count, _, period = text.partition("/")
+    return int(count), _duration(period or "1d")
+
+
 def _duration(text: str) -> float:
     """Parse `90`, `90s`, `15m`, `24h` or `2d` into seconds."""
     units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -55,6 +63,13 @@ class Settings:
     identifier_max_length: int = 512
     compaction_threshold: int = 50_000
     outbox_retention_seconds: float = 7 * 86400.0
+    smtp_url: str = "smtp://127.0.0.1:25"
+    smtp_timeout_seconds: float = 30.0
+    webhook_timeout_seconds: float = 10.0
+    messaging_poll_seconds: float = 0.2
+    messaging_lease_seconds: float = 60.0
+    messaging_max_lateness_seconds: float = 3600.0
+    frequency_cap: str | None = None  # "N/period", e.g. "3/1d": messages per user and channel
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -65,6 +80,10 @@ class Settings:
             values["database_url"] = url
         if url := env.get("COHORTHUB_PUBLIC_URL"):
             values["public_url"] = url.rstrip("/")
+        if url := env.get("COHORTHUB_SMTP_URL"):
+            values["smtp_url"] = url
+        if cap := env.get("COHORTHUB_FREQUENCY_CAP"):
+            values["frequency_cap"] = cap
         ints = {
             "COHORTHUB_MAX_BODY_BYTES": "max_body_bytes",
             "COHORTHUB_PARTNER_HOURLY_QUOTA": "partner_hourly_quota",
@@ -77,6 +96,11 @@ class Settings:
             "COHORTHUB_KEY_ROTATION_GRACE": "key_rotation_grace_seconds",
             "COHORTHUB_LOCK_TIMEOUT": "lock_timeout_seconds",
             "COHORTHUB_OUTBOX_RETENTION": "outbox_retention_seconds",
+            "COHORTHUB_SMTP_TIMEOUT": "smtp_timeout_seconds",
+            "COHORTHUB_WEBHOOK_TIMEOUT": "webhook_timeout_seconds",
+            "COHORTHUB_MESSAGING_POLL": "messaging_poll_seconds",
+            "COHORTHUB_MESSAGING_LEASE": "messaging_lease_seconds",
+            "COHORTHUB_MAX_LATENESS": "messaging_max_lateness_seconds",
         }
         for var, name in durations.items():
             if var in env:

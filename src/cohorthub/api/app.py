@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cohorthub.api import cohort_import, cohorts, currents, segments, users
+from cohorthub.api import cohort_import, cohorts, currents, messaging, segments, users
 from cohorthub.api.errors import handle_cohorthub_error, handle_http_exception, handle_unexpected
 from cohorthub.api.http import JSONResponse, container
 from cohorthub.api.openapi import Operation, build_openapi
@@ -19,7 +19,7 @@ from cohorthub.errors import CohorthubError
 from cohorthub.web.app import dashboard
 
 #: Each module exposes ROUTES (Starlette routes) and OPERATIONS (their OpenAPI entries).
-ROUTE_MODULES: list[ModuleType] = [cohort_import, cohorts, users, segments, currents]
+ROUTE_MODULES: list[ModuleType] = [cohort_import, cohorts, users, segments, currents, messaging]
 
 
 def operations() -> list[Operation]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cohorthub.cli import currents, partner, serve, sink, sync, user, workspace
+from cohorthub.cli import currents, messaging, partner, serve, sink, sync, user, workspace
 
 app = typer.Typer(
     help="cohorthub: a self-hosted engagement core speaking Braze's partner protocols.",
@@ -18,6 +18,8 @@ app.add_typer(sync.app, name="sync")
 app.add_typer(currents.app, name="currents")
 app.command("currents-sink")(sink.currents_sink)
 app.add_typer(user.app, name="user")
+app.add_typer(messaging.campaigns, name="campaigns")
+app.add_typer(messaging.canvas, name="canvas")
 
 
 def main() -> None:

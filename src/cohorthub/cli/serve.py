@@ -14,6 +14,7 @@ from cohorthub.bootstrap import bootstrap
 from cohorthub.cli.common import DatabaseOption
 from cohorthub.cli.currents import start_worker
 from cohorthub.config import Settings
+from cohorthub.runtimes import start_messaging
 from cohorthub.segments.warmup import start_warmup
 
 
@@ -29,6 +30,10 @@ def serve(
     worker: Annotated[
         bool, typer.Option("--worker/--no-worker", help="Run a Currents delivery worker in this process.")
     ] = True,
+    messaging: Annotated[
+        bool,
+        typer.Option("--messaging/--no-messaging", help="Send campaigns and run Canvases in this process."),
+    ] = True,
 ) -> None:
     """Migrate the schema and serve the API (and deliver Currents unless --no-worker)."""
     settings = Settings.from_env(database_url=database, public_url=public_url)
@@ -36,6 +41,7 @@ def serve(
         settings = replace(settings, public_url=f"http://{host}:{port}")
     container = bootstrap(settings)
     stop = start_worker(container)[0] if worker else None
+    stop_messaging = start_messaging(container)[0] if messaging else None
     warmup = start_warmup(  # segment indexes load in the background (docs/segments.md)
         uow=lambda: container.uow(readonly=True),
         indexes=container.segments,
@@ -48,4 +54,6 @@ def serve(
         warmup.set()
         if stop is not None:
             stop.set()
+        if stop_messaging is not None:
+            stop_messaging.set()
         container.close()

@@ -131,7 +131,21 @@ def evaluate_segment(
     """The segment and its exact members now."""
     record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
     node, definitions = _definitions(uow.segments, record)
-    return record, _members(uow, indexes, membership, workspace_id, node, definitions, now)
+    return record, _evaluate(uow, indexes, membership, workspace_id, node, definitions, now)
+
+
+#: A filter every user matches (the workspace's whole population).
+_EVERYONE: dict[str, Any] = {
+    "or": [
+        {"type": "identity", "field": "external_id", "op": "exists"},
+        {"not": {"type": "identity", "field": "external_id", "op": "exists"}},
+    ]
+}
+
+
+def check_filter(*, uow: SegmentUnitOfWork, workspace_id: str, raw: Any) -> None:
+    """Validate an ad-hoc filter (a campaign's audience): syntax, cohorts and segments it names."""
+    _check_references(uow.segments, workspace_id, "", parse_filter(raw), raw)
 
 
 def evaluate_filter(
@@ -140,21 +154,16 @@ def evaluate_filter(
     indexes: SegmentIndexes,
     membership: MembershipCache,
     workspace_id: str,
-    filter: Any,
+    raw: Any | None,
     now: float,
 ) -> BitMap:
-    """The exact members of an unsaved filter tree (a builder's preview); 400 when it is invalid."""
-    node = parse_filter(filter)
-    draft = SegmentRecord(
-        pk=0, id="", workspace_id=workspace_id, name="", description="", tags=(), filter=dump_filter(node),
-        filter_version=FILTER_VERSION, analytics_tracking_enabled=False, created_at=now, updated_at=now,
-    )  # fmt: skip
-    _check_references(uow.segments, workspace_id, "", node, filter)
-    node, definitions = _definitions(uow.segments, draft)
-    return _members(uow, indexes, membership, workspace_id, node, definitions, now)
+    """The exact members of an ad-hoc filter now (None: every user of the workspace)."""
+    node = parse_filter(_EVERYONE if raw is None else raw)
+    definitions = _resolve(uow.segments, workspace_id, node)
+    return _evaluate(uow, indexes, membership, workspace_id, node, definitions, now)
 
 
-def _members(
+def _evaluate(
     uow: SegmentUnitOfWork,
     indexes: SegmentIndexes,
     membership: MembershipCache,
@@ -179,14 +188,6 @@ def _members(
         definitions=definitions,
         now=now,
     )
-
-
-def size_history(
-    *, uow: SegmentUnitOfWork, workspace_id: str, segment_id: str, since: float
-) -> list[tuple[float, int]]:
-    """The recorded sizes of a segment since `since`, oldest first."""
-    record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
-    return uow.segments.sizes(record.pk, since=since)
 
 
 def record_segment_size(
@@ -235,6 +236,14 @@ def find_member(
     return True, uow.segments.members([num])
 
 
+def size_history(
+    *, uow: SegmentUnitOfWork, workspace_id: str, segment_id: str, since: float
+) -> list[tuple[float, int]]:
+    """The recorded sizes of a segment since `since`, oldest first."""
+    record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
+    return uow.segments.sizes(record.pk, since=since)
+
+
 def explain_user(
     *,
     uow: SegmentUnitOfWork,
@@ -263,18 +272,22 @@ def explain_user(
 
 def _definitions(repo: SegmentRepository, record: SegmentRecord) -> tuple[Node, dict[str, Node]]:
     node = parse_filter(record.filter)
+    return node, _resolve(repo, record.workspace_id, node)
+
+
+def _resolve(repo: SegmentRepository, workspace_id: str, node: Node) -> dict[str, Node]:
     definitions: dict[str, Node] = {}
     pending = sorted(referenced_segments(node))
     while pending:
         segment_id = pending.pop()
         if segment_id in definitions:
             continue
-        other = repo.get(record.workspace_id, segment_id)
+        other = repo.get(workspace_id, segment_id)
         if other is None:
             raise SegmentNotFound(f"No segment with id {segment_id}")
         definitions[segment_id] = parse_filter(other.filter)
         pending.extend(referenced_segments(definitions[segment_id]))
-    return node, definitions
+    return definitions
 
 
 def _validated(

@@ -19,6 +19,7 @@ from cohorthub.store.accounts import SqlAccountRepository
 from cohorthub.store.cohorts import SqlCohortRepository
 from cohorthub.store.currents import SqlCurrentsRepository
 from cohorthub.store.identity import SqlUserRepository
+from cohorthub.store.messaging import SqlMessagingStore
 from cohorthub.store.outbox import SqlOutbox
 from cohorthub.store.partners import SqlPartnerRepository
 from cohorthub.store.segments import SqlSegmentRepository
@@ -44,6 +45,7 @@ class SqlUnitOfWork:
     segments: SqlSegmentRepository
     currents: SqlCurrentsRepository
     accounts: SqlAccountRepository
+    messaging: SqlMessagingStore
     conn: Connection
 
     def __init__(self, engine: Engine, *, readonly: bool = False, lock_timeout: float = 5.0) -> None:
@@ -74,6 +76,7 @@ class SqlUnitOfWork:
         self.segments = SqlSegmentRepository(self.conn)
         self.currents = SqlCurrentsRepository(self.conn)
         self.accounts = SqlAccountRepository(self.conn)
+        self.messaging = SqlMessagingStore(self.conn)
         return self
 
     def commit(self) -> None:

@@ -19,6 +19,16 @@ PERMISSIONS: tuple[str, ...] = (
     "segments.read",
     "currents.read",
     "currents.write",
+    "campaigns.trigger.send",
+    "canvas.trigger.send",
+    "messages.send",
+    "sends.id.create",
+    "campaigns.list",
+    "campaigns.details",
+    "canvas.list",
+    "canvas.details",
+    "campaigns.write",
+    "campaigns.read",
 )
 
 

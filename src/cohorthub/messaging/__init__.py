@@ -1,0 +1,1 @@
+"""Campaigns and Canvases: audiences, Liquid rendering, the send ledger, the scheduler, channels."""

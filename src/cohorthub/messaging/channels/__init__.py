@@ -1,0 +1,1 @@
+"""Channel adapters: SMTP and HTTP webhooks behind the transports of `messaging.ports`."""

@@ -1,0 +1,148 @@
+"""The SMTP transport: one connection reused across messages (plain, STARTTLS or TLS; optional auth).
+
+A refused recipient or message is a bounce (5xx) or a soft bounce (4xx). A dropped connection or
+a timeout before the server's answer to the message means the server did not take it (RFC 5321:
+a message is the server's only once it answers 250 to the end of data), so the message is retried
+once on a new connection, then recorded as failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from cohorthub.config import Secret
+from cohorthub.messaging.ports import Outcome, OutgoingEmail
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """Where and how to reach the SMTP server."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: str = "none"  # none | starttls | tls
+    username: str | None = None
+    password: Secret | None = None
+    timeout: float = 30.0
+    connections: int = 1
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 30.0) -> SmtpConfig:
+        """`smtp://[user:pass@]host[:port][?connections=N]`, `smtp+starttls://…` or `smtps://…` (TLS)."""
+        parts = urlsplit(url)
+        security = {"smtp": "none", "smtp+starttls": "starttls", "smtps": "tls"}.get(parts.scheme)
+        if security is None or not parts.hostname:
+            raise ValueError(f"not an SMTP URL (smtp://, smtp+starttls:// or smtps://): {url}")
+        default_port = 465 if security == "tls" else (587 if security == "starttls" else 25)
+        return cls(
+            host=parts.hostname,
+            port=parts.port or default_port,
+            security=security,
+            username=unquote(parts.username) if parts.username else None,
+            password=Secret(unquote(parts.password)) if parts.password else None,
+            timeout=timeout,
+            connections=max(1, int(parse_qs(parts.query).get("connections", ["1"])[0])),
+        )
+
+
+class SmtpTransport:
+    """Sends e-mails over one reused SMTP connection."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self._config = config
+        self._conn: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        c = self._config
+        context = ssl.create_default_context()
+        conn: smtplib.SMTP
+        if c.security == "tls":
+            conn = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout, context=context)
+        else:
+            conn = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
+            if c.security == "starttls":
+                conn.starttls(context=context)
+        if c.username and c.password is not None:
+            conn.login(c.username, c.password.reveal())
+        return conn
+
+    def send(self, messages: Sequence[OutgoingEmail]) -> list[Outcome]:
+        """Hand each message to the server; one outcome per message, in order."""
+        return [self._send_one(m) for m in messages]
+
+    def _send_one(self, message: OutgoingEmail) -> Outcome:
+        last = "not sent"
+        for _attempt in range(2):
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                refused = self._conn.sendmail(message.sender, [message.to], message.data)
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, text = next(iter(exc.recipients.values()))
+                return _refused(code, text)
+            except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
+                return _refused(exc.smtp_code, exc.smtp_error)
+            except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                self._drop()
+                continue
+            except smtplib.SMTPException as exc:
+                self._drop()
+                return Outcome("failed", f"{type(exc).__name__}: {exc}")
+            if refused:
+                code, text = next(iter(refused.values()))
+                return _refused(code, text)
+            return Outcome("delivered")
+        return Outcome("failed", last)
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def close(self) -> None:
+        """Say QUIT and close the connection."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+
+
+def _refused(code: int, text: bytes | str) -> Outcome:
+    detail = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+    return Outcome("soft_bounced" if 400 <= code < 500 else "bounced", detail, code)
+
+
+class SmtpPool:
+    """Sends a batch over `config.connections` SMTP connections at once (each reused), keeping the order."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self._transports = [SmtpTransport(config) for _ in range(max(1, config.connections))]
+        self._pool = ThreadPoolExecutor(len(self._transports), thread_name_prefix="smtp")
+
+    def send(self, messages: Sequence[OutgoingEmail]) -> list[Outcome]:
+        """One outcome per message, in order; the batch is split in contiguous parts, one per connection."""
+        n = len(self._transports)
+        if n == 1 or len(messages) < 2:
+            return self._transports[0].send(messages)
+        size = -(-len(messages) // n)
+        parts = [messages[i : i + size] for i in range(0, len(messages), size)]
+        results = self._pool.map(
+            lambda pair: pair[0].send(pair[1]), zip(self._transports, parts, strict=False)
+        )
+        return [outcome for part in results for outcome in part]
+
+    def close(self) -> None:
+        """Close every connection."""
+        for transport in self._transports:
+            transport.close()
+        self._pool.shutdown(wait=False)

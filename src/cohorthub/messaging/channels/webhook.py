@@ -1,0 +1,57 @@
+"""The webhook transport: httpx, retries with backoff on 5xx, 429 and network errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+
+from cohorthub.messaging.ports import Outcome, OutgoingWebhook
+
+RETRYABLE = {429, 500, 502, 503, 504}
+
+
+class HttpWebhookTransport:
+    """Sends webhook requests; `attempts` tries in all, waiting `backoff * 2**n` between them."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 10.0,
+        attempts: int = 3,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = httpx.Client(timeout=timeout, headers={"User-Agent": "cohorthub-webhooks"})
+        self._attempts = max(1, attempts)
+        self._backoff = backoff
+        self._sleep = sleep
+
+    def send(self, request: OutgoingWebhook) -> Outcome:
+        """Send with retries; the outcome counts the retries made."""
+        status: int | None = None
+        detail = ""
+        for attempt in range(self._attempts):
+            if attempt:
+                self._sleep(self._backoff * 2 ** (attempt - 1))
+            try:
+                response = self._client.request(
+                    request.method,
+                    request.url,
+                    headers=request.headers,
+                    content=request.body if request.method != "GET" else None,
+                )
+            except httpx.HTTPError as exc:
+                status, detail = None, f"{type(exc).__name__}: {exc}"
+                continue
+            status, detail = response.status_code, response.text[:1000]
+            if status < 300:
+                return Outcome("delivered", status=status, retries=attempt)
+            if status not in RETRYABLE:
+                return Outcome("failed", detail, status, retries=attempt)
+        return Outcome("failed", detail, status, retries=self._attempts - 1)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()

@@ -1,0 +1,346 @@
+"""Sending: render, write the ledger and the Send events, hand to the channel, record the outcome.
+
+The ledger row (state `sending`) and the message's Send event commit in one transaction before the
+message leaves; the outcome (Delivery, Bounce, webhook Failure…) commits in a second one. A ledger
+key that exists already is never sent again, so a retried job, a restarted worker or a second worker
+cannot send a user the same message twice. A worker killed between the two transactions leaves rows
+`sending`; they become `unknown` (counted as in doubt, never re-sent) when the job finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from cohorthub.messaging.context import liquid_values
+from cohorthub.messaging.email import build_email, envelope_sender, sender_domain
+from cohorthub.messaging.events import Source, message_event, user_of
+from cohorthub.messaging.liquid import MessageAborted, RenderFailed, compile_template
+from cohorthub.messaging.model import EmailContent, WebhookContent
+from cohorthub.messaging.ports import (
+    EmailTransport,
+    Outcome,
+    OutgoingEmail,
+    OutgoingWebhook,
+    SendKey,
+    UowFactory,
+    UserRow,
+    WebhookTransport,
+)
+from cohorthub.messaging.tracking import Tracker
+
+log = logging.getLogger("cohorthub.messaging")
+_UNSUB = "https://unsubscribe.invalid/__cohorthub__"
+_LINK_NAMES = ("set_user_to_unsubscribed_url", "unsubscribe_url")
+
+
+@dataclass
+class Channels:
+    """The transports a dispatcher sends through."""
+
+    email: EmailTransport
+    webhook: WebhookTransport
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One message to one user."""
+
+    source: Source
+    user: UserRow
+    dispatch_id: str
+    message: EmailContent | WebhookContent
+    send_id: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    list_unsubscribe: bool = True
+
+    @property
+    def key(self) -> SendKey:
+        """Its ledger key."""
+        return SendKey(self.source.program_id, self.source.step_id, self.user.num, self.dispatch_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    item: Item
+    parts: dict[str, str] | None
+    abort: str | None = None
+    abort_type: str = "liquid_abort_message"
+
+
+@dataclass
+class Tally:
+    """What a batch came to."""
+
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    aborted: int = 0
+    skipped: int = 0
+
+
+def render_item(item: Item) -> dict[str, str]:
+    """The message's text fields for this user (`MessageAborted`/`RenderFailed` when it cannot go)."""
+    values = liquid_values(item.user, **item.values, links=dict.fromkeys(_LINK_NAMES, _UNSUB))
+    m = item.message
+    if isinstance(m, EmailContent):
+        parts = {
+            "subject": compile_template(m.subject, path="subject").render(values),
+            "body": compile_template(m.body, path="body").render(values),
+        }
+        if m.plaintext_body:
+            parts["text"] = compile_template(m.plaintext_body, path="plaintext_body").render(values)
+        for name, value in m.headers.items():
+            parts[f"header:{name}"] = compile_template(value, path=name).render(values)
+        return parts
+    parts = {
+        "url": compile_template(m.url, path="url").render(values),
+        "body": compile_template(m.body, path="body").render(values),
+    }
+    for name, value in m.headers.items():
+        parts[f"header:{name}"] = compile_template(value, path=name).render(values)
+    return parts
+
+
+class Sender:
+    """The two-transaction send pipeline shared by campaigns, Canvas steps and API sends."""
+
+    def __init__(
+        self,
+        *,
+        uow: UowFactory,
+        channels: Channels,
+        tracker: Callable[[], Tracker],
+        now: Callable[[], float],
+    ) -> None:
+        self._uow = uow
+        self._channels = channels
+        self._tracker = tracker
+        self._now = now
+
+    def deliver(self, workspace_id: str, items: Sequence[Item]) -> Tally:
+        """Send each item at most once (by its ledger key); return the tally."""
+        tally = Tally()
+        rendered = [self._render(i) for i in items]
+        with self._uow() as uow:
+            now = self._now()
+            ids = uow.messaging.ledger.reserve(
+                workspace_id,
+                [
+                    (
+                        r.item.key,
+                        r.item.send_id,
+                        _channel(r.item),
+                        r.item.user.email if _channel(r.item) == "email" else None,
+                    )
+                    for r in rendered
+                ],
+                now=now,
+            )
+            events = []
+            aborted = []
+            for r in rendered:
+                row_id = ids.get(r.item.key)
+                if row_id is None:
+                    tally.skipped += 1
+                    continue
+                ch = _channel(r.item)
+                extra = {"dispatch_id": r.item.dispatch_id, "send_id": r.item.send_id}
+                if ch == "email":
+                    extra["email_address"] = r.item.user.email
+                if r.parts is None:
+                    aborted.append((row_id, "aborted", r.abort))
+                    events.append(
+                        message_event(
+                            f"users.messages.{ch}.Abort",
+                            r.item.source,
+                            user_of(r.item.user),
+                            time=now,
+                            abort_type=r.abort_type,
+                            abort_log=r.abort,
+                            **extra,
+                        )
+                    )
+                    tally.aborted += 1
+                else:
+                    events.append(
+                        message_event(
+                            f"users.messages.{ch}.Send",
+                            r.item.source,
+                            user_of(r.item.user),
+                            time=now,
+                            **extra,
+                        )
+                    )
+            uow.messaging.ledger.settle(aborted, now=now)
+            uow.outbox.append(workspace_id, events, now=now)
+            uow.commit()
+        todo = [(ids[r.item.key], r) for r in rendered if r.parts is not None and r.item.key in ids]
+        if not todo:
+            return tally
+        outcomes = self._send(todo)
+        with self._uow() as uow:
+            now = self._now()
+            events = []
+            for (_row_id, r), outcome in zip(todo, outcomes, strict=True):
+                events.extend(_outcome_events(r.item, outcome, now))
+                tally.sent += 1
+                tally.delivered += outcome.state == "delivered"
+                tally.failed += outcome.state != "delivered"
+            uow.messaging.ledger.settle(
+                [(row_id, o.state, o.detail) for (row_id, _), o in zip(todo, outcomes, strict=True)], now=now
+            )
+            for program_id in {r.item.source.program_id for _, r in todo}:
+                uow.messaging.programs.mark_sent(program_id, now)
+            uow.outbox.append(workspace_id, events, now=now)
+            uow.commit()
+        return tally
+
+    def _render(self, item: Item) -> _Rendered:
+        try:
+            return _Rendered(item, render_item(item))
+        except MessageAborted as exc:
+            return _Rendered(item, None, exc.reason)
+        except RenderFailed as exc:
+            return _Rendered(item, None, str(exc), "liquid_error")
+
+    def _send(self, todo: list[tuple[int, _Rendered]]) -> list[Outcome]:
+        tracker = self._tracker()
+        outcomes: dict[int, Outcome] = {}
+        emails: list[tuple[int, OutgoingEmail]] = []
+        for i, (row_id, r) in enumerate(todo):
+            m = r.item.message
+            assert r.parts is not None
+            if isinstance(m, EmailContent):
+                emails.append((i, _email(r.item, r.parts, row_id, tracker)))
+            else:
+                outcomes[i] = self._channels.webhook.send(_webhook(m, r.parts))
+        if emails:
+            for (i, _), outcome in zip(
+                emails, self._channels.email.send([e for _, e in emails]), strict=True
+            ):
+                outcomes[i] = outcome
+        return [outcomes[i] for i in range(len(todo))]
+
+    def test_send(self, item: Item, address: str) -> Outcome:
+        """Send the item's message, rendered for its user, to `address` (no ledger, no events)."""
+        parts = render_item(item)
+        m = item.message
+        if isinstance(m, EmailContent):
+            parts["subject"] = "[TEST] " + parts["subject"]
+            user = UserRow(
+                item.user.num,
+                item.user.braze_id,
+                item.user.external_id,
+                address,
+                item.user.email_subscribe,
+                item.user.time_zone,
+                item.user.attributes,
+                item.user.custom_attributes,
+            )
+            test_item = Item(item.source, user, item.dispatch_id, m, list_unsubscribe=False)
+            return self._channels.email.send([_email(test_item, parts, 0, self._tracker())])[0]
+        return self._channels.webhook.send(_webhook(m, parts))
+
+
+def _channel(item: Item) -> str:
+    return "email" if isinstance(item.message, EmailContent) else "webhook"
+
+
+def _email(item: Item, parts: dict[str, str], row_id: int, tracker: Tracker) -> OutgoingEmail:
+    m = item.message
+    assert isinstance(m, EmailContent)
+    unsubscribe = tracker.unsubscribe_url(row_id)
+    body = parts["body"].replace(_UNSUB, unsubscribe)
+    text = parts["text"].replace(_UNSUB, unsubscribe) if "text" in parts else None
+    headers = {k[7:]: v for k, v in parts.items() if k.startswith("header:")}
+    return build_email(
+        sender=m.sender,
+        to=item.user.email or "",
+        subject=parts["subject"],
+        html=body,
+        text=text,
+        reply_to=m.reply_to,
+        headers=headers,
+        send_row_id=row_id,
+        tracker=tracker,
+        list_unsubscribe=item.list_unsubscribe,
+        message_id_domain=sender_domain(m.sender),
+    )
+
+
+def _webhook(m: WebhookContent, parts: dict[str, str]) -> OutgoingWebhook:
+    headers = {k[7:]: v for k, v in parts.items() if k.startswith("header:")}
+    body = parts["body"]
+    if body and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/json" if body.lstrip()[:1] in ("{", "[") else "text/plain"
+    return OutgoingWebhook(url=parts["url"], method=m.method, headers=headers, body=body.encode())
+
+
+def _outcome_events(item: Item, outcome: Outcome, now: float) -> list[Any]:
+    user = user_of(item.user)
+    base = {"dispatch_id": item.dispatch_id, "send_id": item.send_id}
+    src = item.source
+    if isinstance(item.message, EmailContent):
+        base["email_address"] = item.user.email
+        domain = sender_domain(envelope_sender(item.message.sender))
+        if outcome.state == "delivered":
+            return [
+                message_event(
+                    "users.messages.email.Delivery",
+                    src,
+                    user,
+                    time=now,
+                    esp="smtp",
+                    from_domain=domain,
+                    **base,
+                )
+            ]
+        kind = "SoftBounce" if outcome.state == "soft_bounced" else "Bounce"
+        return [
+            message_event(
+                f"users.messages.email.{kind}",
+                src,
+                user,
+                time=now,
+                bounce_reason=outcome.detail,
+                esp="smtp",
+                from_domain=domain,
+                **base,
+            )
+        ]
+    events = [
+        message_event(
+            "users.messages.webhook.Retry",
+            src,
+            user,
+            time=now,
+            retry_type="http",
+            retry_log=f"attempt {n + 1} failed",
+            **base,
+        )
+        for n in range(outcome.retries)
+    ]
+    if outcome.state != "delivered":
+        parts = urlsplit(item.message.url)
+        events.append(
+            message_event(
+                "users.messages.webhook.Failure",
+                src,
+                user,
+                time=now,
+                endpoint_url=item.message.url,
+                host=parts.hostname,
+                url_path=parts.path,
+                http_status_code=outcome.status,
+                is_terminal=True,
+                raw_response=(outcome.detail or "")[:1000],
+                retry_count=outcome.retries,
+                webhook_failure_source="http" if outcome.status else "network",
+                **base,
+            )
+        )
+    return events

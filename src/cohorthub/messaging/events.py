@@ -1,0 +1,213 @@
+"""Message events in the Currents Custom HTTP shape, each with its sample's field set (pure).
+
+A campaign message carries `campaign_id`, `campaign_name`, `message_variation_id`; a Canvas step's
+carries `canvas_id`, `canvas_name`, `canvas_variation_id`, `canvas_step_id`, `canvas_step_name`
+and `message_variation_id`; both carry `dispatch_id`, and `send_id` when one was given. Fields we
+cannot know (IP pool, ESP, device model…) are left out rather than invented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cohorthub.currents.envelope import Envelope, event_user, new_envelope
+from cohorthub.messaging.ports import UserRow
+
+_IDS = (
+    "campaign_id",
+    "campaign_name",
+    "canvas_id",
+    "canvas_name",
+    "canvas_step_id",
+    "canvas_step_name",
+    "canvas_variation_id",
+    "canvas_variation_name",
+    "message_variation_id",
+    "message_variation_name",
+)
+#: Each event type's allowed properties (the sample's field set, besides `app_group_id`).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "users.messages.email.Send": (*_IDS, "dispatch_id", "send_id", "email_address", "message_extras"),
+    "users.messages.email.Delivery": (*_IDS, "dispatch_id", "send_id", "email_address", "esp", "from_domain"),
+    "users.messages.email.Bounce": (
+        *_IDS,
+        "dispatch_id",
+        "send_id",
+        "email_address",
+        "bounce_reason",
+        "esp",
+        "from_domain",
+        "is_drop",
+    ),
+    "users.messages.email.SoftBounce": (
+        *_IDS,
+        "dispatch_id",
+        "send_id",
+        "email_address",
+        "bounce_reason",
+        "esp",
+        "from_domain",
+    ),
+    "users.messages.email.Open": (
+        *_IDS,
+        "dispatch_id",
+        "send_id",
+        "email_address",
+        "user_agent",
+        "machine_open",
+        "is_amp",
+    ),
+    "users.messages.email.Click": (
+        *_IDS,
+        "dispatch_id",
+        "send_id",
+        "email_address",
+        "url",
+        "link_id",
+        "link_alias",
+        "user_agent",
+        "is_amp",
+    ),
+    "users.messages.email.Unsubscribe": (*_IDS, "dispatch_id", "send_id", "email_address"),
+    "users.messages.email.Abort": (
+        *_IDS,
+        "dispatch_id",
+        "send_id",
+        "email_address",
+        "abort_type",
+        "abort_log",
+    ),
+    "users.messages.webhook.Send": (*_IDS, "dispatch_id", "send_id", "message_extras"),
+    "users.messages.webhook.Failure": (
+        *_IDS,
+        "dispatch_id",
+        "send_id",
+        "endpoint_url",
+        "host",
+        "url_path",
+        "http_status_code",
+        "is_terminal",
+        "raw_response",
+        "retry_count",
+        "webhook_failure_source",
+    ),
+    "users.messages.webhook.Retry": (*_IDS, "dispatch_id", "send_id", "retry_type", "retry_log"),
+    "users.messages.webhook.Abort": (*_IDS, "dispatch_id", "send_id", "abort_type", "abort_log"),
+    "users.campaigns.Conversion": (
+        "campaign_id",
+        "campaign_name",
+        "message_variation_id",
+        "message_variation_name",
+        "dispatch_id",
+        "send_id",
+        "conversion_behavior",
+        "conversion_behavior_index",
+        "app_id",
+    ),
+    "users.canvas.Entry": (
+        "canvas_id",
+        "canvas_name",
+        "canvas_step_id",
+        "canvas_step_name",
+        "canvas_variation_id",
+        "canvas_variation_name",
+        "in_control_group",
+    ),
+    "users.canvas.Conversion": (
+        "canvas_id",
+        "canvas_name",
+        "canvas_step_id",
+        "canvas_step_name",
+        "canvas_variation_id",
+        "canvas_variation_name",
+        "conversion_behavior",
+        "conversion_behavior_index",
+        "app_id",
+    ),
+    "users.canvas.exit.PerformedEvent": (
+        "canvas_id",
+        "canvas_name",
+        "canvas_step_id",
+        "canvas_step_name",
+        "canvas_variation_id",
+        "canvas_variation_name",
+    ),
+    "users.canvas.exit.MatchedAudience": (
+        "canvas_id",
+        "canvas_name",
+        "canvas_step_id",
+        "canvas_step_name",
+        "canvas_variation_id",
+        "canvas_variation_name",
+    ),
+    "users.canvasstep.Progression": (
+        "canvas_id",
+        "canvas_name",
+        "canvas_step_id",
+        "canvas_step_name",
+        "canvas_variation_id",
+        "canvas_variation_name",
+        "canvas_entry_id",
+        "next_step_id",
+        "progression_type",
+        "is_canvas_entry",
+        "exit_reason",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Which campaign, or which Canvas and step, a message or event belongs to."""
+
+    workspace_id: str
+    campaign_id: str | None = None
+    campaign_name: str | None = None
+    canvas_id: str | None = None
+    canvas_name: str | None = None
+    canvas_variation_id: str | None = None
+    canvas_step_id: str | None = None
+    canvas_step_name: str | None = None
+    message_variation_id: str | None = None
+
+    @property
+    def program_id(self) -> str:
+        """The campaign's or the Canvas's id."""
+        return self.campaign_id or self.canvas_id or ""
+
+    @property
+    def step_id(self) -> str:
+        """The Canvas step's id ("" for a campaign)."""
+        return self.canvas_step_id or ""
+
+    def ids(self) -> dict[str, Any]:
+        """The identifying properties."""
+        out: dict[str, Any] = {
+            "campaign_id": self.campaign_id,
+            "campaign_name": self.campaign_name,
+            "canvas_id": self.canvas_id,
+            "canvas_name": self.canvas_name,
+            "canvas_variation_id": self.canvas_variation_id,
+            "canvas_variation_name": "Variant 1" if self.canvas_variation_id else None,
+            "canvas_step_id": self.canvas_step_id,
+            "canvas_step_name": self.canvas_step_name,
+            "message_variation_id": self.message_variation_id,
+            "message_variation_name": "Variant 1" if self.message_variation_id else None,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def user_of(user: UserRow) -> dict[str, str]:
+    """The event's `user` object."""
+    return event_user(braze_id=user.braze_id, external_id=user.external_id, timezone=user.time_zone)
+
+
+def message_event(
+    event_type: str, source: Source, user: dict[str, str], *, time: float, **extra: Any
+) -> Envelope:
+    """One event of `event_type` with the source's ids and `extra`, limited to the sample's fields."""
+    allowed = FIELDS[event_type]
+    props = {k: v for k, v in {**source.ids(), **extra}.items() if k in allowed and v is not None}
+    props["app_group_id"] = source.workspace_id
+    return new_envelope(event_type, time=time, user=user, properties=props)

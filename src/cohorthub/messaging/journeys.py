@@ -1,0 +1,466 @@
+"""Canvas journeys: entries from the cohort change log and events, steps, exits and conversions.
+
+"Enters a partner cohort" reads the cohort change log after a per-Canvas cursor (on PostgreSQL a
+cohort's changes commit in id order, since writers serialize on the cohort row), so a partner import
+reaches the Canvas within one worker tick. Custom events are read after one global cursor for
+conversions, exit criteria, event entries and action-based campaigns; every reaction is idempotent
+(keyed by the event id), so re-reading a margin of recent events on PostgreSQL is harmless.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from pyroaring import BitMap
+
+from cohorthub.messaging import services
+from cohorthub.messaging.canvas import CanvasSpec
+from cohorthub.messaging.dispatch import Sender
+from cohorthub.messaging.events import Source, message_event, user_of
+from cohorthub.messaging.ports import (
+    EntryRow,
+    EventRow,
+    Job,
+    MessagingUnitOfWork,
+    Program,
+    UowFactory,
+    UserRow,
+)
+from cohorthub.messaging.steps import Plan, canvas_source, plan_visit
+
+log = logging.getLogger("cohorthub.messaging")
+AudienceFn = Callable[[MessagingUnitOfWork, str, Any], Any]
+
+
+def enter_users(
+    uow: MessagingUnitOfWork,
+    program: Program,
+    spec: CanvasSpec,
+    nums: list[int],
+    *,
+    trigger: str,
+    properties: dict[str, Any],
+    now: float,
+) -> int:
+    """Start journeys for these users (re-entry rules applied); return how many entered."""
+    entries = uow.messaging.entries
+    users = {u.num: u for u in uow.messaging.facts.users(program.workspace_id, nums)}
+    first = spec.steps[spec.first_step]
+    events = []
+    entered = 0
+    previous = entries.last_entered_many(program.id, nums)
+    for num in nums:
+        user = users.get(num)
+        if user is None:
+            continue
+        last = previous.get(num)
+        if last is not None and (not spec.reentry or now - last < spec.reentry_after_seconds):
+            continue
+        row = EntryRow(0, program.workspace_id, program.id, num, first.id, now, False, properties, now)
+        entry_id = entries.add(row, trigger_key=f"{trigger}:{num}", now=now)
+        if entry_id is None:
+            continue
+        entered += 1
+        src = canvas_source(program, spec, first)
+        events.append(
+            message_event("users.canvas.Entry", src, user_of(user), time=now, in_control_group=False)
+        )
+        events.append(
+            message_event(
+                "users.canvasstep.Progression",
+                src,
+                user_of(user),
+                time=now,
+                canvas_entry_id=str(entry_id),
+                next_step_id=first.id,
+                progression_type="entry",
+                is_canvas_entry=True,
+            )
+        )
+    uow.outbox.append(program.workspace_id, events, now=now)
+    return entered
+
+
+class Journeys:
+    """Moves users into, through and out of active Canvases."""
+
+    def __init__(
+        self,
+        *,
+        uow: UowFactory,
+        sender: Sender,
+        audience: AudienceFn,
+        now: Callable[[], float],
+        owner: str,
+        lease_seconds: float = 60.0,
+        event_margin: int = 0,
+        segment_interval: float = 5.0,
+    ) -> None:
+        self._uow = uow
+        self._sender = sender
+        self._audience = audience
+        self._now = now
+        self._owner = owner
+        self._lease = lease_seconds
+        self._margin = event_margin
+        self._segment_interval = segment_interval
+        self._checked: dict[str, float] = {}
+        self._seen_events: set[int] = set()
+
+    def enter_from_cohorts(self, limit: int = 5000) -> int:
+        """Start journeys for users who entered the partner cohort of an active Canvas."""
+        total = 0
+        with self._uow(readonly=True) as uow:
+            canvases = [(p, services.canvas_spec(p)) for p in uow.messaging.programs.active("canvas")]
+        for program, spec in canvases:
+            if spec.entry.type != "cohort" or not spec.entry.partner or not spec.entry.cohort_id:
+                continue
+            name = f"canvas:{program.id}:cohort"
+            with self._uow() as uow:
+                after = uow.messaging.facts.cursor(name) or 0
+                changes = uow.messaging.facts.cohort_entries_after(
+                    program.workspace_id, spec.entry.partner, spec.entry.cohort_id, after, limit
+                )
+                if not changes:
+                    continue
+                nums = sorted({n for _, n in changes})
+                if spec.entry.filter is not None:
+                    members = self._audience(uow, program.workspace_id, spec.entry.filter)
+                    nums = [n for n in nums if n in members]
+                total += enter_users(
+                    uow, program, spec, nums, trigger=f"cc{changes[-1][0]}", properties={}, now=self._now()
+                )
+                uow.messaging.facts.set_cursor(name, changes[-1][0])
+                uow.commit()
+        return total
+
+    def enter_from_segments(self) -> int:
+        """Start journeys for users who entered the segment of an active segment-entry Canvas.
+
+        The segment engine catches up incrementally; its members are compared with those stored at the
+        previous check (at most every `segment_interval` seconds per Canvas). The first check after
+        launch only records the members: users already in the segment do not "enter" it.
+        """
+        total = 0
+        with self._uow(readonly=True) as uow:
+            canvases = [(p, services.canvas_spec(p)) for p in uow.messaging.programs.active("canvas")]
+        for program, spec in canvases:
+            if spec.entry.type != "segment" or not spec.entry.segment_id:
+                continue
+            now = self._now()
+            if now - self._checked.get(program.id, 0.0) < self._segment_interval:
+                continue
+            self._checked[program.id] = now
+            name = f"canvas:{program.id}:segment"
+            with self._uow() as uow:
+                flt: dict[str, Any] = {
+                    "type": "segment",
+                    "segment_id": spec.entry.segment_id,
+                    "op": "includes",
+                }
+                if spec.entry.filter is not None:
+                    flt = {"and": [flt, spec.entry.filter]}
+                members = BitMap(self._audience(uow, program.workspace_id, flt))
+                stored = uow.messaging.facts.state(name)
+                if stored is not None:
+                    entered = members - BitMap.deserialize(base64.b64decode(stored))
+                    total += enter_users(
+                        uow,
+                        program,
+                        spec,
+                        list(entered),
+                        trigger=f"seg{int(now * 1000)}",
+                        properties={},
+                        now=now,
+                    )
+                uow.messaging.facts.set_state(name, base64.b64encode(members.serialize()).decode())
+                uow.commit()
+        return total
+
+    def scan_events(self, limit: int = 5000) -> int:
+        """React to new custom events: conversions, exits, event entries, action-based campaigns."""
+        with self._uow() as uow:
+            cursor = uow.messaging.facts.cursor("events")
+            if cursor is None:
+                uow.messaging.facts.set_cursor("events", uow.messaging.facts.max_ids()[1])
+                uow.commit()
+                return 0
+            found = uow.messaging.facts.events_after(max(0, cursor - self._margin), limit)
+            events = [e for e in found if e.id > cursor or e.id not in self._seen_events]
+            if not events:
+                return 0
+            campaigns = [(p, services.campaign_spec(p)) for p in uow.messaging.programs.active("campaign")]
+            canvases = [(p, services.canvas_spec(p)) for p in uow.messaging.programs.active("canvas")]
+            now = self._now()
+            for event in events:
+                self._react(uow, event, campaigns, canvases, now)
+            high = max(cursor, found[-1].id)
+            uow.messaging.facts.set_cursor("events", high)
+            uow.commit()
+        # on PostgreSQL a lower id can commit later: recent ids are read again, but reacted to once
+        self._seen_events = {i for i in self._seen_events | {e.id for e in events} if i > high - self._margin}
+        return len(events)
+
+    def _react(
+        self, uow: MessagingUnitOfWork, event: EventRow, campaigns: list[Any], canvases: list[Any], now: float
+    ) -> None:
+        ws = event.workspace_id
+        users = uow.messaging.facts.users(ws, [event.user_num])
+        if not users:
+            return
+        user = user_of(users[0])
+        for program, spec in campaigns:
+            if program.workspace_id != ws:
+                continue
+            if spec.conversion and spec.conversion.event == event.name:
+                since = event.time - spec.conversion.window_seconds
+                for row in uow.messaging.ledger.convertible(ws, event.user_num, [program.id], since):
+                    if uow.messaging.ledger.touch(row.id, "converted_at", now=now):
+                        uow.outbox.append(
+                            ws,
+                            [
+                                message_event(
+                                    "users.campaigns.Conversion",
+                                    Source(
+                                        ws,
+                                        campaign_id=program.id,
+                                        campaign_name=program.name,
+                                        message_variation_id=spec.message_variation_id,
+                                    ),
+                                    user,
+                                    time=event.time,
+                                    dispatch_id=row.key.dispatch_id,
+                                    send_id=row.send_id,
+                                    conversion_behavior=f"Performs Custom Event: {event.name}",
+                                    conversion_behavior_index=0,
+                                )
+                            ],
+                            now=now,
+                        )
+            if spec.delivery.type == "action" and spec.delivery.event == event.name:
+                job = Job(
+                    0,
+                    ws,
+                    program.id,
+                    services.new_dispatch_id(),
+                    None,
+                    now,
+                    {"recipients": [{"num": event.user_num}], "event_properties": event.properties},
+                )
+                uow.messaging.jobs.add(job, idem_key=f"ev:{event.id}:{program.id}"[:96], now=now)
+        for program, spec in canvases:
+            if program.workspace_id != ws:
+                continue
+            self._canvas_event(uow, program, spec, event, user, now)
+
+    def _canvas_event(
+        self,
+        uow: MessagingUnitOfWork,
+        program: Program,
+        spec: CanvasSpec,
+        event: EventRow,
+        user: dict[str, str],
+        now: float,
+    ) -> None:
+        entries = uow.messaging.entries
+        if spec.conversion and spec.conversion.event == event.name:
+            for entry in entries.converted_since(
+                program.id, event.user_num, event.time - spec.conversion.window_seconds
+            ):
+                if entry.entered_at <= event.time + 1.0 and entries.convert(
+                    entry.id, now
+                ):  # times in whole s
+                    step = spec.steps.get(entry.step_id or "")
+                    uow.outbox.append(
+                        program.workspace_id,
+                        [
+                            message_event(
+                                "users.canvas.Conversion",
+                                canvas_source(program, spec, step),
+                                user,
+                                time=event.time,
+                                conversion_behavior=f"Performs Custom Event: {event.name}",
+                                conversion_behavior_index=0,
+                            )
+                        ],
+                        now=now,
+                    )
+        if event.name in spec.exit.events:
+            for entry in entries.active_for_user(program.workspace_id, event.user_num):
+                if entry.canvas_id == program.id:
+                    self._exit(uow, program, spec, entry, "users.canvas.exit.PerformedEvent", user, now)
+        if spec.entry.type == "event" and spec.entry.event == event.name:
+            enter_users(
+                uow,
+                program,
+                spec,
+                [event.user_num],
+                trigger=f"ev{event.id}",
+                properties=event.properties,
+                now=now,
+            )
+
+    def _exit(
+        self,
+        uow: MessagingUnitOfWork,
+        program: Program,
+        spec: CanvasSpec,
+        entry: EntryRow,
+        event_type: str,
+        user: dict[str, str],
+        now: float,
+    ) -> None:
+        step = spec.steps.get(entry.step_id or "")
+        uow.messaging.entries.move(
+            entry.id, step_id=entry.step_id, since=now, waiting=False, next_at=None, state="exited", now=now
+        )
+        src = canvas_source(program, spec, step)
+        uow.outbox.append(
+            program.workspace_id,
+            [
+                message_event(event_type, src, user, time=now),
+                message_event(
+                    "users.canvasstep.Progression",
+                    src,
+                    user,
+                    time=now,
+                    canvas_entry_id=str(entry.id),
+                    progression_type="exit",
+                    is_canvas_entry=False,
+                    exit_reason=event_type.rsplit(".", 1)[1],
+                ),
+            ],
+            now=now,
+        )
+
+    def advance(self, limit: int = 500) -> int:
+        """Run the due steps of leased journeys; return how many journeys were visited.
+
+        Every visit is planned first; the messages of all of them go out in batches (the ledger keeps
+        each exactly once), then all moves and progression events commit in one transaction.
+        """
+        with self._uow() as uow:
+            now = self._now()
+            due = uow.messaging.entries.claim(
+                now=now, owner=self._owner, lease_until=now + self._lease, limit=limit
+            )
+            uow.commit()
+        if not due:
+            return 0
+        plans, held = self._plan(due)
+        for workspace_id in {p.entry.workspace_id for p in plans}:
+            items = [i for p in plans if p.entry.workspace_id == workspace_id for i in p.items]
+            for start in range(0, len(items), 200):
+                self._sender.deliver(workspace_id, items[start : start + 200])
+        with self._uow() as uow:
+            now = self._now()
+            for entry in held:
+                uow.messaging.entries.move(
+                    entry.id,
+                    step_id=entry.step_id,
+                    since=entry.step_since,
+                    waiting=entry.waiting,
+                    next_at=now + 5.0,
+                    state="active",
+                    now=now,
+                )
+            known: dict[str, tuple[Program, CanvasSpec] | None] = {}
+            for plan in plans:
+                self._record(uow, plan, now, known)
+            uow.commit()
+        return len(due)
+
+    def _plan(self, due: list[EntryRow]) -> tuple[list[Plan], list[EntryRow]]:
+        plans: list[Plan] = []
+        held: list[EntryRow] = []
+        with self._uow(readonly=True) as uow:
+            programs = {cid: uow.messaging.programs.get(None, cid) for cid in {e.canvas_id for e in due}}
+            users: dict[int, UserRow] = {}
+            for ws in {e.workspace_id for e in due}:
+                nums = [e.user_num for e in due if e.workspace_id == ws]
+                users.update({u.num: u for u in uow.messaging.facts.users(ws, nums)})
+            audiences: dict[tuple[str, str], Any] = {}
+            specs: dict[str, CanvasSpec] = {}
+            now = self._now()
+            for entry in due:
+                program = programs.get(entry.canvas_id)
+                if program is None or program.status != "active":
+                    held.append(entry)
+                    continue
+                user = users.get(entry.user_num)
+                if user is None:
+                    plans.append(
+                        Plan(
+                            entry,
+                            UserRow(entry.user_num, "", None, None, None, None, {}, {}),
+                            None,
+                            now,
+                            state="done",
+                        )
+                    )
+                    continue
+
+                def matches(flt: dict[str, Any], ws: str = entry.workspace_id, num: int = user.num) -> bool:
+                    key = (ws, msgspec.json.encode(flt).decode())
+                    if key not in audiences:
+                        audiences[key] = self._audience(uow, ws, flt)
+                    return num in audiences[key]
+
+                def performed(name: str, since: float, num: int = user.num) -> bool:
+                    return uow.messaging.facts.performed(num, name, since)
+
+                if program.id not in specs:
+                    specs[program.id] = services.canvas_spec(program)
+                spec = specs[program.id]
+                plans.append(
+                    plan_visit(program, spec, entry, user, now=now, matches=matches, performed=performed)
+                )
+        return plans, held
+
+    def _record(
+        self,
+        uow: MessagingUnitOfWork,
+        plan: Plan,
+        now: float,
+        known: dict[str, tuple[Program, CanvasSpec] | None],
+    ) -> None:
+        entry = plan.entry
+        if entry.canvas_id not in known:
+            found = uow.messaging.programs.get(None, entry.canvas_id)
+            known[entry.canvas_id] = (found, services.canvas_spec(found)) if found is not None else None
+        if (loaded := known[entry.canvas_id]) is None:
+            return
+        program, spec = loaded
+        user = user_of(plan.user) if plan.user.braze_id else None
+        if plan.exit_event is not None and user is not None:
+            self._exit(uow, program, spec, entry, plan.exit_event, user, now)
+            return
+        uow.messaging.entries.move(
+            entry.id,
+            step_id=plan.step_id,
+            since=plan.since,
+            waiting=plan.waiting,
+            next_at=plan.next_at if plan.state == "active" else None,
+            state=plan.state,
+            now=now,
+        )
+        if user is None:
+            return
+        events = [
+            message_event(
+                "users.canvasstep.Progression",
+                canvas_source(program, spec, step),
+                user,
+                time=now,
+                canvas_entry_id=str(entry.id),
+                next_step_id=nxt,
+                progression_type="step" if nxt else "finished",
+                is_canvas_entry=False,
+            )
+            for step, nxt in plan.moves
+        ]
+        uow.outbox.append(program.workspace_id, events, now=now)

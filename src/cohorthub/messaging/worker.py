@@ -1,0 +1,65 @@
+"""The messaging worker: one loop that runs due dispatches, Canvas entries, steps and event reactions."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cohorthub.messaging.journeys import Journeys
+from cohorthub.messaging.scheduler import JobRunner
+
+log = logging.getLogger("cohorthub.messaging")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """How often the worker looks for work when idle."""
+
+    poll_seconds: float = 0.2
+
+
+class MessagingWorker:
+    """Runs rounds until stopped; each round does whatever is due, then waits when nothing was."""
+
+    def __init__(
+        self, *, jobs: JobRunner, journeys: Journeys, options: WorkerOptions = WorkerOptions()
+    ) -> None:
+        self._jobs = jobs
+        self._journeys = journeys
+        self._options = options
+
+    def round(self) -> int:
+        """One pass over every source of work; returns how much was done."""
+        done = 0
+        for step in self._steps():
+            try:
+                done += step()
+            except Exception:
+                log.exception("messaging worker: %s failed", getattr(step, "__name__", step))
+        return done
+
+    def _steps(self) -> list[Callable[[], int]]:
+        return [
+            self._run_jobs,
+            self._journeys.enter_from_cohorts,
+            self._journeys.enter_from_segments,
+            self._journeys.scan_events,
+            self._journeys.advance,
+        ]
+
+    def _run_jobs(self) -> int:
+        jobs = self._jobs.claim()
+        for job in jobs:
+            try:
+                self._jobs.run(job)
+            except Exception:
+                log.exception("messaging worker: dispatch %s of %s failed", job.dispatch_id, job.program_id)
+        return len(jobs)
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until `stop` is set."""
+        while not stop.is_set():
+            if not self.round():
+                stop.wait(self._options.poll_seconds)

@@ -1,0 +1,127 @@
+"""Background runtimes, started from one place: the Currents worker, the segment warm-up, messaging.
+
+`serve` starts them all; `cohorthub messaging worker` and `cohorthub currents worker` start one each.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cohorthub.bootstrap import Container
+from cohorthub.config import parse_cap
+from cohorthub.messaging import services as messaging
+from cohorthub.messaging.channels.smtp import SmtpConfig, SmtpPool
+from cohorthub.messaging.channels.webhook import HttpWebhookTransport
+from cohorthub.messaging.dispatch import Channels, Sender
+from cohorthub.messaging.journeys import Journeys
+from cohorthub.messaging.ports import EmailTransport, MessagingUnitOfWork, WebhookTransport
+from cohorthub.messaging.scheduler import JobRunner, SchedulerOptions
+from cohorthub.messaging.tracking import Tracker
+from cohorthub.messaging.worker import MessagingWorker, WorkerOptions
+
+
+def tracker_for(c: Container) -> Tracker:
+    """The tracking-link signer (its secret is created in the database on first use, then cached)."""
+    found = c.extras.get("tracker")
+    if isinstance(found, Tracker):
+        return found
+    with c.uow() as uow:
+        secret = uow.messaging.facts.secret(secrets.token_urlsafe(32))
+        uow.commit()
+    tracker = Tracker(base_url=c.settings.public_url.rstrip("/"), secret=secret.encode())
+    c.extras["tracker"] = tracker
+    return tracker
+
+
+def audience_fn(c: Container) -> Callable[[MessagingUnitOfWork, str, Any], Any]:
+    """Exact audience members through the container's segment indexes and cohort cache."""
+
+    def members(uow: MessagingUnitOfWork, workspace_id: str, raw_filter: Any) -> Any:
+        return messaging.audience_members(
+            uow=uow,
+            indexes=c.segments,
+            membership=c.membership,
+            workspace_id=workspace_id,
+            raw_filter=raw_filter,
+            now=c.now(),
+        )
+
+    return members
+
+
+def default_channels(c: Container) -> Channels:
+    """SMTP from `COHORTHUB_SMTP_URL`, webhooks over httpx."""
+    smtp = SmtpConfig.from_url(c.settings.smtp_url, timeout=c.settings.smtp_timeout_seconds)
+    return Channels(
+        email=SmtpPool(smtp), webhook=HttpWebhookTransport(timeout=c.settings.webhook_timeout_seconds)
+    )
+
+
+@dataclass
+class Messaging:
+    """The wired messaging runtime of one process."""
+
+    sender: Sender
+    jobs: JobRunner
+    journeys: Journeys
+    worker: MessagingWorker
+    channels: Channels
+
+
+def messaging_runtime(
+    c: Container, *, email: EmailTransport | None = None, webhook: WebhookTransport | None = None
+) -> Messaging:
+    """Wire the sender, scheduler, journeys and worker (transports default to SMTP and httpx)."""
+    channels = default_channels(c) if email is None or webhook is None else Channels(email, webhook)
+    if email is not None:
+        channels.email = email
+    if webhook is not None:
+        channels.webhook = webhook
+    owner = f"msg-{uuid.uuid4().hex[:12]}"
+    sender = Sender(uow=c.uow, channels=channels, tracker=lambda: tracker_for(c), now=c.now)
+    cap = parse_cap(c.settings.frequency_cap)
+    options = SchedulerOptions(
+        lease_seconds=c.settings.messaging_lease_seconds,
+        max_lateness=c.settings.messaging_max_lateness_seconds,
+        frequency_cap=cap[0] if cap else None,
+        frequency_window=cap[1] if cap else 86400.0,
+    )
+    audience = audience_fn(c)
+    jobs = JobRunner(uow=c.uow, sender=sender, audience=audience, now=c.now, owner=owner, options=options)
+    margin = 200 if c.engine.dialect.name == "postgresql" else 0
+    journeys = Journeys(
+        uow=c.uow,
+        sender=sender,
+        audience=audience,
+        now=c.now,
+        owner=owner,
+        lease_seconds=c.settings.messaging_lease_seconds,
+        event_margin=margin,
+    )
+    worker = MessagingWorker(
+        jobs=jobs, journeys=journeys, options=WorkerOptions(poll_seconds=c.settings.messaging_poll_seconds)
+    )
+    return Messaging(sender, jobs, journeys, worker, channels)
+
+
+def start_messaging(c: Container, **transports: Any) -> tuple[threading.Event, threading.Thread]:
+    """Run the messaging worker in a background thread; set the event to stop it."""
+    runtime = messaging_runtime(c, **transports)
+    c.extras["messaging"] = runtime
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            runtime.worker.run(stop)
+        finally:
+            runtime.channels.email.close()
+            runtime.channels.webhook.close()
+
+    thread = threading.Thread(target=run, name="messaging", daemon=True)
+    thread.start()
+    return stop, thread

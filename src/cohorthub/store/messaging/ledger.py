@@ -1,0 +1,203 @@
+"""The send ledger: one row per (program, step, user, dispatch), inserted before the message leaves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from cohorthub.messaging.ports import SendKey, SendRow
+from cohorthub.store.messaging.schema import insert_for, rates, sends
+
+_TOUCHABLE = {"opened_at", "clicked_at", "unsubscribed_at", "converted_at"}
+
+
+def _row(r: Any) -> SendRow:
+    return SendRow(
+        id=r.id,
+        workspace_id=r.workspace_id,
+        key=SendKey(r.program_id, r.step_id, r.user_num, r.dispatch_id),
+        send_id=r.send_id,
+        channel=r.channel,
+        address=r.address,
+        state=r.state,
+        opened_at=r.opened_at,
+        clicked_at=r.clicked_at,
+        unsubscribed_at=r.unsubscribed_at,
+    )
+
+
+class SqlLedgerStore:
+    """Rows of `msg_sends` and `msg_rates`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def reserve(
+        self, workspace_id: str, rows: Sequence[tuple[SendKey, str | None, str, str | None]], *, now: float
+    ) -> dict[SendKey, int]:
+        """Insert ledger rows in state `sending`; return the ids of those that were not there yet."""
+        if not rows:
+            return {}
+        values = [
+            {
+                "workspace_id": workspace_id,
+                "program_id": k.program_id,
+                "step_id": k.step_id,
+                "user_num": k.user_num,
+                "dispatch_id": k.dispatch_id,
+                "send_id": send_id,
+                "channel": channel,
+                "address": address,
+                "state": "sending",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for k, send_id, channel, address in rows
+        ]
+        c = sends.c
+        stmt = (
+            insert_for(self._conn, sends)
+            .on_conflict_do_nothing(index_elements=["program_id", "step_id", "user_num", "dispatch_id"])
+            .returning(c.id, c.program_id, c.step_id, c.user_num, c.dispatch_id)
+        )
+        out: dict[SendKey, int] = {}
+        for r in self._conn.execute(stmt, values):
+            out[SendKey(r.program_id, r.step_id, r.user_num, r.dispatch_id)] = r.id
+        return out
+
+    def existing(self, program_id: str, step_id: str, dispatch_id: str, nums: list[int]) -> set[int]:
+        """The users among `nums` that already have a ledger row for this message."""
+        if not nums:
+            return set()
+        c = sends.c
+        stmt = select(c.user_num).where(
+            c.program_id == program_id,
+            c.step_id == step_id,
+            c.dispatch_id == dispatch_id,
+            c.user_num.in_(nums),
+        )
+        return {int(n) for n in self._conn.execute(stmt).scalars()}
+
+    def settle(self, outcomes: Iterable[tuple[int, str, str | None]], *, now: float) -> None:
+        """Record what became of each message: (ledger id, state, error)."""
+        params = [{"b_id": i, "b_state": s, "b_error": e, "b_now": now} for i, s, e in outcomes]
+        if params:
+            stmt = (
+                update(sends)
+                .where(sends.c.id == bindparam("b_id"))
+                .values(state=bindparam("b_state"), error=bindparam("b_error"), updated_at=bindparam("b_now"))
+            )
+            self._conn.execute(stmt, params)
+
+    def mark_stale(self, program_id: str, dispatch_id: str, *, before: float, now: float) -> int:
+        """Rows left `sending` by a worker that died: the message may or may not have left (`unknown`)."""
+        result = self._conn.execute(
+            update(sends)
+            .where(
+                sends.c.program_id == program_id,
+                sends.c.dispatch_id == dispatch_id,
+                sends.c.state == "sending",
+                sends.c.updated_at < before,
+            )
+            .values(state="unknown", error="the worker stopped before the server answered", updated_at=now)
+        )
+        return int(result.rowcount)
+
+    def get(self, send_row_id: int) -> SendRow | None:
+        """One ledger row."""
+        row = self._conn.execute(select(sends).where(sends.c.id == send_row_id)).first()
+        return _row(row) if row else None
+
+    def touch(self, send_row_id: int, column: str, *, now: float) -> bool:
+        """Set `opened_at`/`clicked_at`/`unsubscribed_at`/`converted_at` once; True the first time."""
+        assert column in _TOUCHABLE
+        col = sends.c[column]
+        result = self._conn.execute(
+            update(sends).where(sends.c.id == send_row_id, col.is_(None)).values({column: now})
+        )
+        return result.rowcount == 1
+
+    def recent_counts(self, workspace_id: str, nums: list[int], channel: str, since: float) -> dict[int, int]:
+        """Messages each user received on `channel` since `since` (for frequency caps)."""
+        if not nums:
+            return {}
+        stmt = (
+            select(sends.c.user_num, func.count())
+            .where(
+                sends.c.workspace_id == workspace_id,
+                sends.c.user_num.in_(nums),
+                sends.c.channel == channel,
+                sends.c.created_at >= since,
+                sends.c.state.in_(("sending", "delivered", "unknown")),
+            )
+            .group_by(sends.c.user_num)
+        )
+        return {int(n): int(k) for n, k in self._conn.execute(stmt)}
+
+    def convertible(
+        self, workspace_id: str, user_num: int, program_ids: list[str], since: float
+    ) -> list[SendRow]:
+        """The user's delivered, not yet converted messages of these programs sent since `since`."""
+        stmt = (
+            select(sends)
+            .where(
+                sends.c.workspace_id == workspace_id,
+                sends.c.user_num == user_num,
+                sends.c.program_id.in_(program_ids),
+                sends.c.created_at >= since,
+                sends.c.converted_at.is_(None),
+                sends.c.state == "delivered",
+            )
+            .order_by(sends.c.id.desc())
+        )
+        return [_row(r) for r in self._conn.execute(stmt)]
+
+    def take_rate(self, program_id: str, minute: int, wanted: int, limit: int) -> int:
+        """Take up to `wanted` of the program's `limit` messages for this minute; return how many."""
+        self._conn.execute(
+            insert_for(self._conn, rates)
+            .values(program_id=program_id, minute=minute, count=0)
+            .on_conflict_do_nothing(index_elements=["program_id", "minute"])
+        )
+        used = self._conn.execute(
+            select(rates.c.count).where(rates.c.program_id == program_id, rates.c.minute == minute)
+        ).scalar_one()
+        granted = max(0, min(wanted, limit - int(used)))
+        if granted:
+            self._conn.execute(
+                update(rates)
+                .where(rates.c.program_id == program_id, rates.c.minute == minute)
+                .values(count=rates.c.count + granted)
+            )
+        return granted
+
+    def stats(self, program_id: str) -> dict[str, dict[str, int]]:
+        """Per step: messages by state and the opened, clicked, unsubscribed and converted counts."""
+        c = sends.c
+        stmt = (
+            select(
+                c.step_id,
+                c.state,
+                func.count(),
+                func.count(c.opened_at),
+                func.count(c.clicked_at),
+                func.count(c.unsubscribed_at),
+                func.count(c.converted_at),
+            )
+            .where(c.program_id == program_id)
+            .group_by(c.step_id, c.state)
+        )
+        out: dict[str, dict[str, int]] = {}
+        for step, state, n, opened, clicked, unsub, converted in self._conn.execute(stmt):
+            s = out.setdefault(step, {})
+            s[state] = s.get(state, 0) + int(n)
+            for name, value in (
+                ("opened", opened),
+                ("clicked", clicked),
+                ("unsubscribed", unsub),
+                ("converted", converted),
+            ):
+                s[name] = s.get(name, 0) + int(value)
+        return out

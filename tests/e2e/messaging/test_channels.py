@@ -1,0 +1,141 @@
+"""Channels against real servers: SMTP refusals become bounces, RFC 8058 one-click unsubscribes,
+webhooks retry 5xx and record failures, and the open pixel counts once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+import uvicorn
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cohorthub.bootstrap import Container
+from cohorthub.messaging import services
+from cohorthub.messaging.channels.smtp import SmtpConfig, SmtpTransport
+from cohorthub.messaging.channels.webhook import HttpWebhookTransport
+from cohorthub.runtimes import messaging_runtime
+from cohorthub.store.tables import outbox, users
+from tests.conftest import LiveServer, free_port
+from tests.e2e.messaging.conftest import SmtpSink
+from tests.integration.segments import factories as f
+
+NOW = time.time()
+
+
+def _campaign(c: Container, ws: str, channel: str, message: dict[str, Any]) -> str:
+    body = {"name": "C", "channel": channel, channel: message, "delivery": {"type": "now"}}
+    with c.uow() as uow:
+        program = services.create_program(uow=uow, workspace_id=ws, kind="campaign", raw=body, now=NOW)
+    with c.uow() as uow:
+        services.launch_program(uow=uow, workspace_id=ws, program_id=program.id, now=NOW)
+    return program.id
+
+
+def _event_types(c: Container) -> list[str]:
+    with c.uow(readonly=True) as uow:
+        return [r[0] for r in uow.conn.execute(select(outbox.c.event_type).order_by(outbox.c.seq))]
+
+
+def test_smtp_bounces_unsubscribe_and_open(
+    container: Container, live_server: LiveServer, smtp: tuple[SmtpSink, int]
+) -> None:
+    sink, port = smtp
+    sink.refuse = {"gone@example.com": "550 5.1.1 no such user", "full@example.com": "452 4.2.2 mailbox full"}
+    with container.uow() as uow:
+        ws = f.workspace(uow.conn, now=NOW)
+        ok = f.user(uow.conn, ws, now=NOW, external_id="ok", email="ok@example.com")
+        for name in ("gone", "full"):
+            f.user(uow.conn, ws, now=NOW, external_id=name, email=f"{name}@example.com")
+        uow.commit()
+    runtime = messaging_runtime(container, email=SmtpTransport(SmtpConfig(port=port)))
+    message = {"from": "news@shop.test", "subject": "S", "body": "<p>Hi</p>"}
+    cid = _campaign(container, ws, "email", message)
+    runtime.worker.round()
+    assert sink.to() == ["ok@example.com"]
+    types = _event_types(container)
+    assert types.count("users.messages.email.Send") == 3
+    assert types.count("users.messages.email.Delivery") == 1
+    assert (
+        types.count("users.messages.email.Bounce") == 1
+        and types.count("users.messages.email.SoftBounce") == 1
+    )
+    mail = sink.received[0][1]
+    unsubscribe = urlsplit(mail["List-Unsubscribe"].strip("<>"))
+    with httpx.Client(base_url=live_server.url) as http:
+        html = next(p for p in mail.walk() if p.get_content_type() == "text/html").get_payload(decode=True)
+        assert isinstance(html, bytes)
+        pixel = urlsplit(html.decode().split('img src="')[1].split('"')[0])
+        for _ in range(2):
+            assert http.get(pixel.path).headers["content-type"] == "image/gif"
+        assert http.get(unsubscribe.path).status_code == 200  # a confirmation page changes nothing
+        with container.uow(readonly=True) as uow:
+            state = uow.conn.execute(select(users.c.email_subscribe).where(users.c.num == ok)).scalar()
+        assert state is None
+        one_click = http.post(unsubscribe.path, content=b"List-Unsubscribe=One-Click",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        assert one_click.status_code == 200
+        assert http.post(unsubscribe.path[:-2] + "xx").status_code == 404
+    with container.uow(readonly=True) as uow:
+        state = uow.conn.execute(select(users.c.email_subscribe).where(users.c.num == ok)).scalar()
+        stats = services.program_stats(uow=uow, workspace_id=ws, program_id=cid)
+    assert state == "unsubscribed"
+    assert (stats["delivered"], stats["bounced"], stats["soft_bounced"]) == (1, 1, 1)
+    assert (stats["opened"], stats["unsubscribed"]) == (1, 1)
+    types = _event_types(container)
+    assert (
+        types.count("users.messages.email.Open") == 1 and types.count("users.messages.email.Unsubscribe") == 1
+    )
+    # the unsubscribed user is left out of the next campaign
+    _campaign(container, ws, "email", message)
+    runtime.worker.round()
+    assert sink.to().count("ok@example.com") == 1
+
+
+def test_webhook_retries_5xx_then_succeeds_and_records_terminal_failures(container: Container) -> None:
+    calls: list[tuple[str, bytes]] = []
+
+    async def receive(request: Request) -> Response:
+        calls.append((request.url.path, await request.body()))
+        failures = sum(1 for path, _ in calls if path == request.url.path)
+        if request.url.path == "/flaky" and failures < 3:
+            return Response(status_code=503)
+        return Response(status_code=500 if request.url.path == "/broken" else 200)
+
+    port = free_port()
+    app = Starlette(routes=[Route("/{name}", receive, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        with container.uow() as uow:
+            ws = f.workspace(uow.conn, now=NOW)
+            f.user(uow.conn, ws, now=NOW, external_id="flaky")
+            f.user(uow.conn, ws, now=NOW, external_id="broken")
+            uow.commit()
+        runtime = messaging_runtime(container, webhook=HttpWebhookTransport(attempts=3, backoff=0.01))
+        hook = {"url": f"http://127.0.0.1:{port}/{{{{${{user_id}}}}}}", "body": '{"id": "{{${user_id}}}"}'}
+        _campaign(container, ws, "webhook", hook)
+        runtime.worker.round()
+    finally:
+        server.should_exit = True
+    assert [p for p, _ in calls].count("/flaky") == 3 and [p for p, _ in calls].count("/broken") == 3
+    assert (b'{"id": "flaky"}') in [b for _, b in calls]
+    types = _event_types(container)
+    assert types.count("users.messages.webhook.Send") == 2
+    assert types.count("users.messages.webhook.Retry") == 4
+    assert types.count("users.messages.webhook.Failure") == 1
+    with container.uow(readonly=True) as uow:
+        failure = next(
+            msgspec.json.decode(r[0]) for r in uow.conn.execute(
+                select(outbox.c.payload).where(outbox.c.event_type == "users.messages.webhook.Failure"))
+        )  # fmt: skip
+    assert failure["properties"]["http_status_code"] == 500 and failure["properties"]["is_terminal"] is True

@@ -1,0 +1,85 @@
+"""Managing campaigns over HTTP and the CLI: errors with paths, lifecycle conflicts, permissions, preview."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from cohorthub.bootstrap import Container
+from cohorthub.cli.main import app
+from cohorthub.workspaces import services as workspaces
+from tests.conftest import LiveServer
+
+EMAIL = {"from": "news@shop.test", "subject": "Hi {{${first_name}}}", "body": "<p>x</p>"}
+CAMPAIGN = {"name": "Hello", "channel": "email", "email": EMAIL, "delivery": {"type": "api"}}
+
+
+def test_http_lifecycle_errors_and_permissions(container: Container, live_server: LiveServer) -> None:
+    with container.uow() as uow:
+        ws, key = workspaces.create_workspace(uow=uow, name="Acme", now=time.time())
+    with container.uow() as uow:
+        reader = workspaces.create_rest_key(
+            uow=uow, workspace_id=ws.id, name="r", permissions=["campaigns.read"], now=time.time()
+        )
+    auth = {"Authorization": f"Bearer {key.key}"}
+    with httpx.Client(base_url=live_server.url, headers=auth) as http:
+        http.post("/users/track", json={"attributes": [{"external_id": "ana", "first_name": "Ana",
+                                                        "email": "ana@example.com"}]})  # fmt: skip
+        bad = http.post("/messaging/campaigns", json={**CAMPAIGN, "email": {**EMAIL, "subject": "{% if %}"}})
+        assert (bad.status_code, bad.json()["message"]) == (
+            400,
+            "email.subject: line 1, column 4: missing expression",
+        )
+        bad = http.post("/messaging/campaigns", json={**CAMPAIGN, "audience": {"segment_ids": ["nope"]}})
+        assert bad.status_code == 400 and bad.json()["message"].startswith("audience:")
+        assert http.get("/messaging/campaigns").json()["items"] == []  # nothing was stored
+        denied = http.post(
+            "/messaging/campaigns", json=CAMPAIGN, headers={"Authorization": f"Bearer {reader.key}"}
+        )
+        assert denied.status_code == 403
+        cid = http.post("/messaging/campaigns", json=CAMPAIGN).json()["id"]
+        preview = http.post(f"/messaging/campaigns/{cid}/preview", json={"external_id": "ana"}).json()
+        assert (preview["size"], preview["reachable"], preview["rendered"]["subject"]) == (1, 1, "Hi Ana")
+        assert http.post(f"/messaging/campaigns/{cid}/resume").status_code == 409
+        assert http.post(f"/messaging/campaigns/{cid}/launch").json()["status"] == "active"
+        assert http.post(f"/messaging/campaigns/{cid}/launch").status_code == 409
+        assert http.post(f"/messaging/campaigns/{cid}/pause").json()["status"] == "paused"
+        trigger = http.post("/campaigns/trigger/send", json={"campaign_id": cid, "broadcast": True})
+        assert (trigger.status_code, trigger.json()["message"]) == (400, "Invalid Campaign ID")
+        assert http.post(f"/messaging/campaigns/{cid}/resume").json()["status"] == "active"
+        assert http.post(f"/messaging/campaigns/{cid}/archive").json()["status"] == "archived"
+        assert http.get("/messaging/campaigns").json()["items"] == []
+        assert (
+            http.get("/messaging/campaigns", params={"include_archived": "true"}).json()["items"][0]["id"]
+            == cid
+        )
+        assert http.get("/messaging/campaigns/nope").status_code == 404
+        paths = http.get("/openapi.json").json()["paths"]
+        assert "/campaigns/trigger/send" in paths and "/messaging/campaigns" in paths
+
+
+def test_cli_create_launch_stats(database_url: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    ws = json.loads(
+        runner.invoke(app, ["workspace", "create", "Acme", "--database", database_url, "--json"]).stdout
+    )
+    spec = tmp_path / "campaign.json"
+    spec.write_text(json.dumps(CAMPAIGN))
+    base = ["--workspace", ws["workspace_id"], "--database", database_url]
+    created = runner.invoke(app, ["campaigns", "create", *base, str(spec), "--json"])
+    assert created.exit_code == 0, created.stdout
+    cid = json.loads(created.stdout)["id"]
+    assert (
+        json.loads(runner.invoke(app, ["campaigns", "launch", *base, cid, "--json"]).stdout)["status"]
+        == "active"
+    )
+    stats = json.loads(runner.invoke(app, ["campaigns", "stats", *base, cid]).stdout)
+    assert (stats["status"], stats["sent"]) == ("active", 0)
+    loop = [{"id": "a", "type": "delay", "seconds": 1, "next": "a"}]
+    spec.write_text(json.dumps({"name": "Loop", "entry": {"type": "api"}, "steps": loop}))
+    refused = runner.invoke(app, ["canvas", "create", *base, str(spec)])
+    assert refused.exit_code == 3 and "cycle: a → a" in refused.stderr

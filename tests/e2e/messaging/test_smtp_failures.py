@@ -1,0 +1,105 @@
+"""SMTP servers that misbehave: a connection dropped before the server accepted the message is retried once
+on a new connection (the server never said 250, so it does not have it); one that keeps failing or hangs
+is recorded as failed, never as delivered."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from cohorthub.messaging.channels.smtp import SmtpConfig, SmtpTransport
+from cohorthub.messaging.ports import OutgoingEmail
+
+MESSAGE = OutgoingEmail(sender="a@shop.test", to="u@example.com", data=b"Subject: x\r\n\r\nhello\r\n")
+
+
+class FlakyServer:
+    """Speaks just enough SMTP; `behaviour(n)` for the n-th connection: ok, drop (after the data) or hang."""
+
+    def __init__(self, behaviour: list[str]) -> None:
+        self.behaviour = behaviour
+        self.accepted = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        for n in range(len(self.behaviour)):
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self._session(conn, self.behaviour[n])
+
+    def _session(self, conn: socket.socket, mode: str) -> None:
+        conn.sendall(b"220 flaky\r\n")
+        buffer, in_data = b"", False
+        while chunk := conn.recv(65536):
+            buffer += chunk
+            while True:
+                if in_data:
+                    end = buffer.find(b"\r\n.\r\n")
+                    if end < 0:
+                        break
+                    buffer, in_data = buffer[end + 5 :], False
+                    if mode == "drop":
+                        return  # the connection goes away before the server's answer
+                    if mode == "hang":
+                        threading.Event().wait(3)
+                        return
+                    self.accepted += 1
+                    conn.sendall(b"250 OK\r\n")
+                    continue
+                line, sep, rest = buffer.partition(b"\r\n")
+                if not sep:
+                    break
+                buffer = rest
+                verb = line[:4].upper()
+                if verb == b"DATA":
+                    in_data = True
+                    conn.sendall(b"354 go on\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 OK\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> Iterator[FlakyServer]:
+    s = FlakyServer(request.param)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("server", [["drop", "ok"]], indirect=True)
+def test_a_dropped_connection_is_retried_once_and_delivered_once(server: FlakyServer) -> None:
+    transport = SmtpTransport(SmtpConfig(port=server.port, timeout=2))
+    [outcome] = transport.send([MESSAGE])
+    transport.close()
+    assert outcome.state == "delivered" and server.accepted == 1
+
+
+@pytest.mark.parametrize("server", [["drop", "drop"], ["hang", "hang"]], indirect=True)
+def test_a_server_that_keeps_failing_is_a_failure_not_a_delivery(server: FlakyServer) -> None:
+    transport = SmtpTransport(SmtpConfig(port=server.port, timeout=0.5))
+    [outcome] = transport.send([MESSAGE])
+    transport.close()
+    assert outcome.state == "failed" and outcome.detail and server.accepted == 0
+
+
+def test_a_refused_connection_is_a_failure() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    transport = SmtpTransport(SmtpConfig(port=port, timeout=0.5))
+    [outcome] = transport.send([MESSAGE])
+    assert outcome.state == "failed" and "Connection" in (outcome.detail or "")

@@ -1,0 +1,197 @@
+"""The durable scheduler and Canvas steps through the real stores, on a clock the test moves."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cohorthub.bootstrap import Container
+from cohorthub.messaging import services, triggers
+from cohorthub.messaging.ports import MemoryEmailTransport, MemoryWebhookTransport
+from cohorthub.runtimes import Messaging, messaging_runtime
+from cohorthub.segments import services as segments
+from tests.integration.segments import factories as f
+
+T0 = float(int(time.time()))
+MAIL = {"from": "news@shop.test", "subject": "S {{canvas_entry_properties.${n}}}", "body": "<p>x</p>"}
+
+
+class Clock:
+    """A clock the test sets."""
+
+    def __init__(self) -> None:
+        self.t = T0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _setup(c: Container) -> tuple[str, Clock, Messaging, MemoryEmailTransport, MemoryWebhookTransport]:
+    clock = Clock()
+    c.now = clock
+    with c.uow() as uow:
+        ws = f.workspace(uow.conn, now=T0)
+        f.user(uow.conn, ws, now=T0, external_id="es", email="es@example.com", country="ES")
+        f.user(uow.conn, ws, now=T0, external_id="fr", email="fr@example.com", country="FR")
+        uow.commit()
+    email, hooks = MemoryEmailTransport(), MemoryWebhookTransport()
+    return ws, clock, messaging_runtime(c, email=email, webhook=hooks), email, hooks
+
+
+def _create(c: Container, ws: str, kind: str, body: dict[str, Any]) -> str:
+    with c.uow() as uow:
+        program = services.create_program(uow=uow, workspace_id=ws, kind=kind, raw=body, now=c.now())
+    with c.uow() as uow:
+        services.launch_program(uow=uow, workspace_id=ws, program_id=program.id, now=c.now())
+    return program.id
+
+
+def test_scheduled_recurring_survives_restart_and_skips_what_is_too_late(container: Container) -> None:
+    ws, clock, first, email, hooks = _setup(container)
+    delivery = {"type": "recurring", "time": T0 + 100, "every": "daily"}
+    cid = _create(
+        container, ws, "campaign", {"name": "R", "channel": "email", "email": MAIL, "delivery": delivery}
+    )
+    first.worker.round()
+    assert email.sent == []  # not due yet
+    # the worker that was running is gone; a new process (new owner) finds the durable job
+    clock.t = T0 + 101
+    second = messaging_runtime(container, email=email, webhook=hooks)
+    second.worker.round()
+    assert sorted(m.to for m in email.sent) == ["es@example.com", "fr@example.com"]
+    with container.uow(readonly=True) as uow:
+        jobs = uow.messaging.jobs.list(cid)
+    assert [j["state"] for j in jobs] == ["pending", "done"] and jobs[0]["due_at"] == T0 + 100 + 86400
+    clock.t = T0 + 100 + 86400 + 2 * 3600  # the server was down past the next send and the max lateness
+    second.worker.round()
+    with container.uow(readonly=True) as uow:
+        jobs = uow.messaging.jobs.list(cid)
+    assert len(email.sent) == 2 and jobs[1]["note"].startswith("missed")
+    assert jobs[0]["due_at"] == T0 + 100 + 2 * 86400  # the next one is queued once
+
+
+def test_a_dead_workers_job_is_taken_over_after_its_lease(container: Container) -> None:
+    ws, clock, first, email, _ = _setup(container)
+    _create(
+        container,
+        ws,
+        "campaign",
+        {"name": "N", "channel": "email", "email": MAIL, "delivery": {"type": "now"}},
+    )
+    assert len(first.jobs.claim()) == 1  # leased, then the worker dies before running it
+    second = messaging_runtime(container, email=email, webhook=MemoryWebhookTransport())
+    second.worker.round()
+    assert email.sent == []
+    clock.t += container.settings.messaging_lease_seconds + 1
+    second.worker.round()
+    assert len(email.sent) == 2
+
+
+CANVAS: dict[str, Any] = {
+    "name": "Journey",
+    "entry": {"type": "api"},
+    "steps": [
+        {"id": "hello", "type": "message", "channel": "email", "email": MAIL, "next": "wait"},
+        {"id": "wait", "type": "delay", "seconds": 60, "next": "where"},
+        {"id": "where", "type": "audience_split", "else": "decide",
+         "paths": [{"name": "Spain", "next": "hook",
+                    "filter": {"type": "attribute", "attribute": "country", "op": "equals", "value": "ES"}}]},
+        {"id": "hook", "type": "message", "channel": "webhook", "webhook": {"url": "https://h.test/{{${user_id}}}"}},
+        {"id": "decide", "type": "decision_split", "event": "bought", "within_seconds": 100, "yes": "thanks"},
+        {"id": "thanks", "type": "message", "channel": "email", "email": MAIL},
+    ],
+    "exit": {"events": ["quit"]},
+}  # fmt: skip
+
+
+def test_canvas_steps_delay_splits_reentry(container: Container) -> None:
+    ws, clock, runtime, email, hooks = _setup(container)
+    canvas_id = _create(container, ws, "canvas", CANVAS)
+    body = {"canvas_id": canvas_id, "canvas_entry_properties": {"n": "1"},
+            "recipients": [{"external_user_id": "es"}, {"external_user_id": "fr"}]}  # fmt: skip
+    with container.uow() as uow:
+        assert (
+            triggers.trigger_canvas(uow=uow, workspace_id=ws, body=body, now=clock())["message"] == "success"
+        )
+    runtime.worker.round()
+    assert sorted(m.to for m in email.sent) == ["es@example.com", "fr@example.com"]
+    assert b"Subject: S 1" in email.sent[0].data
+    with container.uow() as uow:  # re-entry is not allowed: a second trigger enters nobody
+        triggers.trigger_canvas(uow=uow, workspace_id=ws, body={**body, "context": {"n": "2"}}, now=clock())
+    clock.t += 61
+    runtime.worker.round()
+    assert [h.url for h in hooks.sent] == ["https://h.test/es"]  # ES took the split's path
+    with container.uow() as uow:  # fr performs the decision's event within the window
+        fr = uow.messaging.facts.nums_by_external_ids(ws, ["fr"])["fr"]
+        f.event(uow.conn, ws, fr, "bought", at=clock() + 5)
+        uow.commit()
+    clock.t += 101
+    runtime.worker.round()
+    assert sorted(m.to for m in email.sent) == ["es@example.com", "fr@example.com", "fr@example.com"]
+    with container.uow(readonly=True) as uow:
+        stats = services.program_stats(uow=uow, workspace_id=ws, program_id=canvas_id)
+    assert stats["entries"] == {"entered": 2, "active": 0, "done": 2, "exited": 0, "converted": 0}
+    assert stats["steps"]["thanks"]["delivered"] == 1 and stats["steps"]["hook"]["delivered"] == 1
+
+
+def test_segment_entry_enters_only_users_who_enter_after_launch(container: Container) -> None:
+    ws, clock, runtime, email, _ = _setup(container)
+    spain = {"type": "attribute", "attribute": "country", "op": "equals", "value": "ES"}
+    with container.uow() as uow:
+        segment = segments.create_segment(
+            uow=uow, workspace_id=ws, draft=segments.SegmentDraft(name="Spain", filter=spain), now=clock()
+        )
+    steps = [{"id": "hi", "type": "message", "channel": "email", "email": MAIL}]
+    _create(container, ws, "canvas", {"name": "S", "entry": {"type": "segment", "segment_id": segment.id},
+                                      "steps": steps})  # fmt: skip
+    runtime.worker.round()  # records who is in the segment at launch
+    with container.uow() as uow:
+        f.user(uow.conn, ws, now=clock() + 1, external_id="new", email="new@example.com", country="ES")
+        uow.commit()
+    clock.t += 6
+    runtime.worker.round()
+    runtime.worker.round()
+    assert [m.to for m in email.sent] == ["new@example.com"]
+
+
+def test_rate_limit_and_quiet_hours(container: Container) -> None:
+    ws, clock, runtime, email, _ = _setup(container)
+    clock.t = T0 - T0 % 86400 + 12 * 3600  # noon UTC
+    body = {
+        "name": "Slow",
+        "channel": "email",
+        "email": MAIL,
+        "delivery": {"type": "now"},
+        "rate_limit_per_minute": 1,
+    }
+    _create(container, ws, "campaign", body)
+    runtime.worker.round()
+    assert len(email.sent) == 1
+    clock.t += 60
+    runtime.worker.round()
+    assert len(email.sent) == 2
+    quiet = {**body, "name": "Quiet", "rate_limit_per_minute": None, "quiet_hours": {"start": 11, "end": 13}}
+    _create(container, ws, "campaign", quiet)
+    runtime.worker.round()
+    assert len(email.sent) == 2  # deferred to the end of the quiet hours
+    clock.t = T0 - T0 % 86400 + 13 * 3600 + 1
+    runtime.worker.round()
+    assert len(email.sent) == 4
+
+
+def test_workers_skip_jobs_another_worker_holds(container: Container) -> None:
+    if container.engine.dialect.name != "postgresql":
+        return  # SQLite serializes writers: there is nothing to skip
+    ws, clock, _, _, _ = _setup(container)
+    for name in ("A", "B"):
+        _create(
+            container,
+            ws,
+            "campaign",
+            {"name": name, "channel": "email", "email": MAIL, "delivery": {"type": "now"}},
+        )
+    second = messaging_runtime(container, email=MemoryEmailTransport(), webhook=MemoryWebhookTransport())
+    with container.uow() as uow:  # a worker mid-claim: its transaction holds the first due job
+        held = uow.messaging.jobs.claim(now=clock(), owner="other", lease_until=clock() + 60, limit=1)
+        taken = second.jobs.claim(limit=5)
+        assert len(held) == len(taken) == 1 and held[0].id != taken[0].id

@@ -1,0 +1,175 @@
+"""Pure messaging rules: Liquid, campaign and Canvas validation, audiences, schedules, tracking, MIME."""
+
+from __future__ import annotations
+
+import email
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cohorthub.messaging.audience import audience_filter, quiet_until, unreachable_reason
+from cohorthub.messaging.canvas import parse_canvas
+from cohorthub.messaging.email import build_email
+from cohorthub.messaging.errors import InvalidProgram, InvalidTemplate
+from cohorthub.messaging.events import FIELDS, Source, message_event
+from cohorthub.messaging.liquid import MessageAborted, RenderFailed, compile_template
+from cohorthub.messaging.model import Audience, QuietHours, parse_campaign
+from cohorthub.messaging.ports import UserRow
+from cohorthub.messaging.scheduler import next_occurrence
+from cohorthub.messaging.tracking import Tracker
+
+TRACKER = Tracker(base_url="https://hub.test", secret=b"k")
+
+
+def _render(source: str, **values: Any) -> str:
+    return compile_template(source, path="t").render(values)
+
+
+def test_braze_paths_defaults_and_properties() -> None:
+    source = (
+        "{{${first_name} | default: 'there'}} {{custom_attribute.${plan}}} {{api_trigger_properties.${c}}}"
+    )
+    assert _render(
+        source, first_name="", custom_attribute={"plan": "gold"}, api_trigger_properties={"c": 7}
+    ) == ("there gold 7")
+    assert _render("{{custom_attribute.${my attr}}}", custom_attribute={"my attr": "x"}) == "x"
+    assert _render("{% if ${language} == 'en' %}Hi{% else %}Hola{% endif %}", language="es") == "Hola"
+
+
+@pytest.mark.parametrize(
+    ("source", "where"),
+    [
+        ("ok\n  {{ ${first_name} ", "line 2, column 3"),
+        ("{% if %}", "line 1, column 4"),
+        ("a {{ x | nope }}", "1, column 10"),
+    ],
+)
+def test_invalid_liquid_names_line_and_column(source: str, where: str) -> None:
+    with pytest.raises(InvalidTemplate, match=where):
+        compile_template(source, path="email.body")
+
+
+def test_abort_message_stops_the_message_with_its_reason() -> None:
+    template = compile_template(
+        "{% unless ${plan} %}{% abort_message('no plan') %}{% endunless %}Go", path="t"
+    )
+    assert template.render({"plan": "gold"}) == "Go"
+    with pytest.raises(MessageAborted, match="no plan"):
+        template.render({})
+    with pytest.raises(RenderFailed):
+        compile_template("{{ 1 | divided_by: 0 }}", path="t").render({})
+
+
+def test_campaign_validation_names_the_field() -> None:
+    base = {"name": "n", "channel": "email", "email": {"from": "a@b.co", "subject": "s", "body": "b"}}
+    assert parse_campaign(base).channel == "email"
+    for bad, path in [
+        ({**base, "channel": "sms"}, "channel"),
+        ({**base, "email": {"from": "nope", "subject": "s", "body": "b"}}, "email.from"),
+        ({**base, "delivery": {"type": "scheduled"}}, "delivery.time"),
+        ({**base, "quiet_hours": {"start": 25, "end": 1}}, "quiet_hours.start"),
+        ({"name": "n", "channel": "webhook", "webhook": {"url": "ftp://x"}}, "webhook.url"),
+    ]:
+        with pytest.raises(InvalidProgram) as info:
+            parse_campaign(bad)
+        assert info.value.path == path
+
+
+def _step(step_id: str, **extra: Any) -> dict[str, Any]:
+    return {"id": step_id, "type": "delay", "seconds": 1, **extra}
+
+
+def test_canvas_graph_refuses_cycles_unknown_and_unreachable_steps() -> None:
+    entry = {"type": "api"}
+    ok = parse_canvas({"name": "c", "entry": entry, "steps": [_step("a", next="b"), _step("b")]})
+    assert ok.first_step == "a"
+    for steps, text in [
+        ([_step("a", next="b"), _step("b", next="a")], "cycle: a → b → a"),
+        ([_step("a", next="zz")], "unknown step zz"),
+        ([_step("a"), _step("b")], "unreachable from first_step: b"),
+    ]:
+        with pytest.raises(InvalidProgram, match=text):
+            parse_canvas({"name": "c", "entry": entry, "steps": steps})
+
+
+def _user(**kw: Any) -> UserRow:
+    base: dict[str, Any] = {
+        "num": 1,
+        "braze_id": "b",
+        "external_id": "u",
+        "email": "u@x.co",
+        "email_subscribe": None,
+        "time_zone": None,
+        "attributes": {},
+        "custom_attributes": {},
+    }
+    return UserRow(**{**base, **kw})
+
+
+def test_reachability_and_audience_filters() -> None:
+    assert unreachable_reason(_user(), "email", "subscribed") is None
+    assert unreachable_reason(_user(email="bad"), "email", "subscribed") == "no valid e-mail address"
+    assert unreachable_reason(_user(email_subscribe="unsubscribed"), "email", "subscribed") == "unsubscribed"
+    assert unreachable_reason(_user(email_subscribe="unsubscribed"), "email", "all") is None
+    assert unreachable_reason(_user(), "email", "opted_in") == "not opted in"
+    assert audience_filter(Audience()) is None
+    two = audience_filter(Audience(segment_ids=("a", "b"), filter={"type": "x"}))
+    assert two == {
+        "and": [{"or": [{"type": "segment", "segment_id": s, "op": "includes"} for s in "ab"]}, {"type": "x"}]
+    }
+
+
+def test_quiet_hours_and_recurrence() -> None:
+    night = 1_700_000_000 - 1_700_000_000 % 86400 + 23 * 3600  # 23:00 UTC
+    end = quiet_until(QuietHours(22, 7), "UTC", night)
+    assert end == night + 8 * 3600
+    assert quiet_until(QuietHours(22, 7), "UTC", night - 12 * 3600) is None
+    assert next_occurrence(0, "daily", 10) == 86400
+    assert next_occurrence(0, "weekly", 86400) == 7 * 86400
+
+
+def test_tracking_links_are_signed_and_email_is_multipart_with_rfc8058_headers() -> None:
+    url = TRACKER.click_url(5, "https://shop.test/a")
+    sig = url.split("/")[6].split("?")[0]
+    assert TRACKER.verify("c", 5, sig, "https://shop.test/a")
+    assert not TRACKER.verify("c", 6, sig, "https://shop.test/a")
+    assert not TRACKER.verify("c", 5, sig, "https://evil.test/")
+    out = build_email(
+        sender="Shöp <news@shop.test>",
+        to="u@x.co",
+        subject="Olá",
+        html='<a href="https://shop.test/a">x</a>',
+        text=None,
+        reply_to=None,
+        headers={"X-Tag": "t"},
+        send_row_id=5,
+        tracker=TRACKER,
+        list_unsubscribe=True,
+        message_id_domain="shop.test",
+    )
+    msg = email.message_from_bytes(out.data)
+    assert out.sender == "news@shop.test"
+    assert str(email.header.make_header(email.header.decode_header(msg["Subject"]))) == "Olá"
+    assert msg["List-Unsubscribe"] == f"<{TRACKER.unsubscribe_url(5)}>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    plain, html = (p.get_payload(decode=True).decode() for p in msg.walk() if not p.is_multipart())
+    assert plain.strip() == "x"
+    assert TRACKER.click_url(5, "https://shop.test/a").replace("&", "&") in html and "/t/o/5/" in html
+
+
+SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "reference" / "currents-samples" / "custom-http"
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="the Currents samples are not beside the repository")
+def test_message_event_fields_are_those_of_the_currents_samples() -> None:
+    for event_type, fields in FIELDS.items():
+        *folders, name = event_type.split(".")
+        sample = json.loads((SAMPLES.joinpath(*folders) / f"{name}.json").read_text())
+        assert set(fields) | {"app_group_id"} <= set(sample["properties"]), event_type
+    source = Source("ws", campaign_id="c", campaign_name="n")
+    event = message_event("users.messages.email.Send", source, {"user_id": "b"}, time=1, dispatch_id="d",
+                          email_address="a@b.co", bogus=1)  # fmt: skip
+    assert event.properties == {"app_group_id": "ws", "campaign_id": "c", "campaign_name": "n",
+                                "dispatch_id": "d", "email_address": "a@b.co"}  # fmt: skip

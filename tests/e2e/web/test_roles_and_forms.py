@@ -45,6 +45,8 @@ WRITES = [
     ("/dashboard/settings/keys", {"name": "k", "permissions": "users.track"}),
     ("/dashboard/settings/accounts", {"email": "x@acme.io", "password": "0123456789ab", "role": "admin"}),
     ("/dashboard/currents", {"kind": "http", "url": "http://127.0.0.1:9/"}),
+    ("/dashboard/campaigns", {"name": "C", "from": "a@acme.io", "subject": "s", "body": "b"}),
+    ("/dashboard/campaigns/0123456789abcdef/launch", {}),
 ]
 
 

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 from cohorthub.api.http import in_thread
 from cohorthub.errors import InvalidInput
 from cohorthub.messaging import services as messaging
+from cohorthub.messaging.audience import audience_filter
 from cohorthub.messaging.dispatch import Item, Sender
 from cohorthub.messaging.events import Source
 from cohorthub.messaging.ports import Program, UserRow
@@ -84,35 +85,46 @@ async def create_campaign(request: Request, ctx: Ctx) -> Response:
     return redirect(f"/campaigns/{program.id}")
 
 
-def _details(ctx: Ctx, program_id: str, external_id: str | None) -> dict[str, Any]:
+def _details(ctx: Ctx, program_id: str) -> dict[str, Any]:
     with ctx.c.uow(readonly=True) as uow:
         program = messaging.get_program(uow=uow, workspace_id=ctx.workspace_id, program_id=program_id)
         stats = messaging.program_stats(uow=uow, workspace_id=ctx.workspace_id, program_id=program_id)
         if program.kind == "canvas":
-            return {
-                "program": program,
-                "stats": stats,
-                "canvas": messaging.canvas_spec(program),
-                "preview": None,
-            }
-        preview = messaging.preview_campaign(
+            canvas = messaging.canvas_spec(program)
+            return {"program": program, "stats": stats, "canvas": canvas, "audience": None}
+        members = messaging.audience_members(
             uow=uow, indexes=ctx.c.segments, membership=ctx.c.membership, workspace_id=ctx.workspace_id,
-            program_id=program_id, external_id=external_id, now=ctx.c.now(),
+            raw_filter=audience_filter(messaging.campaign_spec(program).audience), now=ctx.c.now(),
         )  # fmt: skip
-        return {"program": program, "stats": stats, "canvas": None, "preview": preview,
-                "spec": messaging.campaign_spec(program)}  # fmt: skip
+        return {"program": program, "stats": stats, "canvas": None, "audience": len(members)}
 
 
 @page("read")
 async def campaign_page(request: Request, ctx: Ctx) -> Response:
-    """`GET /dashboard/campaigns/{id}?external_id=`: audience, preview for a user, stats, actions."""
-    program_id, external_id = (
-        request.path_params["program_id"],
-        request.query_params.get("external_id") or None,
-    )
-    values = await in_thread(lambda: _details(ctx, program_id, external_id))
-    return render(ctx, "campaign.html", title=values["program"].name, nav="campaigns",
-                  external_id=external_id or "", notice="", **values)  # fmt: skip
+    """`GET /dashboard/campaigns/{id}`: exact audience size, stats, actions; the preview loads after."""
+    program_id = request.path_params["program_id"]
+    values = await in_thread(lambda: _details(ctx, program_id))
+    return render(ctx, "campaign.html", title=values["program"].name, nav="campaigns", notice="", **values)
+
+
+@page("read")
+async def preview(request: Request, ctx: Ctx) -> Response:
+    """`GET /dashboard/campaigns/{id}/preview?external_id=`: reachable users, a sample, one rendering.
+
+    Counting reachable users reads every member of the audience, so it is a fragment of its own.
+    """
+    program_id = request.path_params["program_id"]
+    external_id = request.query_params.get("external_id") or None
+
+    def run() -> messaging.Preview:
+        with ctx.c.uow(readonly=True) as uow:
+            return messaging.preview_campaign(
+                uow=uow, indexes=ctx.c.segments, membership=ctx.c.membership, workspace_id=ctx.workspace_id,
+                program_id=program_id, external_id=external_id, now=ctx.c.now(),
+            )  # fmt: skip
+
+    found = await in_thread(run)
+    return render(ctx, "campaign_preview.html", preview=found, external_id=external_id or "")
 
 
 @page("write")
@@ -155,10 +167,11 @@ async def test_send(request: Request, ctx: Ctx) -> Response:
     """`POST /dashboard/campaigns/{id}/test-send`: send the message to one address now."""
     program_id = request.path_params["program_id"]
     outcome = await in_thread(lambda: _test_send(ctx, program_id, ctx.field("address")))
-    values = await in_thread(lambda: _details(ctx, program_id, None))
+    values = await in_thread(lambda: _details(ctx, program_id))
     notice = ctx.gettext("Test send: %(outcome)s") % {"outcome": outcome}
-    return render(ctx, "campaign.html", title=values["program"].name, nav="campaigns", external_id="",
-                  notice=notice, **values)  # fmt: skip
+    return render(
+        ctx, "campaign.html", title=values["program"].name, nav="campaigns", notice=notice, **values
+    )
 
 
 ROUTES: list[BaseRoute] = [
@@ -166,6 +179,7 @@ ROUTES: list[BaseRoute] = [
     Route("/campaigns", create_campaign, methods=["POST"]),
     Route("/campaigns/new", new_campaign, methods=["GET"]),
     Route("/campaigns/{program_id}", campaign_page, methods=["GET"]),
+    Route("/campaigns/{program_id}/preview", preview, methods=["GET"]),
     Route("/campaigns/{program_id}/test-send", test_send, methods=["POST"]),
     Route("/campaigns/{program_id}/{action}", campaign_action, methods=["POST"]),
 ]

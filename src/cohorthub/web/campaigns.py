@@ -15,12 +15,14 @@ from cohorthub.messaging import services as messaging
 from cohorthub.messaging.audience import audience_filter
 from cohorthub.messaging.dispatch import Item, Sender
 from cohorthub.messaging.events import Source
+from cohorthub.messaging.liquid import MessageAborted, RenderFailed
 from cohorthub.messaging.ports import Program, UserRow
 from cohorthub.runtimes import default_channels, tracker_for
 from cohorthub.segments import services as segments
 from cohorthub.segments.model import parse_time
 from cohorthub.web.context import Ctx, PageNotFound, page, redirect, render
 
+SAMPLE = 10
 ACTIONS = {
     "launch": messaging.launch_program,
     "pause": messaging.pause_program,
@@ -107,16 +109,47 @@ async def campaign_page(request: Request, ctx: Ctx) -> Response:
     return render(ctx, "campaign.html", title=values["program"].name, nav="campaigns", notice="", **values)
 
 
+def _quick_preview(ctx: Ctx, program_id: str, external_id: str | None) -> messaging.Preview:
+    """A sample of the audience and the message for one user, without reading every member."""
+    workspace_id = ctx.workspace_id
+    with ctx.c.uow(readonly=True) as uow:
+        program = messaging.get_program(uow=uow, workspace_id=workspace_id, program_id=program_id,
+                                        kind="campaign")  # fmt: skip
+        spec = messaging.campaign_spec(program)
+        members = messaging.audience_members(
+            uow=uow, indexes=ctx.c.segments, membership=ctx.c.membership, workspace_id=workspace_id,
+            raw_filter=audience_filter(spec.audience), now=ctx.c.now(),
+        )  # fmt: skip
+        facts = uow.messaging.facts
+        sample = facts.users(workspace_id, [n for n, _ in zip(members, range(SAMPLE), strict=False)])
+        target = sample[0] if sample else None
+        if external_id is not None:
+            found = facts.nums_by_external_ids(workspace_id, [external_id])
+            if external_id not in found:
+                raise PageNotFound(f"No user with external_id {external_id}")
+            target = facts.users(workspace_id, [found[external_id]])[0]
+    names = [u.external_id or u.braze_id for u in sample]
+    if target is None:
+        return messaging.Preview(len(members), -1, names)
+    try:
+        rendered = messaging.render_preview(spec, program, target, {})
+    except (MessageAborted, RenderFailed) as exc:
+        return messaging.Preview(len(members), -1, names, render_error=str(exc))
+    return messaging.Preview(len(members), -1, names, rendered)
+
+
 @page("read")
 async def preview(request: Request, ctx: Ctx) -> Response:
-    """`GET /dashboard/campaigns/{id}/preview?external_id=`: reachable users, a sample, one rendering.
+    """`GET /dashboard/campaigns/{id}/preview?external_id=&count=`: a sample and the message for a user.
 
-    Counting reachable users reads every member of the audience, so it is a fragment of its own.
+    With `count=1` it also counts the users reachable by e-mail, which reads every member of the audience.
     """
     program_id = request.path_params["program_id"]
     external_id = request.query_params.get("external_id") or None
 
     def run() -> messaging.Preview:
+        if request.query_params.get("count") != "1":
+            return _quick_preview(ctx, program_id, external_id)
         with ctx.c.uow(readonly=True) as uow:
             return messaging.preview_campaign(
                 uow=uow, indexes=ctx.c.segments, membership=ctx.c.membership, workspace_id=ctx.workspace_id,
@@ -124,7 +157,8 @@ async def preview(request: Request, ctx: Ctx) -> Response:
             )  # fmt: skip
 
     found = await in_thread(run)
-    return render(ctx, "campaign_preview.html", preview=found, external_id=external_id or "")
+    return render(ctx, "campaign_preview.html", preview=found, program_id=program_id,
+                  external_id=external_id or "")  # fmt: skip
 
 
 @page("write")

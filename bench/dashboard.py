@@ -31,6 +31,7 @@ from cohorthub.accounts import services as accounts  # noqa: E402
 from cohorthub.accounts.passwords import Argon2Hasher  # noqa: E402
 from cohorthub.bootstrap import bootstrap  # noqa: E402
 from cohorthub.config import Settings  # noqa: E402
+from cohorthub.messaging import services as messaging  # noqa: E402
 from cohorthub.partners.services import enable_partner  # noqa: E402
 
 PASSWORD = "bench password 1"
@@ -76,12 +77,19 @@ def _measure(url: str, segment_id: str, key: str) -> None:
     with c.uow() as uow:
         workspace_id = uow.workspaces.all()[0].id
         enable_partner(uow=uow, workspace_id=workspace_id, partner="heap", now=c.now())
+    with c.uow() as uow:
+        campaign = messaging.create_program(uow=uow, workspace_id=workspace_id, kind="campaign", raw={
+            "name": "bench", "channel": "email", "audience": {"segment_ids": [segment_id]},
+            "email": {"from": "news@acme.io", "subject": "Hi {{${user_id}}}", "body": "<p>Hi</p>"},
+        }, now=c.now())  # fmt: skip
     pages = [
         "/dashboard/partners", "/dashboard/partners/heap", "/dashboard/segments",
         "/dashboard/segments/new", f"/dashboard/segments/{segment_id}",
         f"/dashboard/segments/{segment_id}/members?q=u5",
         f"/dashboard/segments/{segment_id}/explain?external_id=u5",
         "/dashboard/users?by=external_id&q=u5", "/dashboard/currents", "/dashboard/settings",
+        "/dashboard/campaigns", f"/dashboard/campaigns/{campaign.id}",
+        f"/dashboard/campaigns/{campaign.id}/preview?external_id=u5",
     ]  # fmt: skip
     with LiveServer(c) as server, httpx.Client(base_url=server.url, timeout=600) as http:
         api = {"Authorization": f"Bearer {key}"}

@@ -196,14 +196,6 @@ def _evaluate(
     )
 
 
-def size_history(
-    *, uow: SegmentUnitOfWork, workspace_id: str, segment_id: str, since: float
-) -> list[tuple[float, int]]:
-    """The recorded sizes of a segment since `since`, oldest first."""
-    record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
-    return uow.segments.sizes(record.pk, since=since)
-
-
 def history_point(
     *, indexes: SegmentIndexes, record: SegmentRecord, members: BitMap, now: float
 ) -> HistoryPoint | None:
@@ -259,6 +251,14 @@ def find_member(
     if num is None or num not in members:
         return num is not None, []
     return True, uow.segments.members([num])
+
+
+def size_history(
+    *, uow: SegmentUnitOfWork, workspace_id: str, segment_id: str, since: float
+) -> list[tuple[float, int]]:
+    """The recorded sizes of a segment since `since`, oldest first."""
+    record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
+    return uow.segments.sizes(record.pk, since=since)
 
 
 def explain_user(

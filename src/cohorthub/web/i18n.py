@@ -26,7 +26,8 @@ def N_(message: str) -> str:
 #: Words chosen at run time (roles, connector states, error titles), listed so the catalogue has them.
 RUNTIME_WORDS = (
     N_("admin"), N_("marketer"), N_("viewer"),
-    N_("active"), N_("paused"), N_("backing_off"), N_("halted"),
+    N_("active"), N_("paused"), N_("backing_off"), N_("halted"), N_("draft"), N_("archived"),
+    N_("bounced"), N_("unsubscribed"), N_("converted"),
     N_("That did not work"), N_("Please sign in"), N_("Not allowed"), N_("Not found"),
     N_("That clashes with something that exists"), N_("Too many attempts"), N_("Something went wrong"),
     N_("Wrong e-mail or password"),

@@ -121,9 +121,11 @@ async def preview(request: Request, ctx: Ctx) -> Response:
 
     def run() -> int:
         with ctx.c.uow(readonly=True) as uow:
+            raw = body.get("filter")
+            services.check_filter(uow=uow, workspace_id=ctx.workspace_id, raw=raw)
             return len(services.evaluate_filter(
                 uow=uow, indexes=ctx.c.segments, membership=ctx.c.membership,
-                workspace_id=ctx.workspace_id, raw=body.get("filter"), now=ctx.c.now(),
+                workspace_id=ctx.workspace_id, raw=raw, now=ctx.c.now(),
             ))  # fmt: skip
 
     size = await in_thread(run)

@@ -22,7 +22,9 @@ from cohorthub.errors import CohorthubError
 from cohorthub.web.app import dashboard
 
 #: Each module exposes ROUTES (Starlette routes) and OPERATIONS (their OpenAPI entries).
-ROUTE_MODULES: list[ModuleType] = [cohort_import, cohorts, users, segments, currents, sdk, messaging, tracking]
+ROUTE_MODULES: list[ModuleType] = [
+    cohort_import, cohorts, users, segments, currents, sdk, messaging, tracking,
+]
 
 
 def operations() -> list[Operation]:

@@ -167,11 +167,10 @@ def serve(
     warmup = _warm(container) if workers == 1 else None
     typer.echo(banner(url=url, public_url=public, database=describe_url(settings.database_url)))
     try:
-        server = uvicorn.Server(config)
         if workers == 1:
-            server.run(sockets=[sock])
+            uvicorn.Server(config).run(sockets=[sock])
         else:
-            Multiprocess(config, target=server.run, sockets=[sock]).run()
+            Multiprocess(config, sockets=[sock]).run()
     finally:
         if warmup is not None:
             warmup.set()

@@ -381,6 +381,34 @@ ROUTES: list[BaseRoute] = [
     *_management("canvases"),
 ]
 
+def _management_operations(kind: str) -> list[Operation]:
+    """The per-program routes of `/messaging/campaigns` or `/messaging/canvases`."""
+    base = "/messaging/campaigns/{id}" if kind == "campaign" else "/messaging/canvases/{id}"
+    name = "campaign" if kind == "campaign" else "Canvas"
+    ident = {"id": f"The {name}'s id"}
+    ops = [
+        Operation(
+            "GET", base, f"A {name}", "messaging", response=wire.Program, errors=ERRORS, path_params=ident
+        ),
+        Operation(
+            "PUT",
+            base,
+            f"Replace a {name}'s definition (drafts and paused programs)",
+            "messaging",
+            response=wire.Program,
+            errors=ERRORS,
+            path_params=ident,
+        ),
+        Operation(
+            "GET", base + "/stats", f"{name} statistics", "messaging", errors=ERRORS, path_params=ident
+        ),
+    ]
+    for action in ("launch", "pause", "resume", "archive"):
+        summary, path = f"{action.capitalize()} a {name}", f"{base}/{action}"
+        ops.append(Operation("POST", path, summary, "messaging", errors=ERRORS, path_params=ident))
+    return ops
+
+
 OPERATIONS: list[Operation] = [
     Operation(
         "POST",
@@ -460,7 +488,9 @@ OPERATIONS: list[Operation] = [
         errors=ERRORS,
         description="The definition is documented in docs/messaging.md.",
     ),
-    Operation("GET", "/messaging/campaigns", "List campaigns", "messaging", response=wire.ProgramList),
+    Operation(
+        "GET", "/messaging/campaigns", "List campaigns", "messaging", response=wire.ProgramList, errors=ERRORS
+    ),
     Operation(
         "POST",
         "/messaging/campaigns/{id}/preview",
@@ -486,4 +516,8 @@ OPERATIONS: list[Operation] = [
         status=201,
         errors=ERRORS,
     ),
+    Operation(
+        "GET", "/messaging/canvases", "List Canvases", "messaging", response=wire.ProgramList, errors=ERRORS
+    ),
+    *(op for kind in ("campaign", "canvas") for op in _management_operations(kind)),
 ]

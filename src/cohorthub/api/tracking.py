@@ -24,10 +24,11 @@ async def _open(request: Request) -> Response:
     c, (row_id, sig) = container(request), _link(request)
 
     def run() -> None:
+        tracker = tracker_for(c)  # before the transaction: it may write the secret itself
         with c.uow() as uow:
             reactions.record_open(
                 uow=uow,
-                tracker=tracker_for(c),
+                tracker=tracker,
                 row_id=row_id,
                 signature=sig.removesuffix(".gif"),
                 user_agent=request.headers.get("user-agent"),
@@ -44,10 +45,11 @@ async def _click(request: Request) -> Response:
     url = request.query_params.get("u", "")
 
     def run() -> str:
+        tracker = tracker_for(c)  # before the transaction: it may write the secret itself
         with c.uow() as uow:
             return reactions.record_click(
                 uow=uow,
-                tracker=tracker_for(c),
+                tracker=tracker,
                 row_id=row_id,
                 signature=sig,
                 url=url,
@@ -63,8 +65,9 @@ async def _unsubscribe(request: Request) -> Response:
     if request.method == "GET":
 
         def check() -> None:
+            tracker = tracker_for(c)
             with c.uow(readonly=True) as uow:
-                reactions.check_unsubscribe(uow=uow, tracker=tracker_for(c), row_id=row_id, signature=sig)
+                reactions.check_unsubscribe(uow=uow, tracker=tracker, row_id=row_id, signature=sig)
 
         await in_thread(check)
         action = html.escape(str(request.url.path))
@@ -74,8 +77,9 @@ async def _unsubscribe(request: Request) -> Response:
         )
 
     def run() -> None:
+        tracker = tracker_for(c)  # before the transaction: it may write the secret itself
         with c.uow() as uow:
-            reactions.unsubscribe(uow=uow, tracker=tracker_for(c), row_id=row_id, signature=sig, now=c.now())
+            reactions.unsubscribe(uow=uow, tracker=tracker, row_id=row_id, signature=sig, now=c.now())
 
     await in_thread(run)
     return HTMLResponse("<!doctype html><title>Unsubscribed</title><p>You are unsubscribed.</p>")
@@ -83,7 +87,7 @@ async def _unsubscribe(request: Request) -> Response:
 
 def _link(request: Request) -> tuple[int, str]:
     raw = request.path_params["row"]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):  # "²" is a digit to str.isdigit
         raise InvalidLink("Unknown link")
     return int(raw), request.path_params["sig"]
 
@@ -94,4 +98,47 @@ ROUTES: list[BaseRoute] = [
     Route("/t/u/{row}/{sig}", _unsubscribe, methods=["GET", "POST"]),
 ]
 
-OPERATIONS: list[Operation] = []
+_LINK = {"row": "The message's ledger row", "sig": "The link's signature"}
+OPERATIONS: list[Operation] = [
+    Operation(
+        "GET",
+        "/t/o/{row}/{sig}",
+        "Open pixel of an e-mail (records users.messages.email.Open)",
+        "tracking",
+        errors=(400, 404),
+        auth="none",
+        path_params=_LINK,
+        media={"image/gif": {"schema": {"type": "string", "format": "binary"}}},
+    ),
+    Operation(
+        "GET",
+        "/t/c/{row}/{sig}",
+        "Tracked link of an e-mail: records the click and redirects to the link",
+        "tracking",
+        errors=(400, 404),
+        auth="none",
+        path_params=_LINK,
+        query=(("u", "the link's target, as signed"),),
+        status=302,
+    ),
+    Operation(
+        "GET",
+        "/t/u/{row}/{sig}",
+        "Unsubscribe page of an e-mail (a form that POSTs to the same address)",
+        "tracking",
+        errors=(400, 404),
+        auth="none",
+        path_params=_LINK,
+        media={"text/html": {"schema": {"type": "string"}}},
+    ),
+    Operation(
+        "POST",
+        "/t/u/{row}/{sig}",
+        "Unsubscribe the recipient (RFC 8058 one-click)",
+        "tracking",
+        errors=(400, 404),
+        auth="none",
+        path_params=_LINK,
+        media={"text/html": {"schema": {"type": "string"}}},
+    ),
+]

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 from openapi_spec_validator import validate
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from cohorthub.api.app import create_app
 from cohorthub.bootstrap import Container
@@ -32,12 +32,18 @@ def test_every_route_is_documented_with_its_path_parameters(
 ) -> None:
     doc = _document(live_server)
     for route in create_app(container).routes:
+        if isinstance(route, Mount):  # the dashboard: HTML pages, not the API
+            continue
         assert isinstance(route, Route)
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
         if path in UNDOCUMENTED:
             continue
+        # Braze's clients call some routes with a trailing slash (or without one): documented once.
+        twin = path.rstrip("/") if path.endswith("/") else path + "/"
+        if path not in doc["paths"] and twin in doc["paths"]:
+            path = twin
         for method in route.methods or ():
-            if method == "HEAD":
+            if method in {"HEAD", "OPTIONS"}:  # OPTIONS: the Web SDK's CORS preflight
                 continue
             operation = doc["paths"][path][method.lower()]
             declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}

@@ -83,3 +83,15 @@ def test_cli_create_launch_stats(database_url: str, tmp_path: Path) -> None:
     spec.write_text(json.dumps({"name": "Loop", "entry": {"type": "api"}, "steps": loop}))
     refused = runner.invoke(app, ["canvas", "create", *base, str(spec)])
     assert refused.exit_code == 3 and "cycle: a → a" in refused.stderr
+
+
+def test_tracking_links_on_a_fresh_server_answer_at_once(live_server: LiveServer) -> None:
+    """The first link followed after a start creates the signing secret: never inside its own transaction."""
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        pixel = http.get("/t/o/1/forged")  # a pixel always answers with the image, and records nothing
+        assert (pixel.status_code, pixel.headers["content-type"]) == (200, "image/gif")
+        for path in ("/t/c/1/forged?u=https://x.test/", "/t/u/1/forged"):
+            assert http.get(path).status_code == 404, path
+        assert http.post("/t/u/1/forged").status_code == 404
+        for bad in ("²", "99999999999999999999999", "-1"):  # not a ledger row: unknown, never a 500
+            assert http.get(f"/t/o/{bad}/x").status_code == 404, bad

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -102,6 +104,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def error_body(response: Any) -> dict[str, Any]:
+    """An error response's JSON without its `request_id`, checked against the `X-Request-Id` header."""
+    body: dict[str, Any] = dict(response.json())
+    assert body.pop("request_id") == response.headers["X-Request-Id"]
+    return body
+
+
+def stop_process(proc: subprocess.Popen[Any], *, timeout: float = 15) -> None:
+    """Stop a child process the way an operator would: SIGTERM, then SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class LiveServer:

@@ -14,7 +14,7 @@ import httpx
 from cohorthub.bootstrap import Container
 from cohorthub.currents import envelope
 from cohorthub.workspaces import services as workspaces
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 
 NOW = 1_800_000_000.0
 CLI = [sys.executable, "-m", "cohorthub.cli.main"]
@@ -122,12 +122,7 @@ def test_kill_9_of_a_worker_mid_batch_loses_nothing(
         assert stats["dropped"] == 0 and stats["dead_letters"] == 0
     finally:
         for proc in [*workers, sink]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_process(proc, timeout=10)
 
 
 def _up(port: int) -> bool:

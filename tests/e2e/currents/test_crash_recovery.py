@@ -15,7 +15,7 @@ from cohorthub.bootstrap import Container
 from cohorthub.cli.sink import Sink
 from cohorthub.currents import services
 from cohorthub.workspaces import services as workspaces
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 from tests.e2e.currents.test_cli_crash import CLI, _wait
 from tests.integration.currents.conftest import SinkServer, add_connector, record_events
 
@@ -31,13 +31,7 @@ def _processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         yield procs
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
 
 
 def _serve(procs: list[subprocess.Popen[bytes]], db: str) -> subprocess.Popen[bytes]:

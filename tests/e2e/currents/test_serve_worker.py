@@ -4,7 +4,6 @@ processes on loopback, SQLite, events recorded through `/users/track`, received 
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 
 CLI = [sys.executable, "-m", "cohorthub.cli.main"]
 TOKEN = "s3cr3t"
@@ -50,12 +49,7 @@ def _process(*args: str) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from cohorthub.bootstrap import Container
 from cohorthub.cohorts.errors import COHORT_CHANGES_TEXT, COHORT_ID_TEXT, NAME_TEXT
 from cohorthub.store.segments import segments
 from cohorthub.store.tables import cohorts
+from tests.conftest import error_body
 from tests.e2e.hardening.conftest import Hub
 
 NUL = "a\x00b"
@@ -34,8 +35,7 @@ def test_cohort_name_and_id(
 ) -> None:
     body = {"cohort_id": "c1", "name": "C", "created_at": "2024-01-01", **fields}
     response = hub.partner("/cohorts", **body)
-    body_out = {k: v for k, v in response.json().items() if k != "request_id"}
-    assert (response.status_code, body_out) == (400, {"message": message, "errors": [detail]})
+    assert (response.status_code, error_body(response)) == (400, {"message": message, "errors": [detail]})
     assert _rows(container, cohorts) == 0
 
 

@@ -16,7 +16,7 @@ from cohorthub.bootstrap import Container
 from cohorthub.partners import services as partners
 from cohorthub.store.tables import users
 from cohorthub.workspaces import services as workspaces
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 
 NOW = 1_800_000_000.0
 CLI = [sys.executable, "-m", "cohorthub.cli.main"]
@@ -43,8 +43,7 @@ def two_processes(container: Container, database_url: str) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_process(proc, timeout=30)
 
 
 def test_every_process_answers_exact_sizes_after_each_write(container: Container, two_processes: str) -> None:

@@ -51,9 +51,13 @@ def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.server_close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright."""
+    """Debian's Chromium driven by Playwright, for this package's tests only.
+
+    Playwright's sync API keeps an event loop running in the main thread while it is started; stopping it
+    when the package ends keeps it from leaking into later tests that run their own loops.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -140,6 +140,7 @@ def test_the_readme_walkthrough_runs_end_to_end(server: tuple[str, str, str], tm
         database=database,
     )
     env = {**os.environ, "WALK_LOG": str(log), "TMPDIR": str(walk_tmp), "COLUMNS": "80"}
+    env["COHORTHUB_USER_PASSWORD"] = "walkthrough-password"  # what `user create` would prompt for
     env.pop("COHORTHUB_DATABASE_URL", None)
     done = subprocess.run(
         ["bash", "-c", body], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
@@ -158,6 +159,7 @@ def test_the_readme_walkthrough_runs_end_to_end(server: tuple[str, str, str], tm
     explained = next(o for o in objects if o.get("external_id") == "u2" and "matched" in o)
     assert explained["matched"] is False  # u2 has no country
     assert "trial-abandoners: sent name, 1 adds" in output  # `sync run` pushed the file's member
+    assert re.search(r"email\s+you@example.com\nrole\s+admin", output)  # the dashboard account
     # The walkthrough's files land in its temporary folder, never in the repository.
     (folder,) = walk_tmp.iterdir()
     assert (folder / "members.csv").exists()

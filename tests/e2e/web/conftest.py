@@ -84,7 +84,7 @@ def world(container: Container, live_server: object) -> World:
     return World(url=live_server.url, workspace_id=ws.id, rest_key=key.key, partner_key=partner_key)  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Headless Chromium from Debian."""
     executable = os.environ.get("COHORTHUB_CHROMIUM") or "/usr/bin/chromium"

@@ -18,6 +18,7 @@ from cohorthub.currents.model import Connector
 from cohorthub.currents.policy import RetryPolicy
 from cohorthub.currents.transport import HttpSender
 from cohorthub.currents.worker import DeliveryWorker, WorkerOptions
+from cohorthub.store.currents.schema import PG_XMIN
 from cohorthub.workspaces import services as workspaces
 from tests.conftest import free_port
 
@@ -112,7 +113,26 @@ def record_events(
     with c.uow() as uow:
         uow.outbox.append(workspace, events, now=now)
         uow.commit()
+    wait_until_claimable(c)
     return [e.id for e in events]
+
+
+def wait_until_claimable(c: Container, timeout: float = 30) -> None:
+    """On PostgreSQL, wait until no transaction older than the events is open anywhere on the server.
+
+    Workers claim only events below the oldest running transaction (so none that commits late is
+    skipped); an open transaction of another client of the same server, another test process say,
+    holds new events back until it ends.
+    """
+    if c.engine.dialect.name != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        with c.engine.connect() as conn:
+            held = conn.exec_driver_sql(f"SELECT count(*) FROM outbox WHERE xid >= {PG_XMIN}").scalar_one()
+        if not held or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
 
 
 def make_worker(c: Container, clock: FakeClock, *, timeout: float = 5.0, **options: object) -> DeliveryWorker:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from cohorthub.bootstrap import Container
 from cohorthub.segments import services
@@ -46,12 +47,15 @@ def test_warm_up_evaluates_each_non_archived_segment(container: Container) -> No
 
 def test_warm_up_runs_in_a_thread_that_startup_does_not_wait_for(container: Container) -> None:
     ws = _segments(container)
-    start_warmup(
-        uow=lambda: container.uow(readonly=True),
-        indexes=container.segments,
-        membership=container.membership,
-        now=lambda: NOW,
-    )
-    (thread,) = [t for t in threading.enumerate() if t.name == "segment-warmup"]
+    gate = threading.Event()
+
+    def held_uow() -> Any:  # the warm-up cannot read anything until the test opens the gate
+        gate.wait(timeout=60)
+        return container.uow(readonly=True)
+
+    start_warmup(uow=held_uow, indexes=container.segments, membership=container.membership, now=lambda: NOW)
+    (thread,) = [t for t in threading.enumerate() if t.name == "segment-warmup"]  # returned while it waits
+    assert not container.segments.workspace(ws).leaves
+    gate.set()
     thread.join(timeout=60)
     assert list(container.segments.workspace(ws).leaves) == [parse_filter(ES)]

@@ -44,7 +44,7 @@ def _is_json(content_type: str) -> bool:
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body, refusing anything over `max_bytes` before reading it all."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"Request body is larger than the limit of {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0

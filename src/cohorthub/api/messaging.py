@@ -17,9 +17,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cohorthub.api import messaging_wire as wire
+from cohorthub.api import params
 from cohorthub.api.cohorts import iso
 from cohorthub.api.http import JSONResponse, api_key, container, in_thread, read_json
-from cohorthub.api.openapi import Operation
+from cohorthub.api.openapi import Operation, Param
 from cohorthub.bootstrap import Container
 from cohorthub.errors import InvalidInput
 from cohorthub.messaging import services, triggers
@@ -31,6 +32,8 @@ from cohorthub.segments.model import parse_time
 from cohorthub.workspaces.services import authenticate_rest_key
 
 ERRORS = (400, 401, 403, 404, 409, 413, 415)
+#: The highest `page` of the Braze list exports (100 per page).
+MAX_PAGE = 2**31 - 1
 Work = Callable[[Container, str, Any, Request], Any]
 KIND_OF = {"campaigns": "campaign", "canvases": "canvas"}
 
@@ -88,9 +91,7 @@ def _send_id(c: Container, ws: str, body: Any, _r: Request) -> Any:
 def _export_list(kind: str) -> Work:
     def work(c: Container, ws: str, _b: Any, request: Request) -> Any:
         q = request.query_params
-        page = q.get("page", "0")
-        if not page.isdigit():
-            raise InvalidInput("page must be a non-negative integer")
+        page = params.integer(q, "page", default=0, low=0, high=MAX_PAGE)
         after = q.get("last_edit.time[gt]")
         with c.uow(readonly=True) as uow:
             programs = services.list_programs(
@@ -98,7 +99,7 @@ def _export_list(kind: str) -> Work:
             )
         chosen = triggers.export_list(
             programs,
-            page=int(page),
+            page=page,
             descending=q.get("sort_direction") == "desc",
             edited_after=parse_time(after) if after else None,
         )
@@ -459,7 +460,11 @@ OPERATIONS: list[Operation] = [
         "List campaigns (Braze export shape)",
         "messaging",
         errors=ERRORS,
-        query=(("page", "page of 100"), ("include_archived", "true|false"), ("sort_direction", "asc|desc")),
+        query=(
+            Param("page", "Page of 100, from 0", params.integer_schema(0, MAX_PAGE)),
+            ("include_archived", "true|false"),
+            ("sort_direction", "asc|desc"),
+        ),
     ),
     Operation(
         "GET",

@@ -51,7 +51,7 @@ def parse_since(text: str, *, now: float) -> float:
         return float(text)
     except ValueError:
         pass
-    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+    if text[-1:] in units and text.isascii() and text[:-1].replace(".", "", 1).isdigit():
         return now - float(text[:-1]) * units[text[-1]]
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -184,7 +184,7 @@ def _step(raw: Any, path: str) -> Step:
 
 def _is_hhmm(text: str) -> bool:
     hours, _, minutes = text.partition(":")
-    return (
+    return text.isascii() and (
         hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60 and len(minutes) == 2
     )
 

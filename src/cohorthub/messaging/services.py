@@ -23,6 +23,7 @@ from cohorthub.messaging.model import CampaignSpec, EmailContent, new_program_id
 from cohorthub.messaging.ports import Job, MessagingUnitOfWork, Program, UserRow
 from cohorthub.segments import services as segments
 from cohorthub.segments.indexes import SegmentIndexes
+from cohorthub.text import unstorable_path
 
 KINDS = ("campaign", "canvas", "message")  # message: an ad-hoc /messages/send
 PREVIEW_SAMPLE = 10
@@ -37,6 +38,8 @@ def _normalized(kind: str, raw: Any) -> tuple[dict[str, Any], CampaignSpec | Can
     """The definition with its generated variation ids filled in, and its parsed form."""
     if not isinstance(raw, dict):
         raise InvalidProgram("body", "must be a JSON object")
+    if found := unstorable_path(raw, "body"):
+        raise InvalidProgram(found[0].removeprefix("body."), found[1])
     raw = dict(raw)
     if kind in ("campaign", "message"):
         campaign = parse_campaign(raw)

@@ -20,6 +20,7 @@ from cohorthub.messaging import services
 from cohorthub.messaging.errors import InvalidProgram, InvalidSendRequest, ProgramNotFound
 from cohorthub.messaging.journeys import enter_users
 from cohorthub.messaging.ports import Job, MessagingUnitOfWork, Program
+from cohorthub.text import unstorable_path
 
 MAX_RECIPIENTS = 50
 MAX_PROPERTIES = 50 * 1024
@@ -29,6 +30,13 @@ _encoder = msgspec.json.Encoder(order="sorted")
 
 def _fail(message: str, *errors: str) -> InvalidSendRequest:
     return InvalidSendRequest(message, errors=list(errors))
+
+
+def _storable(body: dict[str, Any]) -> None:
+    """Every string of the request can be stored alike on SQLite and PostgreSQL (no NUL)."""
+    if found := unstorable_path(body, "body"):
+        where, problem = found
+        raise _fail("Bad Request", f"{where.removeprefix('body.')} {problem}")
 
 
 def _properties(value: Any, name: str) -> dict[str, Any]:
@@ -136,6 +144,7 @@ def trigger_campaign(
     """`POST /campaigns/trigger/send`: queue an API-triggered campaign's dispatch; 201 means durable."""
     if not isinstance(body, dict):
         raise _fail("Bad Request", "the body must be a JSON object")
+    _storable(body)
     campaign_id = body.get("campaign_id")
     if not isinstance(campaign_id, str) or not campaign_id:
         raise _fail("Invalid Campaign ID", "campaign_id is required")
@@ -185,6 +194,7 @@ def trigger_canvas(
     """`POST /canvas/trigger/send`: enter the recipients (or the whole entry audience) into an API Canvas."""
     if not isinstance(body, dict):
         raise _fail("Bad Request", "the body must be a JSON object")
+    _storable(body)
     canvas_id = body.get("canvas_id")
     if not isinstance(canvas_id, str) or not canvas_id:
         raise _fail("Invalid Canvas ID", "canvas_id is required")
@@ -247,6 +257,7 @@ def send_messages(
     """`POST /messages/send`: an e-mail or webhook given in the request, to users or a segment."""
     if not isinstance(body, dict):
         raise _fail("Bad Request", "the body must be a JSON object")
+    _storable(body)
     messages = body.get("messages")
     if not isinstance(messages, dict) or not messages:
         raise _fail("No message to send")
@@ -300,6 +311,8 @@ def send_messages(
 
 def create_send_id(*, uow: MessagingUnitOfWork, workspace_id: str, body: Any) -> dict[str, Any]:
     """`POST /sends/id/create`: a send id for an API campaign (the given one, checked, or a new one)."""
+    if isinstance(body, dict):
+        _storable(body)
     if not isinstance(body, dict) or not isinstance(body.get("campaign_id"), str):
         raise _fail("Invalid Campaign ID", "campaign_id is required")
     program = uow.messaging.programs.get(workspace_id, body["campaign_id"])

@@ -95,3 +95,30 @@ def test_tracking_links_on_a_fresh_server_answer_at_once(live_server: LiveServer
         assert http.post("/t/u/1/forged").status_code == 404
         for bad in ("²", "99999999999999999999999", "-1"):  # not a ledger row: unknown, never a 500
             assert http.get(f"/t/o/{bad}/x").status_code == 404, bad
+
+
+def test_nul_characters_and_unicode_digits_are_400s_on_both_stores(
+    container: Container, live_server: LiveServer
+) -> None:
+    with container.uow() as uow:
+        _, key = workspaces.create_workspace(uow=uow, name="Acme", now=time.time())
+    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key.key}"}) as http:
+        named = http.post("/messaging/campaigns", json={**CAMPAIGN, "name": "x\x00"})
+        assert (named.status_code, named.json()["message"]) == (400, "name: must not contain NUL characters")
+        body = http.post("/messaging/campaigns", json={**CAMPAIGN, "email": {**EMAIL, "body": "<p>\x00</p>"}})
+        assert body.json()["message"] == "email.body: must not contain NUL characters"
+        assert http.get("/messaging/campaigns").json()["items"] == []  # nothing was stored
+        campaign = http.post("/messaging/campaigns", json=CAMPAIGN).json()["id"]
+        assert http.post(f"/messaging/campaigns/{campaign}/launch").status_code == 200
+        trigger = {"campaign_id": campaign, "recipients": [{"external_user_id": "a\x00"}]}
+        sent = http.post("/campaigns/trigger/send", json=trigger)
+        assert sent.status_code == 400
+        assert sent.json()["errors"] == ["recipients[0].external_user_id must not contain NUL characters"]
+        page = http.get("/campaigns/list", params={"page": "²"})
+        assert page.status_code == 400
+        assert page.json()["errors"] == ["page: must be an integer from 0 to 2147483647"]
+        delayed = [{"id": "a", "type": "delay", "until": "²:00"}]
+        canvas = {"name": "C", "entry": {"type": "api"}, "steps": delayed}
+        delay = http.post("/messaging/canvases", json=canvas)
+        assert delay.status_code == 400
+        assert delay.json()["message"].startswith("steps[0]")

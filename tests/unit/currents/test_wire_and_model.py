@@ -62,3 +62,7 @@ def test_tokens_batch_sizes_and_secrets() -> None:
     with pytest.raises(InvalidConnector):
         validate_batch_size(0)
     assert validate_batch_size(1000) == 1000
+
+
+def test_retry_after_with_non_ascii_digits_is_ignored() -> None:
+    assert parse_retry_after("²", now=0) is None  # str.isdigit() says yes; float() says no

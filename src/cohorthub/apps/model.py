@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from cohorthub.apps.errors import InvalidSdkRequest
+from cohorthub.text import storable_problem
 
 #: Session start, session end, custom event, purchase, and the custom-attribute operations.
 SESSION_START, SESSION_END, CUSTOM_EVENT, PURCHASE = "ss", "se", "ce", "p"
@@ -97,7 +98,10 @@ def new_app_id() -> str:
 
 
 def _text(value: object, limit: int = MAX_IDENTIFIER) -> str | None:
-    return value[:limit] if isinstance(value, str) and value.strip() else None
+    """A non-blank string both stores can hold, cut to `limit` characters; None otherwise."""
+    if not isinstance(value, str) or not value.strip() or storable_problem(value):
+        return None
+    return value[:limit]
 
 
 def parse_device(raw: object, sdk_version: object) -> Device | None:
@@ -165,6 +169,8 @@ def parse_sdk_request(body: Any, *, now: float) -> SdkRequest:
     if not isinstance(body, dict):
         raise InvalidSdkRequest("invalid_request", "the body is not a JSON object")
     device_id = _text(body.get("device_id"))
+    if isinstance(raw_id := body.get("device_id"), str) and (problem := storable_problem(raw_id)):
+        raise InvalidSdkRequest("invalid_request", f"device_id {problem}")
     if device_id is None:
         raise InvalidSdkRequest("no_device_identifier", "device_id is missing")
     request = SdkRequest(device_id, parse_device(body.get("device"), body.get("sdk_version")))

@@ -173,3 +173,15 @@ def test_cli_creates_an_app_and_lists_its_counters(database_url: str) -> None:
         cli, ["app", "origins", "--workspace", ws, "--allow", "ftp://x", "--database", database_url]
     )
     assert refused.exit_code == 3 and "Not an origin" in refused.output
+
+
+def test_nul_characters_are_refused_or_dropped_alike_on_both_stores(
+    setup: tuple[httpx.Client, str, str, str], container: Container
+) -> None:
+    http, ws, rest, key = setup
+    refused = http.post("/api/v3/data/", json={**_body(key), "device_id": "d\x00"})
+    assert refused.status_code == 200 and refused.json()["error"] == "invalid_request"
+    device = {"browser": "Chrome\x00", "os_version": "Linux"}
+    stored = http.post("/api/v3/data/", json=_body(key, _event("ss", session_id="s\x00"), device=device))
+    assert (stored.status_code, stored.json()) == (200, {})  # the bad session event and field are dropped
+    assert _counters(container, ws)["rejected_invalid_request"] == 1

@@ -20,6 +20,7 @@ from cohorthub.messaging.ports import Program, UserRow
 from cohorthub.runtimes import default_channels, tracker_for
 from cohorthub.segments import services as segments
 from cohorthub.segments.model import parse_time
+from cohorthub.web.canvases import canvas_values
 from cohorthub.web.context import Ctx, PageNotFound, page, redirect, render
 
 SAMPLE = 10
@@ -90,10 +91,9 @@ async def create_campaign(request: Request, ctx: Ctx) -> Response:
 def _details(ctx: Ctx, program_id: str) -> dict[str, Any]:
     with ctx.c.uow(readonly=True) as uow:
         program = messaging.get_program(uow=uow, workspace_id=ctx.workspace_id, program_id=program_id)
-        stats = messaging.program_stats(uow=uow, workspace_id=ctx.workspace_id, program_id=program_id)
         if program.kind == "canvas":
-            canvas = messaging.canvas_spec(program)
-            return {"program": program, "stats": stats, "canvas": canvas, "audience": None}
+            return canvas_values(ctx, uow, program)
+        stats = messaging.program_stats(uow=uow, workspace_id=ctx.workspace_id, program_id=program_id)
         members = messaging.audience_members(
             uow=uow, indexes=ctx.c.segments, membership=ctx.c.membership, workspace_id=ctx.workspace_id,
             raw_filter=audience_filter(messaging.campaign_spec(program).audience), now=ctx.c.now(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +115,22 @@ def sign_in(page: Page, url: str, email: str) -> None:
     page.get_by_label(re.compile("Password|Contraseña")).fill(PASSWORD)
     page.locator("button[type=submit].primary").click()
     page.wait_for_url(re.compile(r"/dashboard/partners"))
+
+
+@contextmanager
+def session(world: World, email: str) -> Iterator[tuple[httpx.Client, str]]:
+    """An HTTP client signed in through the form, and the session's CSRF token."""
+    with httpx.Client(base_url=world.url, follow_redirects=False) as client:
+        form = client.get("/dashboard/signin")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token is not None
+        signed = client.post(
+            "/dashboard/signin", data={"email": email, "password": PASSWORD, "csrf_token": token[1]}
+        )
+        assert signed.status_code == 303, signed.text
+        csrf = re.search(r'data-csrf="([^"]+)"', client.get("/dashboard/partners").text)
+        assert csrf is not None
+        yield client, csrf[1]
 
 
 def shot(page: Page, name: str) -> None:

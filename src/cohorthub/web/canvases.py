@@ -24,7 +24,7 @@ from cohorthub.messaging.errors import InvalidProgram
 from cohorthub.messaging.ports import Program
 from cohorthub.segments import services as segments
 from cohorthub.web import canvas_form as cf
-from cohorthub.web.context import Ctx, page, redirect, render
+from cohorthub.web.context import Ctx, form_fields, page, redirect, render
 
 if TYPE_CHECKING:
     from cohorthub.store.uow import SqlUnitOfWork
@@ -64,17 +64,12 @@ def canvas_values(ctx: Ctx, uow: SqlUnitOfWork, program: Program) -> dict[str, A
     }
 
 
-def _form(ctx: Ctx) -> dict[str, str]:
-    assert ctx.form is not None
-    return {k: v for k, v in ctx.form.items() if isinstance(v, str)}
-
-
 async def _change(
     request: Request, ctx: Ctx, where: str, change: Callable[[cf.Definition, dict[str, str]], cf.Definition]
 ) -> Response:
     """Apply `change` to the stored definition and save it; on refusal, the page with the error at `where`."""
     program_id = request.path_params["program_id"]
-    form = _form(ctx)
+    form = form_fields(ctx)
 
     def run() -> tuple[Program | None, str]:
         with ctx.c.uow() as uow:
@@ -163,7 +158,7 @@ async def _new_form(ctx: Ctx, fields: dict[str, str], message: str, status: int)
 @page("write")
 async def create_canvas(request: Request, ctx: Ctx) -> Response:
     """`POST /dashboard/canvases`: a draft Canvas with one step."""
-    form = _form(ctx)
+    form = form_fields(ctx)
 
     def run() -> Program:
         step = cf.step_from_form(form, cf.new_step_id({}, form.get("name", "") or "step"))

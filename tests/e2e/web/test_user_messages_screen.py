@@ -52,8 +52,8 @@ def test_a_users_messages_are_listed_newest_first_and_paged(world: World, contai
         assert page.status_code == 200
         rows = re.findall(r'<tr data-message="\d+">(.*?)</tr>', page.text, re.S)
         assert len(rows) == 10
-        assert "Journey</a>" in rows[0] and "Canvas · Hello" in rows[0] and "delivered" in rows[0]
-        assert all("Promo</a>" in r and "sending" in r for r in rows[1:])
+        assert "Journey</a>" in rows[0] and "Canvas · Hello" in rows[0] and "Delivered (accepted" in rows[0]
+        assert all("Promo</a>" in r and "Sending" in r for r in rows[1:])
         older = re.search(r'href="(/dashboard/users/\w+/messages\?before=[^"]+)" class="older"', page.text)
         assert older is not None
         rest = client.get(older[1].replace("&amp;", "&"))

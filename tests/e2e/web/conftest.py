@@ -15,14 +15,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from cohorthub.accounts import services as accounts
 from cohorthub.accounts.passwords import Argon2Hasher
 from cohorthub.bootstrap import Container
+from cohorthub.config import Settings
 from cohorthub.identity import services as identity
 from cohorthub.partners.services import issue_partner_key
 from cohorthub.workspaces import services as workspaces
+from tests.conftest import free_port
+from tests.e2e.messaging.conftest import SmtpSink
 
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -34,6 +38,7 @@ USERS = [
     for i in range(10)
 ]
 _hasher = Argon2Hasher()
+SMTP_PORT = free_port()
 
 
 @dataclass
@@ -62,6 +67,23 @@ def make_account(c: Container, email: str, role: str) -> None:
         accounts.create_account(
             uow=uow, hasher=_hasher, email=email, password=PASSWORD, role=role, now=c.now()
         )
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on loopback."""
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=SMTP_PORT)
+    controller.start()
+    yield sink
+    controller.stop()
+
+
+def sink_settings(database_url: str) -> Settings:
+    """Settings that send e-mail to the `smtp_sink` (for a module's `settings` fixture)."""
+    return Settings(
+        database_url=database_url, public_url="http://testserver", smtp_url=f"smtp://127.0.0.1:{SMTP_PORT}"
+    )
 
 
 @pytest.fixture

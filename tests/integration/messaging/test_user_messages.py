@@ -27,7 +27,8 @@ def test_a_users_messages_come_newest_first_a_page_at_a_time(container: Containe
         for i, at in enumerate([NOW - 30, NOW - 20, NOW - 20, NOW - 10]):  # two at the same time
             key = SendKey(program.id, "", nums[0], f"d{i}")
             ids |= ledger.reserve(ws, [(key, None, "email", "u0@example.com")], now=at)
-        ledger.reserve(ws, [(SendKey(program.id, "", nums[1], "d0"), None, "email", "u1@example.com")], now=NOW)
+        other = SendKey(program.id, "", nums[1], "d0")
+        ledger.reserve(ws, [(other, None, "email", "u1@example.com")], now=NOW)
         ledger.settle([(ids[SendKey(program.id, "", nums[0], "d3")], "delivered", None)], now=NOW)
         ledger.settle([(ids[SendKey(program.id, "", nums[0], "d0")], "bounced", "550")], now=NOW)
         ledger.touch(ids[SendKey(program.id, "", nums[0], "d3")], "opened_at", now=NOW)

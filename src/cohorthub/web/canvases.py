@@ -48,6 +48,7 @@ def _choices(ctx: Ctx, uow: SqlUnitOfWork) -> dict[str, Any]:
 def canvas_values(ctx: Ctx, uow: SqlUnitOfWork, program: Program) -> dict[str, Any]:
     """Everything the Canvas page shows: flow, per-step statistics, the editor's forms."""
     definition, spec = program.spec, messaging.canvas_spec(program)
+    choices = _choices(ctx, uow)
     stats = messaging.program_stats(uow=uow, workspace_id=ctx.workspace_id, program_id=program.id)
     return {
         "program": program,
@@ -60,7 +61,8 @@ def canvas_values(ctx: Ctx, uow: SqlUnitOfWork, program: Program) -> dict[str, A
         "step_list": [(s.id, s.name) for s in spec.steps.values()],
         "positions": cf.positions(definition),
         "exit_events": ", ".join((definition.get("exit") or {}).get("events") or []),
-        **_choices(ctx, uow),
+        **choices,
+        "segment_names": {s.id: s.name for s in choices["segments"]},
     }
 
 
@@ -87,7 +89,7 @@ async def _change(
 
     refused, message = await in_thread(run)
     if refused is None:
-        return redirect(f"/campaigns/{program_id}#{where.split(':')[0]}")
+        return redirect(f"/campaigns/{program_id}#{where.replace('step:', 'step-')}")
 
     def values() -> dict[str, Any]:
         with ctx.c.uow(readonly=True) as uow:

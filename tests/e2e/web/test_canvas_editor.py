@@ -128,6 +128,11 @@ def test_a_marketer_builds_a_canvas_step_by_step(world: World, container: Contai
         assert _step(container, world, program_id, "nudge")["email"]["subject"] == "Hola"
         assert _post(client, csrf, program_id, "/steps/two-days/remove", {}).status_code == 303
         assert _step(container, world, program_id, "welcome")["next"] == "bought"
+        with container.uow() as uow:
+            ws, now = world.workspace_id, container.now()
+            segments.set_archived(uow=uow, workspace_id=ws, segment_id=spain.id, archived=True, now=now)
+        archived = client.get(f"/dashboard/campaigns/{program_id}")  # the entry's segment, by id
+        assert archived.status_code == 200 and f"({spain.id})" in archived.text
         entry = {"entry_type": "event", "entry_event": "signed_up"}
         assert _post(client, csrf, program_id, "/entry", entry).status_code == 303
         assert _stored(container, world, program_id)["entry"] == {"type": "event", "event": "signed_up"}

@@ -134,7 +134,9 @@ def test_a_canvas_shows_its_flow(world: World, container: Container) -> None:
         listed = client.get("/dashboard/campaigns").text
         assert f'/dashboard/campaigns/{program.id}">Journey</a>' in listed
         flow = client.get(f"/dashboard/campaigns/{program.id}").text
-    steps = re.findall(r'<li id="step-(\w+)"><strong>([^<]+)</strong> <span class="badge" data-type="(\w+)">', flow)
+    steps = re.findall(
+        r'<li id="step-(\w+)"><strong>([^<]+)</strong> <span class="badge" data-type="(\w+)">', flow
+    )
     assert steps == [
         ("hello", "Hello", "message"),
         ("wait", "Wait a day", "delay"),

@@ -8,6 +8,10 @@ read from its `Server-Timing` header. The baseline, measured in the same run, is
 
     python bench/dashboard.py                    # 1M users on SQLite
     python bench/dashboard.py --users 100000 --backend postgresql
+    python bench/dashboard.py --pages canvas,users     # only the pages whose path holds one of these
+
+The send ledger holds one message for each of the first 100,000 users and 200 for `u5` (whose Users
+page lists its latest ten; its messages page the latest fifty); a five-step Canvas enters the segment.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from cohorthub.accounts.passwords import Argon2Hasher  # noqa: E402
 from cohorthub.bootstrap import bootstrap  # noqa: E402
 from cohorthub.config import Settings  # noqa: E402
 from cohorthub.messaging import services as messaging  # noqa: E402
+from cohorthub.messaging.ports import SendKey  # noqa: E402
 from cohorthub.partners.services import enable_partner  # noqa: E402
+from cohorthub.store.tables import users as users_table  # noqa: E402
 
 PASSWORD = "bench password 1"
 RUNS = 15
@@ -56,7 +62,38 @@ def _sign_in(http: httpx.Client) -> str:
     return csrf[1]
 
 
-def run(backend: str, users: int) -> None:
+MAIL = {"from": "news@acme.io", "subject": "Hi {{${user_id}}}", "body": "<p>Hi</p>"}
+CANVAS_STEPS = [
+    {"id": "hello", "type": "message", "channel": "email", "email": MAIL, "next": "wait"},
+    {"id": "wait", "type": "delay", "seconds": 86400, "next": "split"},
+    {"id": "split", "type": "decision_split", "event": "purchase", "within_seconds": 86400, "yes": None,
+     "no": "nudge"},
+    {"id": "nudge", "type": "message", "channel": "email", "email": MAIL, "next": "last"},
+    {"id": "last", "type": "delay", "seconds": 3600},
+]  # fmt: skip
+
+
+def _ledger(c: object, workspace_id: str, program_id: str) -> str:
+    """Fill the send ledger; return u5's braze id."""
+    with c.uow() as uow:  # type: ignore[attr-defined]
+        conn, ledger = uow.conn, uow.messaging.ledger
+        nums = list(conn.execute(users_table.select().with_only_columns(users_table.c.num).limit(100_000))
+                    .scalars())  # fmt: skip
+        for start in range(0, len(nums), 5000):
+            rows = [(SendKey(program_id, "", n, "bulk"), None, "email", "x@example.com")
+                    for n in nums[start : start + 5000]]  # fmt: skip
+            ledger.reserve(workspace_id, rows, now=c.now() - 3600)  # type: ignore[attr-defined]
+        u5 = uow.messaging.facts.nums_by_external_ids(workspace_id, ["u5"])["u5"]
+        for i in range(200):
+            ledger.reserve(workspace_id, [(SendKey(program_id, "", u5, f"d{i}"), None, "email", "u5@x.io")],
+                           now=c.now() - i)  # type: ignore[attr-defined]  # fmt: skip
+        braze_id = conn.execute(users_table.select().with_only_columns(users_table.c.braze_id)
+                                .where(users_table.c.num == u5)).scalar_one()  # fmt: skip
+        uow.commit()
+    return str(braze_id)
+
+
+def run(backend: str, users: int, only: list[str]) -> None:
     """Build the fixture, serve it, and print each page's server time."""
     with tempfile.TemporaryDirectory() as tmp:
         url = fixture._database(backend, Path(tmp))
@@ -64,12 +101,12 @@ def run(backend: str, users: int) -> None:
             started = time.perf_counter()
             segment_id, key, _, _ = fixture._fixture(url, users)
             print(f"[{backend}] fixture of {users:,} users built in {time.perf_counter() - started:.1f} s")
-            _measure(url, segment_id, key)
+            _measure(url, segment_id, key, only)
         finally:
             fixture._drop(url)
 
 
-def _measure(url: str, segment_id: str, key: str) -> None:
+def _measure(url: str, segment_id: str, key: str, only: list[str]) -> None:
     c = bootstrap(Settings(database_url=url), run_migrations=False)
     with c.uow() as uow:
         accounts.create_account(uow=uow, hasher=Argon2Hasher(), email="bench@acme.io", password=PASSWORD,
@@ -80,8 +117,14 @@ def _measure(url: str, segment_id: str, key: str) -> None:
     with c.uow() as uow:
         campaign = messaging.create_program(uow=uow, workspace_id=workspace_id, kind="campaign", raw={
             "name": "bench", "channel": "email", "audience": {"segment_ids": [segment_id]},
-            "email": {"from": "news@acme.io", "subject": "Hi {{${user_id}}}", "body": "<p>Hi</p>"},
+            "email": MAIL,
         }, now=c.now())  # fmt: skip
+        canvas = messaging.create_program(uow=uow, workspace_id=workspace_id, kind="canvas", raw={
+            "name": "bench", "entry": {"type": "segment", "segment_id": segment_id}, "steps": CANVAS_STEPS,
+        }, now=c.now())  # fmt: skip
+    started = time.perf_counter()
+    braze_id = _ledger(c, workspace_id, campaign.id)
+    print(f"send ledger of 100,200 messages written in {time.perf_counter() - started:.1f} s")
     pages = [
         "/dashboard/partners", "/dashboard/partners/heap", "/dashboard/segments",
         "/dashboard/segments/new", f"/dashboard/segments/{segment_id}",
@@ -89,8 +132,11 @@ def _measure(url: str, segment_id: str, key: str) -> None:
         f"/dashboard/segments/{segment_id}/explain?external_id=u5",
         "/dashboard/users?by=external_id&q=u5", "/dashboard/currents", "/dashboard/settings",
         "/dashboard/campaigns", f"/dashboard/campaigns/{campaign.id}",
-        f"/dashboard/campaigns/{campaign.id}/preview?external_id=u5",
+        f"/dashboard/campaigns/{campaign.id}/preview?external_id=u5", "/dashboard/campaigns/new",
+        f"/dashboard/campaigns/{canvas.id}", "/dashboard/canvases/new",
+        f"/dashboard/users/{braze_id}/messages",
     ]  # fmt: skip
+    pages = [p for p in pages if not only or any(o in p for o in only)]
     with LiveServer(c) as server, httpx.Client(base_url=server.url, timeout=600) as http:
         api = {"Authorization": f"Bearer {key}"}
         start = time.perf_counter()
@@ -110,12 +156,15 @@ def _measure(url: str, segment_id: str, key: str) -> None:
             first = _server_ms(http.get(path))
             figures.append((path, first, statistics.median(_server_ms(http.get(path)) for _ in range(RUNS))))
         post = {"X-CSRF-Token": csrf, "Accept": "application/json"}
-        first = _server_ms(http.post("/dashboard/segments/preview", json=preview, headers=post))
-        median = statistics.median(
-            _server_ms(http.post("/dashboard/segments/preview", json=preview, headers=post))
-            for _ in range(RUNS)
-        )
-        figures.append(("POST /dashboard/segments/preview", first, median))
+        first = median = 0.0
+        if not only:
+            first = _server_ms(http.post("/dashboard/segments/preview", json=preview, headers=post))
+            median = statistics.median(
+                _server_ms(http.post("/dashboard/segments/preview", json=preview, headers=post))
+                for _ in range(RUNS)
+            )
+        if not only:
+            figures.append(("POST /dashboard/segments/preview", first, median))
     c.close()
     print(f"baseline: GET /segments/{{id}}/size (JSON API), median wall time {baseline:.1f} ms")
     print(f"{'page':<72} {'first ms':>9} {'median ms':>10} {'× baseline':>11}")
@@ -139,8 +188,9 @@ def main() -> None:
     )
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--pages", default="", help="comma-separated parts of the paths to measure (all)")
     args = parser.parse_args()
-    run(args.backend, args.users)
+    run(args.backend, args.users, [p for p in args.pages.split(",") if p])
 
 
 if __name__ == "__main__":

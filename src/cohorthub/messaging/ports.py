@@ -81,6 +81,22 @@ class SendRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceivedRow:
+    """One message a user was sent, as the ledger holds it (newest first in listings)."""
+
+    id: int
+    program_id: str
+    step_id: str
+    channel: str
+    state: str
+    created_at: float
+    opened_at: float | None = None
+    clicked_at: float | None = None
+    unsubscribed_at: float | None = None
+    converted_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EntryRow:
     """A user's journey through a Canvas."""
 
@@ -150,6 +166,9 @@ class LedgerStore(Protocol):
     ) -> list[SendRow]: ...
     def take_rate(self, program_id: str, minute: int, wanted: int, limit: int) -> int: ...
     def stats(self, program_id: str) -> dict[str, dict[str, int]]: ...
+    def for_user(
+        self, workspace_id: str, user_num: int, *, before: tuple[float, int] | None, limit: int
+    ) -> list[ReceivedRow]: ...
 
 
 class EntryStore(Protocol):
@@ -181,6 +200,7 @@ class FactStore(Protocol):
 
     def users(self, workspace_id: str, nums: list[int]) -> list[UserRow]: ...
     def nums_by_external_ids(self, workspace_id: str, ids: list[str]) -> dict[str, int]: ...
+    def nums_by_braze_ids(self, workspace_id: str, ids: list[str]) -> dict[str, int]: ...
     def nums_by_aliases(
         self, workspace_id: str, aliases: list[tuple[str, str]]
     ) -> dict[tuple[str, str], int]: ...

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from cohorthub.web import auth, campaigns, currents, partners, segments, settings, users
+from cohorthub.web import auth, campaigns, canvases, currents, partners, segments, settings, users
 from cohorthub.web.context import PREFIX, Ctx, page, redirect
 
 STATIC = Path(__file__).parent / "static"
@@ -27,6 +27,6 @@ def dashboard() -> Mount:
         Route("/", home, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="dashboard-static"),
     ]
-    for module in (auth, partners, segments, campaigns, currents, users, settings):
+    for module in (auth, partners, segments, canvases, campaigns, currents, users, settings):
         routes.extend(module.ROUTES)
     return Mount(PREFIX, routes=routes)

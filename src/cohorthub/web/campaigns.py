@@ -10,17 +10,20 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cohorthub.api.http import in_thread
-from cohorthub.errors import InvalidInput
 from cohorthub.messaging import services as messaging
 from cohorthub.messaging.audience import audience_filter
 from cohorthub.messaging.dispatch import Item, Sender
+from cohorthub.messaging.errors import InvalidProgram
 from cohorthub.messaging.events import Source
 from cohorthub.messaging.liquid import MessageAborted, RenderFailed
+from cohorthub.messaging.model import WebhookContent
 from cohorthub.messaging.ports import Program, UserRow
 from cohorthub.runtimes import default_channels, tracker_for
 from cohorthub.segments import services as segments
 from cohorthub.segments.model import parse_time
-from cohorthub.web.context import Ctx, PageNotFound, page, redirect, render
+from cohorthub.web.canvas_form import message_from_form
+from cohorthub.web.canvases import canvas_values
+from cohorthub.web.context import Ctx, PageNotFound, form_fields, page, redirect, render
 
 SAMPLE = 10
 ACTIONS = {
@@ -52,53 +55,60 @@ def _segments(ctx: Ctx) -> list[Any]:
 
 @page("write")
 async def new_campaign(request: Request, ctx: Ctx) -> Response:
-    """`GET /dashboard/campaigns/new`: the campaign form."""
+    """`GET /dashboard/campaigns/new`: the campaign form (e-mail or webhook)."""
+    return await _campaign_form(ctx, {"channel": "email", "from": "Acme <news@acme.io>"}, "", 200)
+
+
+async def _campaign_form(ctx: Ctx, fields: dict[str, str], message: str, status: int) -> Response:
     found = await in_thread(lambda: _segments(ctx))
-    return render(
-        ctx, "campaign_new.html", title=ctx.gettext("New campaign"), nav="campaigns", segments=found
-    )
+    return render(ctx, "campaign_new.html", status=status, title=ctx.gettext("New campaign"), nav="campaigns",
+                  segments=found, f=fields, message=message)  # fmt: skip
 
 
-def _definition(ctx: Ctx) -> dict[str, Any]:
-    when = ctx.field("time")
+def _definition(ctx: Ctx, fields: dict[str, str]) -> dict[str, Any]:
+    when = fields.get("time", "")
     try:
         at = parse_time(when) if when else ctx.c.now()
     except ValueError:
-        raise InvalidInput(f"Not a date and time: {when!r}") from None
+        raise InvalidProgram("delivery.time", f"not a date and time: {when!r}") from None
     return {
-        "name": ctx.field("name"),
-        "channel": "email",
-        "audience": {"segment_ids": [ctx.field("segment_id")] if ctx.field("segment_id") else []},
-        "email": {"from": ctx.field("from"), "subject": ctx.field("subject"), "body": ctx.field("body")},
+        "name": fields.get("name", ""),
+        "audience": {"segment_ids": [fields["segment_id"]] if fields.get("segment_id") else []},
+        **message_from_form(fields),
         "delivery": {"type": "scheduled", "time": at},
     }
 
 
 @page("write")
 async def create_campaign(request: Request, ctx: Ctx) -> Response:
-    """`POST /dashboard/campaigns`: a draft campaign."""
+    """`POST /dashboard/campaigns`: a draft campaign; a refused one comes back with the error (400)."""
+    fields = form_fields(ctx)
 
     def run() -> Program:
         with ctx.c.uow() as uow:
             return messaging.create_program(uow=uow, workspace_id=ctx.workspace_id, kind="campaign",
-                                            raw=_definition(ctx), now=ctx.c.now())  # fmt: skip
+                                            raw=_definition(ctx, fields), now=ctx.c.now())  # fmt: skip
 
-    program = await in_thread(run)
+    try:
+        program = await in_thread(run)
+    except InvalidProgram as exc:
+        return await _campaign_form(ctx, fields, exc.message, 400)
     return redirect(f"/campaigns/{program.id}")
 
 
 def _details(ctx: Ctx, program_id: str) -> dict[str, Any]:
     with ctx.c.uow(readonly=True) as uow:
         program = messaging.get_program(uow=uow, workspace_id=ctx.workspace_id, program_id=program_id)
-        stats = messaging.program_stats(uow=uow, workspace_id=ctx.workspace_id, program_id=program_id)
         if program.kind == "canvas":
-            canvas = messaging.canvas_spec(program)
-            return {"program": program, "stats": stats, "canvas": canvas, "audience": None}
+            return canvas_values(ctx, uow, program)
+        stats = messaging.program_stats(uow=uow, workspace_id=ctx.workspace_id, program_id=program_id)
+        spec = messaging.campaign_spec(program)
         members = messaging.audience_members(
             uow=uow, indexes=ctx.c.segments, membership=ctx.c.membership, workspace_id=ctx.workspace_id,
-            raw_filter=audience_filter(messaging.campaign_spec(program).audience), now=ctx.c.now(),
+            raw_filter=audience_filter(spec.audience), now=ctx.c.now(),
         )  # fmt: skip
-        return {"program": program, "stats": stats, "canvas": None, "audience": len(members)}
+        return {"program": program, "stats": stats, "canvas": None, "audience": len(members),
+                "channel": spec.channel}  # fmt: skip
 
 
 @page("read")
@@ -157,8 +167,17 @@ async def preview(request: Request, ctx: Ctx) -> Response:
             )  # fmt: skip
 
     found = await in_thread(run)
+    channel, method = await in_thread(lambda: _channel(ctx, program_id))
     return render(ctx, "campaign_preview.html", preview=found, program_id=program_id,
-                  external_id=external_id or "")  # fmt: skip
+                  external_id=external_id or "", channel=channel, method=method)  # fmt: skip
+
+
+def _channel(ctx: Ctx, program_id: str) -> tuple[str, str]:
+    """The campaign's channel and, for a webhook, its HTTP method."""
+    with ctx.c.uow(readonly=True) as uow:
+        program = messaging.get_program(uow=uow, workspace_id=ctx.workspace_id, program_id=program_id)
+    message = messaging.campaign_spec(program).message
+    return ("webhook", message.method) if isinstance(message, WebhookContent) else ("email", "")
 
 
 @page("write")
@@ -176,18 +195,24 @@ async def campaign_action(request: Request, ctx: Ctx) -> Response:
     return redirect(f"/campaigns/{program_id}")
 
 
-def _test_send(ctx: Ctx, program_id: str, address: str) -> str:
+def _test_send(ctx: Ctx, program_id: str, address: str, external_id: str) -> str:
     c = ctx.c
+    user = UserRow(0, "", None, address, None, None, {}, {})
     with c.uow(readonly=True) as uow:
         program = messaging.get_program(uow=uow, workspace_id=ctx.workspace_id, program_id=program_id,
                                         kind="campaign")  # fmt: skip
         spec = messaging.campaign_spec(program)
+        if external_id:
+            found = uow.messaging.facts.nums_by_external_ids(ctx.workspace_id, [external_id])
+            if external_id not in found:
+                raise PageNotFound(f"No user with external_id {external_id}")
+            user = uow.messaging.facts.users(ctx.workspace_id, [found[external_id]])[0]
     runtime = c.extras.get("messaging")
     channels = runtime.channels if runtime is not None else default_channels(c)
     sender = Sender(uow=c.uow, channels=channels, tracker=lambda: tracker_for(c), now=c.now)
     item = Item(
         Source(ctx.workspace_id, campaign_id=program.id, campaign_name=program.name),
-        UserRow(0, "", None, address, None, None, {}, {}),
+        user,
         "test",
         spec.message,
         values={"campaign": {"api_id": program.id, "name": program.name}},
@@ -200,7 +225,8 @@ def _test_send(ctx: Ctx, program_id: str, address: str) -> str:
 async def test_send(request: Request, ctx: Ctx) -> Response:
     """`POST /dashboard/campaigns/{id}/test-send`: send the message to one address now."""
     program_id = request.path_params["program_id"]
-    outcome = await in_thread(lambda: _test_send(ctx, program_id, ctx.field("address")))
+    address, external_id = ctx.field("address"), ctx.field("external_id").strip()
+    outcome = await in_thread(lambda: _test_send(ctx, program_id, address, external_id))
     values = await in_thread(lambda: _details(ctx, program_id))
     notice = ctx.gettext("Test send: %(outcome)s") % {"outcome": outcome}
     return render(

@@ -85,6 +85,11 @@ class Ctx:
         return value if isinstance(value, str) else default
 
 
+def form_fields(ctx: Ctx) -> dict[str, str]:
+    """The submitted form's text fields (a POST's form was read by the CSRF check)."""
+    return {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
+
+
 class NoWorkspace(CohorthubError):
     """No workspace exists yet."""
 
@@ -119,12 +124,12 @@ def _load(request: Request) -> Ctx:
 
 async def _check_csrf(request: Request, ctx: Ctx) -> None:
     sent = request.headers.get("x-csrf-token")
-    if sent is None and request.headers.get("content-type", "").startswith(
+    if request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         ctx.form = await request.form()
         value = ctx.form.get("csrf_token")
-        sent = value if isinstance(value, str) else None
+        sent = sent if sent is not None else value if isinstance(value, str) else None
     if not sent or not hmac.compare_digest(sent, ctx.session.csrf_token):
         raise CsrfRejected("The form expired or did not come from this dashboard; reload the page")
 

@@ -1,5 +1,5 @@
 """Users: look one up by external id, alias, device id or e-mail; profile, identifiers, cohorts,
-segments (live), recent events and purchases."""
+segments (live), recent events and purchases, and the messages they were sent (from the send ledger)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ from starlette.routing import BaseRoute, Route
 
 from cohorthub.api.http import in_thread
 from cohorthub.cohorts.services import memberships_of
+from cohorthub.errors import InvalidInput
 from cohorthub.identity import services as identity
+from cohorthub.messaging.history import MessagePage, user_messages
 from cohorthub.segments import services as segments
 from cohorthub.web.context import Ctx, page, render
 
 KINDS = ("external_id", "user_alias", "device_id", "email")
+RECENT = 10  # messages shown with a look-up; the messages page shows PAGE at a time
+PAGE = 50
 
 
 def _body(kind: str, query: str) -> dict[str, Any]:
@@ -49,7 +53,8 @@ def _look_up(ctx: Ctx, kind: str, query: str) -> dict[str, Any]:
                                                external_id=user.get("external_id") or "")  # fmt: skip
                 if rows:
                     inside.append(record)
-            results.append({"user": user, "segments": inside})
+            sent = user_messages(uow=uow, workspace_id=workspace_id, braze_id=user["braze_id"], limit=RECENT)
+            results.append({"user": user, "segments": inside, "sent": sent})
     return {"results": results}
 
 
@@ -61,7 +66,41 @@ async def users_page(request: Request, ctx: Ctx) -> Response:
     kind = kind if kind in KINDS else "external_id"
     values = await in_thread(lambda: _look_up(ctx, kind, query)) if query else {"results": None}
     return render(ctx, "users.html", title=ctx.gettext("Users"), nav="users", kind=kind, query=query,
-                  kinds=KINDS, **values)  # fmt: skip
+                  kinds=KINDS, cursor_text=cursor_text, **values)  # fmt: skip
 
 
-ROUTES: list[BaseRoute] = [Route("/users", users_page, methods=["GET"])]
+def cursor_text(older: tuple[float, int] | None) -> str:
+    """A page cursor as it goes in a link."""
+    return f"{older[0]!r}:{older[1]}" if older else ""
+
+
+def _cursor(text: str) -> tuple[float, int] | None:
+    if not text:
+        return None
+    at, _, row_id = text.partition(":")
+    try:
+        return float(at), int(row_id)
+    except ValueError:
+        raise InvalidInput(f"Not a page cursor: {text!r}") from None
+
+
+@page("read")
+async def messages_page(request: Request, ctx: Ctx) -> Response:
+    """`GET /dashboard/users/{braze_id}/messages?before=`: every message sent to a user, newest first."""
+    braze_id = request.path_params["braze_id"]
+    before = _cursor(request.query_params.get("before", ""))
+
+    def run() -> MessagePage:
+        with ctx.c.uow(readonly=True) as uow:
+            return user_messages(uow=uow, workspace_id=ctx.workspace_id, braze_id=braze_id, before=before,
+                                 limit=PAGE)  # fmt: skip
+
+    sent = await in_thread(run)
+    return render(ctx, "user_messages.html", title=ctx.gettext("Messages"), nav="users", braze_id=braze_id,
+                  sent=sent, cursor_text=cursor_text)  # fmt: skip
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/users", users_page, methods=["GET"]),
+    Route("/users/{braze_id}/messages", messages_page, methods=["GET"]),
+]

@@ -9,19 +9,24 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from cohorthub.accounts import services as accounts
 from cohorthub.accounts.passwords import Argon2Hasher
 from cohorthub.bootstrap import Container
+from cohorthub.config import Settings
 from cohorthub.identity import services as identity
 from cohorthub.partners.services import issue_partner_key
 from cohorthub.workspaces import services as workspaces
+from tests.conftest import free_port
+from tests.e2e.messaging.conftest import SmtpSink
 
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -33,6 +38,7 @@ USERS = [
     for i in range(10)
 ]
 _hasher = Argon2Hasher()
+SMTP_PORT = free_port()
 
 
 @dataclass
@@ -61,6 +67,23 @@ def make_account(c: Container, email: str, role: str) -> None:
         accounts.create_account(
             uow=uow, hasher=_hasher, email=email, password=PASSWORD, role=role, now=c.now()
         )
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on loopback."""
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=SMTP_PORT)
+    controller.start()
+    yield sink
+    controller.stop()
+
+
+def sink_settings(database_url: str) -> Settings:
+    """Settings that send e-mail to the `smtp_sink` (for a module's `settings` fixture)."""
+    return Settings(
+        database_url=database_url, public_url="http://testserver", smtp_url=f"smtp://127.0.0.1:{SMTP_PORT}"
+    )
 
 
 @pytest.fixture
@@ -114,6 +137,22 @@ def sign_in(page: Page, url: str, email: str) -> None:
     page.get_by_label(re.compile("Password|Contraseña")).fill(PASSWORD)
     page.locator("button[type=submit].primary").click()
     page.wait_for_url(re.compile(r"/dashboard/partners"))
+
+
+@contextmanager
+def session(world: World, email: str) -> Iterator[tuple[httpx.Client, str]]:
+    """An HTTP client signed in through the form, and the session's CSRF token."""
+    with httpx.Client(base_url=world.url, follow_redirects=False) as client:
+        form = client.get("/dashboard/signin")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token is not None
+        signed = client.post(
+            "/dashboard/signin", data={"email": email, "password": PASSWORD, "csrf_token": token[1]}
+        )
+        assert signed.status_code == 303, signed.text
+        csrf = re.search(r'data-csrf="([^"]+)"', client.get("/dashboard/partners").text)
+        assert csrf is not None
+        yield client, csrf[1]
 
 
 def shot(page: Page, name: str) -> None:

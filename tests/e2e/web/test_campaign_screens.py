@@ -3,40 +3,23 @@ audience, a test send, launch; the audience gets the e-mail through a real SMTP 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from aiosmtpd.controller import Controller
 from playwright.sync_api import Page, expect
 
 from cohorthub.bootstrap import Container
 from cohorthub.config import Settings
 from cohorthub.runtimes import start_messaging
 from cohorthub.segments import services as segments
-from tests.conftest import free_port
 from tests.e2e.messaging.conftest import SmtpSink, wait_for
-from tests.e2e.web.conftest import World, serious_violations, shot, sign_in
+from tests.e2e.web.conftest import World, serious_violations, shot, sign_in, sink_settings
 
-SMTP_PORT = free_port()
 SPAIN = {"type": "attribute", "attribute": "country", "op": "equals", "value": "ES"}
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    """A real SMTP server on loopback."""
-    sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=SMTP_PORT)
-    controller.start()
-    yield sink
-    controller.stop()
 
 
 @pytest.fixture
 def settings(database_url: str, smtp_sink: SmtpSink) -> Settings:
     """Settings that send e-mail to the sink."""
-    return Settings(
-        database_url=database_url, public_url="http://testserver", smtp_url=f"smtp://127.0.0.1:{SMTP_PORT}"
-    )
+    return sink_settings(database_url)
 
 
 def test_a_campaign_to_a_segment_is_previewed_test_sent_and_launched(

@@ -8,8 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -17,28 +15,7 @@ from playwright.sync_api import Page, expect
 
 from cohorthub.bootstrap import Container
 from cohorthub.messaging import services as messaging
-from tests.e2e.web.conftest import PASSWORD, World, shot, sign_in
-
-
-@contextmanager
-def _session(world: World, email: str) -> Iterator[tuple[httpx.Client, str]]:
-    with httpx.Client(base_url=world.url, follow_redirects=False) as client:
-        yield client, _sign_in(client, email)
-
-
-def _sign_in(client: httpx.Client, email: str) -> str:
-    form = client.get("/dashboard/signin")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert token is not None
-    signed = client.post(
-        "/dashboard/signin", data={"email": email, "password": PASSWORD, "csrf_token": token[1]}
-    )
-    assert signed.status_code == 303, signed.text
-    page = client.get("/dashboard/partners")
-    csrf = re.search(r'data-csrf="([^"]+)"', page.text)
-    assert csrf is not None
-    return csrf[1]
-
+from tests.e2e.web.conftest import PASSWORD, World, session, shot, sign_in
 
 WRITES = [
     ("/dashboard/partners/heap/enable", {}),
@@ -52,7 +29,7 @@ WRITES = [
 
 
 def test_a_viewer_is_refused_every_change_by_direct_requests(world: World, container: Container) -> None:
-    with _session(world, "viewer@acme.io") as (client, csrf):
+    with session(world, "viewer@acme.io") as (client, csrf):
         assert client.get("/dashboard/segments").status_code == 200  # a viewer may look
         for path, data in WRITES:
             answer = client.post(path, data={**data, "csrf_token": csrf})
@@ -68,14 +45,14 @@ def test_a_viewer_is_refused_every_change_by_direct_requests(world: World, conta
 
 
 def test_a_marketer_may_change_partners_but_not_keys_or_accounts(world: World) -> None:
-    with _session(world, "marketer@acme.io") as (client, csrf):
+    with session(world, "marketer@acme.io") as (client, csrf):
         assert client.post("/dashboard/partners/heap/enable", data={"csrf_token": csrf}).status_code == 200
         for path, data in WRITES[2:4]:
             assert client.post(path, data={**data, "csrf_token": csrf}).status_code == 403, path
 
 
 def test_changes_without_the_csrf_token_are_refused(world: World, container: Container) -> None:
-    with _session(world, "admin@acme.io") as (client, csrf):
+    with session(world, "admin@acme.io") as (client, csrf):
         assert client.post("/dashboard/partners/heap/enable", data={}).status_code == 403
         assert (
             client.post("/dashboard/partners/heap/enable", data={"csrf_token": csrf + "x"}).status_code == 403
@@ -86,7 +63,7 @@ def test_changes_without_the_csrf_token_are_refused(world: World, container: Con
         assert uow.partners.integration_enabled(world.workspace_id, "heap") is None
 
 
-def test_sign_in_is_rate_limited_and_sign_out_ends_the_session(world: World) -> None:
+def test_sign_in_is_rate_limited_and_sign_out_ends_thesession(world: World) -> None:
     with httpx.Client(base_url=world.url, follow_redirects=False) as client:
         token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/dashboard/signin").text)
         assert token is not None
@@ -95,7 +72,7 @@ def test_sign_in_is_rate_limited_and_sign_out_ends_the_session(world: World) -> 
         limited = client.post("/dashboard/signin", data={**wrong, "password": PASSWORD})
         assert limited.status_code == 429
         assert int(limited.headers["retry-after"]) > 0
-    with _session(world, "viewer@acme.io") as (client, csrf):
+    with session(world, "viewer@acme.io") as (client, csrf):
         assert client.post("/dashboard/signout", data={"csrf_token": csrf}).status_code == 303
         assert client.get("/dashboard/partners").status_code == 303  # back to the sign-in page
 
@@ -120,7 +97,7 @@ def test_user_create_on_the_command_line(database_url: str, role: str) -> None:
 
 
 def test_segment_members_search_explain_and_csv_export(world: World, container: Container) -> None:
-    with _session(world, "admin@acme.io") as (client, csrf):
+    with session(world, "admin@acme.io") as (client, csrf):
         headers = {"X-CSRF-Token": csrf, "Accept": "application/json"}
         spain = {"type": "attribute", "attribute": "country", "op": "equals", "value": "ES"}
         bad = client.post("/dashboard/segments/save", headers=headers, json={"name": "", "filter": spain})
@@ -153,14 +130,16 @@ def test_a_canvas_shows_its_flow(world: World, container: Container) -> None:
         program = messaging.create_program(
             uow=uow, workspace_id=world.workspace_id, kind="canvas", raw=canvas, now=container.now()
         )
-    with _session(world, "viewer@acme.io") as (client, _):
+    with session(world, "viewer@acme.io") as (client, _):
         listed = client.get("/dashboard/campaigns").text
         assert f'/dashboard/campaigns/{program.id}">Journey</a>' in listed
         flow = client.get(f"/dashboard/campaigns/{program.id}").text
-    steps = re.findall(r'<li id="step-(\w+)"><strong>([^<]+)</strong> <span class="badge">(\w+)</span>', flow)
+    steps = re.findall(
+        r'<li id="step-(\w+)"><strong>([^<]+)</strong> <span class="badge" data-type="(\w+)">', flow
+    )
     assert steps == [
         ("hello", "Hello", "message"),
         ("wait", "Wait a day", "delay"),
         ("again", "Reminder", "message"),
     ]
-    assert '→ <a href="#step-wait">wait</a>' in flow and "24 h" in flow
+    assert '→ <a href="#step-wait">Wait a day</a>' in flow and "24 h" in flow

@@ -63,6 +63,15 @@ class SqlFactStore:
         )
         return {str(e): int(n) for e, n in self._conn.execute(stmt)}
 
+    def nums_by_braze_ids(self, workspace_id: str, ids: list[str]) -> dict[str, int]:
+        """User numbers of these braze ids (unknown ones are left out)."""
+        if not ids:
+            return {}
+        stmt = select(users.c.braze_id, users.c.num).where(
+            users.c.workspace_id == workspace_id, users.c.braze_id.in_(ids)
+        )
+        return {str(b): int(n) for b, n in self._conn.execute(stmt)}
+
     def nums_by_aliases(
         self, workspace_id: str, aliases: list[tuple[str, str]]
     ) -> dict[tuple[str, str], int]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
-from cohorthub.messaging.ports import SendKey, SendRow
+from cohorthub.messaging.ports import ReceivedRow, SendKey, SendRow
 from cohorthub.store.messaging.schema import insert_for, rates, sends
 
 _TOUCHABLE = {"opened_at", "clicked_at", "unsubscribed_at", "converted_at"}
@@ -201,3 +201,18 @@ class SqlLedgerStore:
             ):
                 s[name] = s.get(name, 0) + int(value)
         return out
+
+    def for_user(
+        self, workspace_id: str, user_num: int, *, before: tuple[float, int] | None, limit: int
+    ) -> list[ReceivedRow]:
+        """The user's messages, newest first, older than `before` (time, id); on `ix_msg_sends_user`."""
+        c = sends.c
+        stmt = select(c.id, c.program_id, c.step_id, c.channel, c.state, c.created_at, c.opened_at,
+                      c.clicked_at, c.unsubscribed_at, c.converted_at).where(
+            c.workspace_id == workspace_id, c.user_num == user_num
+        )  # fmt: skip
+        if before is not None:
+            at, row_id = before
+            stmt = stmt.where(or_(c.created_at < at, and_(c.created_at == at, c.id < row_id)))
+        stmt = stmt.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        return [ReceivedRow(**r._mapping) for r in self._conn.execute(stmt)]

@@ -1,0 +1,81 @@
+"""The Canvas editor's forms as definition changes: positions, insert, replace, remove, round trips."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cohorthub.messaging.canvas import parse_canvas
+from cohorthub.messaging.errors import InvalidProgram
+from cohorthub.web import canvas_form as cf
+
+MAIL = {"channel": "email", "email": {"from": "news@acme.io", "subject": "Hi", "body": "<p>Hi</p>"}}
+
+
+def _canvas() -> dict[str, Any]:
+    return {"name": "C", "entry": {"type": "api"}, "steps": [
+        {"id": "hello", "name": "Hello", "type": "message", **MAIL, "next": "split"},
+        {"id": "split", "name": "Split", "type": "audience_split", "else": "bye",
+         "paths": [{"name": "ES", "filter": {"type": "segment", "segment_id": "s1", "op": "includes"}}]},
+        {"id": "bye", "name": "Bye", "type": "decision_split", "event": "buy", "within_seconds": 5400,
+         "yes": None, "no": None},
+    ]}  # fmt: skip
+
+
+def test_positions_name_every_successor_and_the_start() -> None:
+    values = [v for v, _, _ in cf.positions(_canvas())]
+    assert values == ["first", "hello:next", "split:path:0", "split:else", "bye:yes", "bye:no"]
+
+
+def test_a_step_goes_between_a_position_and_where_it_led() -> None:
+    wait = {"id": "wait", "name": "Wait", "type": "delay", "seconds": 60, "next": cf.KEEP}
+    out = cf.insert_step(_canvas(), wait, "hello:next")
+    assert out["steps"][0]["next"] == "wait" and out["steps"][-1]["next"] == "split"
+    first = cf.insert_step(_canvas(), {**wait, "id": "w0"}, "first")
+    assert first["first_step"] == "w0" and first["steps"][-1]["next"] == "hello"
+    path = cf.insert_step(_canvas(), {**wait, "id": "w1"}, "split:path:0")
+    assert path["steps"][1]["paths"][0]["next"] == "w1" and "next" not in path["steps"][-1]
+    parse_canvas(out), parse_canvas(first), parse_canvas(path)
+    with pytest.raises(InvalidProgram, match="exists already"):
+        cf.insert_step(_canvas(), {**wait, "id": "hello"}, "first")
+    with pytest.raises(InvalidProgram, match="no such position"):
+        cf.insert_step(_canvas(), wait, "split:path:4")
+
+
+def test_removing_a_step_reconnects_what_led_to_it() -> None:
+    out = cf.remove_step(_canvas(), "hello")
+    assert out["first_step"] == "split" and [s["id"] for s in out["steps"]] == ["split", "bye"]
+    out = cf.remove_step(_canvas(), "bye")
+    assert out["steps"][1]["else"] is None
+    with pytest.raises(InvalidProgram, match="unreachable from first_step: bye"):
+        parse_canvas(cf.remove_step(_canvas(), "split"))  # a split's branches become exits
+    one = {"name": "C", "entry": {"type": "api"}, "steps": [_canvas()["steps"][0]]}
+    with pytest.raises(InvalidProgram, match="at least one step"):
+        cf.remove_step(one, "hello")
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_a_stored_step_survives_its_form(index: int) -> None:
+    step = {k: v for k, v in _canvas()["steps"][index].items() if v is not None}
+    assert cf.step_from_form(cf.fields_of_step(step), step["id"]) == step
+
+
+def test_form_fields_become_a_step() -> None:
+    form = {"type": "delay", "delay_mode": "for", "delay_amount": "1.5", "delay_unit": "hours", "next": "x"}
+    assert cf.step_from_form(form, "d") == {"id": "d", "name": "d", "type": "delay", "seconds": 5400.0,
+                                            "next": "x"}  # fmt: skip
+    headers = "X-Key: 1\n\nAuthorization: Bearer t"
+    webhook = {"type": "message", "channel": "webhook", "url": "https://h.io/{{${user_id}}}",
+               "method": "PUT", "headers": headers, "webhook_body": "{}"}  # fmt: skip
+    assert cf.step_from_form(webhook, "w")["webhook"] == {
+        "url": "https://h.io/{{${user_id}}}", "request_method": "PUT", "body": "{}",
+        "request_headers": {"X-Key": "1", "Authorization": "Bearer t"},
+    }  # fmt: skip
+    with pytest.raises(InvalidProgram, match="request_headers: line 1: expected Name: value"):
+        cf.step_from_form({**webhook, "headers": "no colon"}, "w")
+    split = {"type": "audience_split", "path_count": "1", "path_name_0": "A", "path_filter_0": "{nope",
+             "path_name_1": "", "path_segment_1": ""}  # fmt: skip
+    with pytest.raises(InvalidProgram, match=r"paths\[0\].filter: not JSON"):
+        cf.step_from_form(split, "s")
+    assert cf.split_amount(7200) == ("2", "hours") and cf.split_amount(90) == ("1.5", "minutes")

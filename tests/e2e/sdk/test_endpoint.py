@@ -178,7 +178,7 @@ def test_cli_creates_an_app_and_lists_its_counters(database_url: str) -> None:
 def test_nul_characters_are_refused_or_dropped_alike_on_both_stores(
     setup: tuple[httpx.Client, str, str, str], container: Container
 ) -> None:
-    http, ws, rest, key = setup
+    http, ws, _rest, key = setup
     refused = http.post("/api/v3/data/", json={**_body(key), "device_id": "d\x00"})
     assert refused.status_code == 200 and refused.json()["error"] == "invalid_request"
     device = {"browser": "Chrome\x00", "os_version": "Linux"}

@@ -29,6 +29,7 @@ from cohorthub.accounts.model import (
     retry_after,
 )
 from cohorthub.accounts.ports import AccountUnitOfWork, PasswordHasher
+from cohorthub.text import storable_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,9 @@ def sign_in(
 ) -> SignedIn:
     """Check the password and open a session; failures are counted per e-mail and per client."""
     email = email.strip().lower()
+    if storable_problem(email) or storable_problem(password):  # no account can have it: nothing to look up
+        hasher.hash("")  # costs as long as a wrong password
+        raise InvalidCredentials("Wrong e-mail or password")
     limits = {f"email:{email}": MAX_FAILURES, f"client:{client}": MAX_CLIENT_FAILURES}
     limit_keys = list(limits)
     since = now - FAILURE_WINDOW

@@ -26,7 +26,8 @@ from cohorthub.accounts.errors import NotSignedIn, RoleForbids
 from cohorthub.accounts.model import Account, Session, allows
 from cohorthub.api.http import container, in_thread
 from cohorthub.bootstrap import Container
-from cohorthub.errors import CohorthubError, NotFound, RateLimited, ResourceLocked
+from cohorthub.errors import CohorthubError, InvalidInput, NotFound, RateLimited, ResourceLocked
+from cohorthub.text import storable_problem
 from cohorthub.web import i18n
 from cohorthub.workspaces.model import Workspace
 from cohorthub.workspaces.services import list_workspaces
@@ -128,6 +129,9 @@ async def _check_csrf(request: Request, ctx: Ctx) -> None:
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         ctx.form = await request.form()
+        for name, field_value in ctx.form.multi_items():
+            if isinstance(field_value, str) and (problem := storable_problem(field_value)):
+                raise InvalidInput(f"{name}: {problem}")
         value = ctx.form.get("csrf_token")
         sent = sent if sent is not None else value if isinstance(value, str) else None
     if not sent or not hmac.compare_digest(sent, ctx.session.csrf_token):

@@ -63,6 +63,19 @@ def test_changes_without_the_csrf_token_are_refused(world: World, container: Con
         assert uow.partners.integration_enabled(world.workspace_id, "heap") is None
 
 
+def test_nul_characters_in_forms_are_refused(world: World, container: Container) -> None:
+    with httpx.Client(base_url=world.url, follow_redirects=False) as client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/dashboard/signin").text)
+        assert token is not None
+        nul = {"email": "admin\x00@acme.io", "password": "x\x00", "csrf_token": token[1]}
+        assert client.post("/dashboard/signin", data=nul).status_code == 401  # no account can have it
+    with session(world, "admin@acme.io") as (client, csrf):
+        named = client.post("/dashboard/segments/save", data={"csrf_token": csrf, "name": "S\x00"})
+        assert named.status_code == 400 and "must not contain NUL characters" in named.text
+    with container.uow(readonly=True) as uow:
+        assert uow.conn.exec_driver_sql("SELECT count(*) FROM segments").scalar_one() == 0
+
+
 def test_sign_in_is_rate_limited_and_sign_out_ends_thesession(world: World) -> None:
     with httpx.Client(base_url=world.url, follow_redirects=False) as client:
         token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/dashboard/signin").text)

@@ -85,3 +85,10 @@ def test_an_admin_changes_roles_but_not_their_own(container: Container) -> None:
         marketer = services.require_account(uow=uow, account_id=other)
         with pytest.raises(RoleForbids):
             services.set_role(uow=uow, actor=marketer, account_id=admin_id, role="viewer")
+
+
+def test_a_nul_e_mail_or_password_is_a_wrong_sign_in_on_both_stores(container: Container) -> None:
+    for email, password in (("ana\x00@acme.io", PASSWORD), ("ana@acme.io", PASSWORD + "\x00")):
+        with container.uow() as uow, pytest.raises(InvalidCredentials):
+            services.sign_in(uow=uow, hasher=HASHER, email=email, password=password,
+                             client="127.0.0.1", workspace_id=None, now=NOW)  # fmt: skip

@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
@@ -64,7 +64,7 @@ EMAIL = {
 
 # --- a minimal SMTP sink (child process) -------------------------------------------------------
 class _Smtp(asyncio.Protocol):
-    def __init__(self, log: list[tuple[float, bytes]] | None) -> None:
+    def __init__(self, log: IO[bytes] | None) -> None:
         self.buffer = b""
         self.data = False
         self.rcpt = b""
@@ -85,7 +85,8 @@ class _Smtp(asyncio.Protocol):
                 self.buffer = self.buffer[end + 5 :]
                 self.data = False
                 if self.log is not None:
-                    self.log.append((time.time(), self.rcpt))
+                    self.log.write(b"%.6f %s\n" % (time.time(), self.rcpt))
+                    self.log.flush()
                 self.transport.write(b"250 OK\r\n")
                 continue
             line, sep, rest = self.buffer.partition(b"\r\n")
@@ -108,14 +109,11 @@ class _Smtp(asyncio.Protocol):
                 self.transport.write(b"250 OK\r\n")
 
 
-def serve_sink(
-    port: int, log: list[tuple[float, bytes]] | None = None, ready: threading.Event | None = None
-) -> None:
-    """Run the sink on `port` until the process ends."""
+def serve_sink(port: int, log: str | None = None) -> None:
+    """Run the sink on `port` until the process ends (with `log`, append "time recipient" per message)."""
+    out = open(log, "ab") if log else None  # noqa: SIM115
     loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(loop.create_server(lambda: _Smtp(log), "127.0.0.1", port))
-    if ready is not None:
-        ready.set()
+    server = loop.run_until_complete(loop.create_server(lambda: _Smtp(out), "127.0.0.1", port))
     loop.run_until_complete(server.serve_forever())
 
 
@@ -125,9 +123,10 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _sink_process() -> tuple[subprocess.Popen[bytes], int]:
+def _sink_process(log: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = _port()
-    proc = subprocess.Popen([sys.executable, __file__, "--sink", str(port)])
+    extra = ["--sink-log", str(log)] if log else []
+    proc = subprocess.Popen([sys.executable, __file__, "--sink", str(port), *extra])
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -248,13 +247,10 @@ def _campaign(store: str, users: int, tmp: Path, port: int, connections: int) ->
 
 def _reaction(store: str, count: int, tmp: Path) -> None:
     url = _database(store, tmp)
-    log: list[tuple[float, bytes]] = []
-    ready = threading.Event()
-    port = _port()
-    threading.Thread(target=serve_sink, args=(port, log, ready), daemon=True).start()
-    ready.wait()
+    log = tmp / f"sink-{uuid.uuid4().hex[:6]}.log"
+    sink, port = _sink_process(log)
     try:
-        c = bootstrap(Settings(database_url=url, public_url="https://hub.test", messaging_poll_seconds=0.05))
+        c = bootstrap(Settings(database_url=url, public_url="https://hub.test"))
         with c.uow() as uow:
             ws, _ = workspaces.create_workspace(uow=uow, name="bench", now=NOW)
         with c.uow() as uow:
@@ -292,11 +288,12 @@ def _reaction(store: str, count: int, tmp: Path) -> None:
                 acked.update({f"{i}@example.com".encode(): done for i in ids})
                 time.sleep(0.02)
             deadline = time.time() + 120
-            while len(log) < count and time.time() < deadline:
+            while _received(log) < count and time.time() < deadline:
                 time.sleep(0.05)
             stop.set()
             worker.join(timeout=30)
-        delays = sorted(at - acked[rcpt] for at, rcpt in log if rcpt in acked)
+        arrivals = [line.split(b" ") for line in log.read_bytes().splitlines()]
+        delays = sorted(float(at) - acked[rcpt] for at, rcpt in arrivals if rcpt in acked)
         p50 = statistics.median(delays)
         p99 = delays[int(len(delays) * 0.99) - 1]
         print(
@@ -305,7 +302,12 @@ def _reaction(store: str, count: int, tmp: Path) -> None:
         )
         c.close()
     finally:
+        sink.terminate()
         segments_bench._drop(url)
+
+
+def _received(log: Path) -> int:
+    return log.read_bytes().count(b"\n") if log.exists() else 0
 
 
 def main() -> None:
@@ -313,24 +315,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--reaction", type=int, default=1000)
+    parser.add_argument(
+        "--users", type=int, default=100_000, help="segment size of the campaign (0: no campaign run)"
+    )
+    parser.add_argument(
+        "--reaction", type=int, default=1000, help="users imported for the reaction time (0: none)"
+    )
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument(
         "--connections", type=int, default=4, help="SMTP connections (ours and the baseline's)"
     )
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sink-log", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
-        serve_sink(args.sink)
+        serve_sink(args.sink, args.sink_log)
         return
     proc, port = _sink_process()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for store in args.stores.split(","):
                 print(f"{store}:")
-                _campaign(store, args.users, Path(tmp), port, args.connections)
-                _reaction(store, args.reaction, Path(tmp))
+                if args.users:
+                    _campaign(store, args.users, Path(tmp), port, args.connections)
+                if args.reaction:
+                    _reaction(store, args.reaction, Path(tmp))
     finally:
         proc.terminate()
 

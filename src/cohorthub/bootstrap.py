@@ -12,6 +12,7 @@ from cohorthub import clock
 from cohorthub.apps.listeners import SessionIdentityListener
 from cohorthub.cohorts.listeners import CohortMembershipListener
 from cohorthub.cohorts.membership import MembershipCache
+from cohorthub.cohorts.ports import CohortChangeListener
 from cohorthub.config import Settings
 from cohorthub.identity.listeners import IdentityListener
 from cohorthub.segments.indexes import SegmentIndexes
@@ -31,6 +32,7 @@ class Container:
     now: Callable[[], float] = clock.now
     membership: MembershipCache = field(default_factory=MembershipCache)
     identity_listeners: list[IdentityListener] = field(default_factory=list)
+    cohort_listeners: list[CohortChangeListener] = field(default_factory=list)
     segments: SegmentIndexes = field(default_factory=SegmentIndexes)
     extras: dict[str, Any] = field(default_factory=dict)
 

@@ -114,11 +114,14 @@ def start_messaging(c: Container, **transports: Any) -> tuple[threading.Event, t
     runtime = messaging_runtime(c, **transports)
     c.extras["messaging"] = runtime
     stop = threading.Event()
+    c.cohort_listeners.append(runtime.worker)
 
     def run() -> None:
         try:
             runtime.worker.run(stop)
         finally:
+            c.cohort_listeners = [x for x in c.cohort_listeners if x is not runtime.worker]
+            runtime.sender.close()
             runtime.channels.email.close()
             runtime.channels.webhook.close()
 

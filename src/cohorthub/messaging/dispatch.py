@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,6 +82,14 @@ class Tally:
     aborted: int = 0
     skipped: int = 0
 
+    def add(self, other: Tally) -> None:
+        """Count another tally in."""
+        self.sent += other.sent
+        self.delivered += other.delivered
+        self.failed += other.failed
+        self.aborted += other.aborted
+        self.skipped += other.skipped
+
 
 def render_item(item: Item) -> dict[str, str]:
     """The message's text fields for this user (`MessageAborted`/`RenderFailed` when it cannot go)."""
@@ -105,6 +114,47 @@ def render_item(item: Item) -> dict[str, str]:
     return parts
 
 
+@dataclass(frozen=True, slots=True)
+class _Reserved:
+    """A batch whose ledger rows and Send events are committed: ready to go out."""
+
+    workspace_id: str
+    todo: list[tuple[int, _Rendered]]
+    emails: list[tuple[int, OutgoingEmail]]
+
+
+class Pipeline:
+    """Sends batches one after another, the next one rendered and reserved while one is on the wire.
+
+    At most two batches are reserved and not yet settled at any time (the one on the wire and the
+    next), so a worker killed mid-way leaves at most two batches in doubt.
+    """
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+        self._pending: Future[Tally] | None = None
+        self.tally = Tally()
+
+    def submit(self, workspace_id: str, items: Sequence[Item]) -> None:
+        """Reserve this batch now, then hand it on once the previous one is done."""
+        reserved = self._sender.reserve(workspace_id, items, self.tally)
+        self.wait()
+        if reserved is not None:
+            self._pending = self._sender.executor().submit(self._sender.complete, reserved)
+
+    def wait(self) -> None:
+        """Until the batch on the wire is settled (its errors are raised here)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.tally.add(pending.result())
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wait()
+
+
 class Sender:
     """The two-transaction send pipeline shared by campaigns, Canvas steps and API sends."""
 
@@ -115,15 +165,39 @@ class Sender:
         channels: Channels,
         tracker: Callable[[], Tracker],
         now: Callable[[], float],
+        batch_size: int = 200,
     ) -> None:
         self._uow = uow
         self._channels = channels
         self._tracker = tracker
         self._now = now
+        self.batch_size = batch_size
+        self._executor: ThreadPoolExecutor | None = None
+
+    def executor(self) -> ThreadPoolExecutor:
+        """The one thread that hands reserved batches to the channels and settles them."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="sender")
+        return self._executor
+
+    def close(self) -> None:
+        """Stop the sending thread."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    def pipeline(self) -> Pipeline:
+        """A pipeline of batches (use as a context manager: leaving it waits for the last batch)."""
+        return Pipeline(self)
 
     def deliver(self, workspace_id: str, items: Sequence[Item]) -> Tally:
-        """Send each item at most once (by its ledger key); return the tally."""
-        tally = Tally()
+        """Send each item at most once (by its ledger key), batch by batch; return the tally."""
+        with self.pipeline() as pipe:
+            for start in range(0, len(items), self.batch_size):
+                pipe.submit(workspace_id, items[start : start + self.batch_size])
+        return pipe.tally
+
+    def reserve(self, workspace_id: str, items: Sequence[Item], tally: Tally) -> _Reserved | None:
+        """Render, commit the ledger rows and Send (or Abort) events, build the e-mails."""
         rendered = [self._render(i) for i in items]
         with self._uow() as uow:
             now = self._now()
@@ -180,8 +254,20 @@ class Sender:
             uow.commit()
         todo = [(ids[r.item.key], r) for r in rendered if r.parts is not None and r.item.key in ids]
         if not todo:
-            return tally
-        outcomes = self._send(todo)
+            return None
+        tracker = self._tracker()
+        emails = [
+            (i, _email(r.item, r.parts, row_id, tracker))
+            for i, (row_id, r) in enumerate(todo)
+            if r.parts is not None and isinstance(r.item.message, EmailContent)
+        ]
+        return _Reserved(workspace_id, todo, emails)
+
+    def complete(self, batch: _Reserved) -> Tally:
+        """Hand a reserved batch to the channels, then commit the outcomes and their events."""
+        tally = Tally()
+        todo = batch.todo
+        outcomes = self._send(batch)
         with self._uow() as uow:
             now = self._now()
             events = []
@@ -195,7 +281,7 @@ class Sender:
             )
             for program_id in {r.item.source.program_id for _, r in todo}:
                 uow.messaging.programs.mark_sent(program_id, now)
-            uow.outbox.append(workspace_id, events, now=now)
+            uow.outbox.append(batch.workspace_id, events, now=now)
             uow.commit()
         return tally
 
@@ -207,23 +293,17 @@ class Sender:
         except RenderFailed as exc:
             return _Rendered(item, None, str(exc), "liquid_error")
 
-    def _send(self, todo: list[tuple[int, _Rendered]]) -> list[Outcome]:
-        tracker = self._tracker()
+    def _send(self, batch: _Reserved) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
-        emails: list[tuple[int, OutgoingEmail]] = []
-        for i, (row_id, r) in enumerate(todo):
+        for i, (_row_id, r) in enumerate(batch.todo):
             m = r.item.message
-            assert r.parts is not None
-            if isinstance(m, EmailContent):
-                emails.append((i, _email(r.item, r.parts, row_id, tracker)))
-            else:
+            if isinstance(m, WebhookContent):
+                assert r.parts is not None
                 outcomes[i] = self._channels.webhook.send(_webhook(m, r.parts))
-        if emails:
-            for (i, _), outcome in zip(
-                emails, self._channels.email.send([e for _, e in emails]), strict=True
-            ):
-                outcomes[i] = outcome
-        return [outcomes[i] for i in range(len(todo))]
+        if batch.emails:
+            sent = self._channels.email.send([e for _, e in batch.emails])
+            outcomes.update((i, outcome) for (i, _), outcome in zip(batch.emails, sent, strict=True))
+        return [outcomes[i] for i in range(len(batch.todo))]
 
     def test_send(self, item: Item, address: str) -> Outcome:
         """Send the item's message, rendered for its user, to `address` (no ledger, no events)."""

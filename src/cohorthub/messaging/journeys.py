@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from pyroaring import BitMap
 
+from cohorthub.currents.envelope import Envelope
 from cohorthub.messaging import services
 from cohorthub.messaging.canvas import CanvasSpec
 from cohorthub.messaging.dispatch import Sender
@@ -26,6 +27,7 @@ from cohorthub.messaging.ports import (
     EventRow,
     Job,
     MessagingUnitOfWork,
+    Move,
     Program,
     UowFactory,
     UserRow,
@@ -47,33 +49,33 @@ def enter_users(
     now: float,
 ) -> int:
     """Start journeys for these users (re-entry rules applied); return how many entered."""
+    nums = list(dict.fromkeys(nums))
     entries = uow.messaging.entries
     users = {u.num: u for u in uow.messaging.facts.users(program.workspace_id, nums)}
     first = spec.steps[spec.first_step]
-    events = []
-    entered = 0
     previous = entries.last_entered_many(program.id, nums)
+    rows = []
     for num in nums:
-        user = users.get(num)
-        if user is None:
-            continue
         last = previous.get(num)
-        if last is not None and (not spec.reentry or now - last < spec.reentry_after_seconds):
+        if num not in users or (
+            last is not None and (not spec.reentry or now - last < spec.reentry_after_seconds)
+        ):
             continue
         row = EntryRow(0, program.workspace_id, program.id, num, first.id, now, False, properties, now)
-        entry_id = entries.add(row, trigger_key=f"{trigger}:{num}", now=now)
-        if entry_id is None:
+        rows.append((row, f"{trigger}:{num}"))
+    ids = entries.add_many(rows, now=now)
+    src = canvas_source(program, spec, first)
+    events = []
+    for row, key in rows:
+        if (entry_id := ids.get(key)) is None:
             continue
-        entered += 1
-        src = canvas_source(program, spec, first)
-        events.append(
-            message_event("users.canvas.Entry", src, user_of(user), time=now, in_control_group=False)
-        )
+        user = user_of(users[row.user_num])
+        events.append(message_event("users.canvas.Entry", src, user, time=now, in_control_group=False))
         events.append(
             message_event(
                 "users.canvasstep.Progression",
                 src,
-                user_of(user),
+                user,
                 time=now,
                 canvas_entry_id=str(entry_id),
                 next_step_id=first.id,
@@ -82,7 +84,7 @@ def enter_users(
             )
         )
     uow.outbox.append(program.workspace_id, events, now=now)
-    return entered
+    return len(ids)
 
 
 class Journeys:
@@ -314,28 +316,9 @@ class Journeys:
         user: dict[str, str],
         now: float,
     ) -> None:
-        step = spec.steps.get(entry.step_id or "")
-        uow.messaging.entries.move(
-            entry.id, step_id=entry.step_id, since=now, waiting=False, next_at=None, state="exited", now=now
-        )
-        src = canvas_source(program, spec, step)
-        uow.outbox.append(
-            program.workspace_id,
-            [
-                message_event(event_type, src, user, time=now),
-                message_event(
-                    "users.canvasstep.Progression",
-                    src,
-                    user,
-                    time=now,
-                    canvas_entry_id=str(entry.id),
-                    progression_type="exit",
-                    is_canvas_entry=False,
-                    exit_reason=event_type.rsplit(".", 1)[1],
-                ),
-            ],
-            now=now,
-        )
+        move, events = _exit_of(program, spec, entry, event_type, user, now)
+        uow.messaging.entries.move_many([move], now=now)
+        uow.outbox.append(program.workspace_id, events, now=now)
 
     def advance(self, limit: int = 500) -> int:
         """Run the due steps of leased journeys; return how many journeys were visited.
@@ -354,23 +337,17 @@ class Journeys:
         plans, held = self._plan(due)
         for workspace_id in {p.entry.workspace_id for p in plans}:
             items = [i for p in plans if p.entry.workspace_id == workspace_id for i in p.items]
-            for start in range(0, len(items), 200):
-                self._sender.deliver(workspace_id, items[start : start + 200])
+            self._sender.deliver(workspace_id, items)
         with self._uow() as uow:
             now = self._now()
-            for entry in held:
-                uow.messaging.entries.move(
-                    entry.id,
-                    step_id=entry.step_id,
-                    since=entry.step_since,
-                    waiting=entry.waiting,
-                    next_at=now + 5.0,
-                    state="active",
-                    now=now,
-                )
+            moves = [Move(e.id, e.step_id, e.step_since, e.waiting, now + 5.0, "active") for e in held]
+            events: dict[str, list[Envelope]] = {}
             known: dict[str, tuple[Program, CanvasSpec] | None] = {}
             for plan in plans:
-                self._record(uow, plan, now, known)
+                self._record(uow, plan, now, known, moves, events)
+            uow.messaging.entries.move_many(moves, now=now)
+            for workspace_id, group in events.items():
+                uow.outbox.append(workspace_id, group, now=now)
             uow.commit()
         return len(due)
 
@@ -427,6 +404,8 @@ class Journeys:
         plan: Plan,
         now: float,
         known: dict[str, tuple[Program, CanvasSpec] | None],
+        moves: list[Move],
+        events: dict[str, list[Envelope]],
     ) -> None:
         entry = plan.entry
         if entry.canvas_id not in known:
@@ -435,22 +414,18 @@ class Journeys:
         if (loaded := known[entry.canvas_id]) is None:
             return
         program, spec = loaded
+        out = events.setdefault(program.workspace_id, [])
         user = user_of(plan.user) if plan.user.braze_id else None
         if plan.exit_event is not None and user is not None:
-            self._exit(uow, program, spec, entry, plan.exit_event, user, now)
+            move, exit_events = _exit_of(program, spec, entry, plan.exit_event, user, now)
+            moves.append(move)
+            out.extend(exit_events)
             return
-        uow.messaging.entries.move(
-            entry.id,
-            step_id=plan.step_id,
-            since=plan.since,
-            waiting=plan.waiting,
-            next_at=plan.next_at if plan.state == "active" else None,
-            state=plan.state,
-            now=now,
-        )
+        next_at = plan.next_at if plan.state == "active" else None
+        moves.append(Move(entry.id, plan.step_id, plan.since, plan.waiting, next_at, plan.state))
         if user is None:
             return
-        events = [
+        out.extend(
             message_event(
                 "users.canvasstep.Progression",
                 canvas_source(program, spec, step),
@@ -462,5 +437,26 @@ class Journeys:
                 is_canvas_entry=False,
             )
             for step, nxt in plan.moves
-        ]
-        uow.outbox.append(program.workspace_id, events, now=now)
+        )
+
+
+def _exit_of(
+    program: Program, spec: CanvasSpec, entry: EntryRow, event_type: str, user: dict[str, str], now: float
+) -> tuple[Move, list[Envelope]]:
+    """A journey's exit: its move and its two events."""
+    step = spec.steps.get(entry.step_id or "")
+    src = canvas_source(program, spec, step)
+    events = [
+        message_event(event_type, src, user, time=now),
+        message_event(
+            "users.canvasstep.Progression",
+            src,
+            user,
+            time=now,
+            canvas_entry_id=str(entry.id),
+            progression_type="exit",
+            is_canvas_entry=False,
+            exit_reason=event_type.rsplit(".", 1)[1],
+        ),
+    ]
+    return Move(entry.id, entry.step_id, now, False, None, "exited"), events

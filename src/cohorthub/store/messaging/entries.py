@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
-from cohorthub.messaging.ports import EntryRow
+from cohorthub.messaging.ports import EntryRow, Move
 from cohorthub.store.messaging.schema import entries, insert_for
 
 
@@ -25,35 +26,45 @@ def _entry(r: Any) -> EntryRow:
     )
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 class SqlEntryStore:
     """Rows of `msg_entries`."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def add(self, entry: EntryRow, *, trigger_key: str, now: float) -> int | None:
-        """Start a journey due now; None when this trigger already started one."""
+    def add_many(self, rows: Sequence[tuple[EntryRow, str]], *, now: float) -> dict[str, int]:
+        """Start journeys due now, one per (entry, trigger key); return the ids of the new ones by key.
+
+        A trigger key that already started a journey of the Canvas starts none.
+        """
+        if not rows:
+            return {}
+        values = [
+            {
+                "workspace_id": entry.workspace_id,
+                "canvas_id": entry.canvas_id,
+                "user_num": entry.user_num,
+                "trigger_key": key,
+                "step_id": entry.step_id,
+                "step_since": now,
+                "waiting": False,
+                "next_at": now,
+                "state": "active",
+                "properties": _encode(entry.properties).decode(),
+                "entered_at": now,
+                "updated_at": now,
+            }
+            for entry, key in rows
+        ]
         stmt = (
             insert_for(self._conn, entries)
-            .values(
-                workspace_id=entry.workspace_id,
-                canvas_id=entry.canvas_id,
-                user_num=entry.user_num,
-                trigger_key=trigger_key,
-                step_id=entry.step_id,
-                step_since=now,
-                waiting=False,
-                next_at=now,
-                state="active",
-                properties=msgspec.json.encode(entry.properties).decode(),
-                entered_at=now,
-                updated_at=now,
-            )
             .on_conflict_do_nothing(index_elements=["canvas_id", "trigger_key"])
-            .returning(entries.c.id)
+            .returning(entries.c.id, entries.c.trigger_key)
         )
-        found = self._conn.execute(stmt).scalar()
-        return int(found) if found is not None else None
+        return {str(r.trigger_key): int(r.id) for r in self._conn.execute(stmt, values)}
 
     def last_entered(self, canvas_id: str, user_num: int) -> float | None:
         """When the user last entered this Canvas."""
@@ -91,32 +102,30 @@ class SqlEntryStore:
             )
         return [_entry(r) for r in rows]
 
-    def move(
-        self,
-        entry_id: int,
-        *,
-        step_id: str | None,
-        since: float,
-        waiting: bool,
-        next_at: float | None,
-        state: str,
-        now: float,
-    ) -> None:
-        """Record where a journey stands and when it is next due; releases the lease."""
-        self._conn.execute(
+    def move_many(self, moves: Sequence[Move], *, now: float) -> None:
+        """Record where journeys stand and when each is next due; releases their leases."""
+        if not moves:
+            return
+        stmt = (
             update(entries)
-            .where(entries.c.id == entry_id)
+            .where(entries.c.id == bindparam("b_id"))
             .values(
-                step_id=step_id,
-                step_since=since,
-                waiting=waiting,
-                next_at=next_at,
-                state=state,
+                step_id=bindparam("b_step"),
+                step_since=bindparam("b_since"),
+                waiting=bindparam("b_waiting"),
+                next_at=bindparam("b_next"),
+                state=bindparam("b_state"),
                 owner=None,
                 lease_until=None,
                 updated_at=now,
             )
         )
+        params = [
+            {"b_id": m.entry_id, "b_step": m.step_id, "b_since": m.since, "b_waiting": m.waiting,
+             "b_next": m.next_at, "b_state": m.state}
+            for m in moves
+        ]  # fmt: skip
+        self._conn.execute(stmt, params)
 
     def active_for_user(self, workspace_id: str, user_num: int) -> list[EntryRow]:
         """The user's journeys in progress."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
-from sqlalchemy import Connection, and_, func, select, tuple_, update
+from sqlalchemy import BigInteger, Connection, and_, any_, bindparam, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from cohorthub.messaging.ports import EventRow, UserRow
 from cohorthub.store.messaging.schema import cursors, insert_for, settings
@@ -36,7 +39,7 @@ class SqlFactStore:
                     c.custom_attributes,
                     *(c[name] for name in _STANDARD),
                 )
-                .where(c.workspace_id == workspace_id, c.num.in_(chunk))
+                .where(c.workspace_id == workspace_id, self._among(c.num, chunk))
                 .order_by(c.num)
             )
             for r in self._conn.execute(stmt):
@@ -53,6 +56,12 @@ class SqlFactStore:
                     )
                 )
         return out
+
+    def _among(self, column: Any, values: list[int]) -> Any:
+        """`column IN values`; on PostgreSQL `= ANY(array)`, one statement text whatever the count."""
+        if self._conn.dialect.name == "postgresql":
+            return column == any_(bindparam("among", values, type_=ARRAY(BigInteger)))
+        return column.in_(values)
 
     def nums_by_external_ids(self, workspace_id: str, ids: list[str]) -> dict[str, int]:
         """User numbers of these external ids (unknown ones are left out)."""

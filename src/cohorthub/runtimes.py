@@ -83,9 +83,11 @@ def messaging_runtime(
     if webhook is not None:
         channels.webhook = webhook
     owner = f"msg-{uuid.uuid4().hex[:12]}"
-    sender = Sender(uow=c.uow, channels=channels, tracker=lambda: tracker_for(c), now=c.now)
+    batch = max(1, c.settings.messaging_batch)
+    sender = Sender(uow=c.uow, channels=channels, tracker=lambda: tracker_for(c), now=c.now, batch_size=batch)
     cap = parse_cap(c.settings.frequency_cap)
     options = SchedulerOptions(
+        batch_size=batch,
         lease_seconds=c.settings.messaging_lease_seconds,
         max_lateness=c.settings.messaging_max_lateness_seconds,
         frequency_cap=cap[0] if cap else None,

@@ -165,7 +165,7 @@ class Sender:
         channels: Channels,
         tracker: Callable[[], Tracker],
         now: Callable[[], float],
-        batch_size: int = 200,
+        batch_size: int = 500,
     ) -> None:
         self._uow = uow
         self._channels = channels
@@ -190,10 +190,15 @@ class Sender:
         return Pipeline(self)
 
     def deliver(self, workspace_id: str, items: Sequence[Item]) -> Tally:
-        """Send each item at most once (by its ledger key), batch by batch; return the tally."""
+        """Send each item at most once (by its ledger key), batch by batch; return the tally.
+
+        Batches grow from 50 to `batch_size`: the first messages leave soon, the rest in bulk.
+        """
+        start, size = 0, min(50, self.batch_size)
         with self.pipeline() as pipe:
-            for start in range(0, len(items), self.batch_size):
-                pipe.submit(workspace_id, items[start : start + self.batch_size])
+            while start < len(items):
+                pipe.submit(workspace_id, items[start : start + size])
+                start, size = start + size, min(size * 2, self.batch_size)
         return pipe.tally
 
     def reserve(self, workspace_id: str, items: Sequence[Item], tally: Tally) -> _Reserved | None:

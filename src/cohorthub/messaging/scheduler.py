@@ -34,7 +34,7 @@ AudienceFn = Callable[[MessagingUnitOfWork, str, Any], BitMap]
 class SchedulerOptions:
     """Tunables of the scheduler."""
 
-    batch_size: int = 200
+    batch_size: int = 500
     lease_seconds: float = 60.0
     max_lateness: float = 3600.0
     frequency_cap: int | None = None  # messages per user and channel…

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import BigInteger, Connection, and_, any_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from cohorthub.messaging.ports import EntryRow, Move
 from cohorthub.store.messaging.schema import entries, insert_for
@@ -27,6 +28,20 @@ def _entry(r: Any) -> EntryRow:
 
 
 _encode = msgspec.json.Encoder().encode
+#: PostgreSQL: a whole batch in one statement with array parameters (short, prepared once).
+_ADD_PG = (
+    "INSERT INTO msg_entries (workspace_id, canvas_id, user_num, trigger_key, step_id, step_since,"
+    " waiting, next_at, state, properties, entered_at, updated_at)"
+    " SELECT w, c, u, k, s, %s, false, %s, 'active', p, %s, %s FROM unnest(%s::text[], %s::text[],"
+    " %s::bigint[], %s::text[], %s::text[], %s::text[]) AS t(w, c, u, k, s, p)"
+    " ON CONFLICT (canvas_id, trigger_key) DO NOTHING RETURNING id, trigger_key"
+)
+_MOVE_PG = (
+    "UPDATE msg_entries SET step_id = t.s, step_since = t.since, waiting = t.w, next_at = t.n,"
+    " state = t.st, owner = NULL, lease_until = NULL, updated_at = %s"
+    " FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::boolean[], %s::float8[], %s::text[])"
+    " AS t(i, s, since, w, n, st) WHERE msg_entries.id = t.i"
+)
 
 
 class SqlEntryStore:
@@ -42,6 +57,8 @@ class SqlEntryStore:
         """
         if not rows:
             return {}
+        if self._conn.dialect.name == "postgresql":
+            return self._add_many_pg(rows, now)
         values = [
             {
                 "workspace_id": entry.workspace_id,
@@ -65,6 +82,18 @@ class SqlEntryStore:
             .returning(entries.c.id, entries.c.trigger_key)
         )
         return {str(r.trigger_key): int(r.id) for r in self._conn.execute(stmt, values)}
+
+    def _add_many_pg(self, rows: Sequence[tuple[EntryRow, str]], now: float) -> dict[str, int]:
+        columns = [
+            [e.workspace_id for e, _ in rows],
+            [e.canvas_id for e, _ in rows],
+            [e.user_num for e, _ in rows],
+            [key for _, key in rows],
+            [e.step_id for e, _ in rows],
+            [_encode(e.properties).decode() for e, _ in rows],
+        ]
+        found = self._conn.exec_driver_sql(_ADD_PG, (now, now, now, now, *columns))
+        return {str(key): int(i) for i, key in found}
 
     def last_entered(self, canvas_id: str, user_num: int) -> float | None:
         """When the user last entered this Canvas."""
@@ -95,16 +124,29 @@ class SqlEntryStore:
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(self._conn.execute(stmt))
         if rows:
-            self._conn.execute(
-                update(entries)
-                .where(c.id.in_([r.id for r in rows]))
-                .values(owner=owner, lease_until=lease_until)
+            ids = [r.id for r in rows]
+            among = (
+                c.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
+                if self._conn.dialect.name == "postgresql"
+                else c.id.in_(ids)
             )
+            self._conn.execute(update(entries).where(among).values(owner=owner, lease_until=lease_until))
         return [_entry(r) for r in rows]
 
     def move_many(self, moves: Sequence[Move], *, now: float) -> None:
         """Record where journeys stand and when each is next due; releases their leases."""
         if not moves:
+            return
+        if self._conn.dialect.name == "postgresql":
+            columns = [
+                [m.entry_id for m in moves],
+                [m.step_id for m in moves],
+                [m.since for m in moves],
+                [m.waiting for m in moves],
+                [m.next_at for m in moves],
+                [m.state for m in moves],
+            ]
+            self._conn.exec_driver_sql(_MOVE_PG, (now, *columns))
             return
         stmt = (
             update(entries)

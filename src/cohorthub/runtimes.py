@@ -111,11 +111,24 @@ def messaging_runtime(
     return Messaging(sender, jobs, journeys, worker, channels)
 
 
+class _Stop(threading.Event):
+    """Setting it also wakes the worker, so that it stops now rather than after its poll interval."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        super().__init__()
+        self._wake = wake
+
+    def set(self) -> None:
+        """Stop, and wake the worker to see it."""
+        super().set()
+        self._wake()
+
+
 def start_messaging(c: Container, **transports: Any) -> tuple[threading.Event, threading.Thread]:
     """Run the messaging worker in a background thread; set the event to stop it."""
     runtime = messaging_runtime(c, **transports)
     c.extras["messaging"] = runtime
-    stop = threading.Event()
+    stop = _Stop(runtime.worker.wake)
     c.cohort_listeners.append(runtime.worker)
 
     def run() -> None:

@@ -6,12 +6,19 @@ For each store it prints, from the same run:
 2. campaign: e-mails per second end to end (audience, rendering with Liquid, ledger rows and Send
    events committed, the message handed to SMTP and acknowledged, Delivery events committed), one
    worker, `--connections` SMTP connections; the baseline sends the same pre-rendered messages over as
-   many connections in bare `smtplib` loops to the same sink; the ratio is campaign / baseline;
+   many connections in bare `smtplib` loops to the same sink; the ratio is campaign / baseline. It also
+   prints the CPU time the process used per e-mail (all its threads): on a shared machine the wall-clock
+   rate depends on how much of a core the process got, the CPU per e-mail does not;
 3. reaction: partner imports of `--reaction` users over HTTP (`POST /partners/heap/cohorts/users`,
    50 users per request), from each request's 2xx to each e-mail's arrival at the sink: p50 and p99.
+   The messaging worker polls at its default interval (0.2 s); the import wakes it.
 
-The SMTP sink is a minimal server in a child process (it answers 250 to every command and keeps no
-mail), so that the sink is not what is measured; the machine is shared, so figures are noisy.
+The SMTP sink is a minimal asyncio server in a child process: it answers 250 to every command,
+offers PIPELINING, does not parse messages and keeps no mail (the reaction run's sink appends one
+"time recipient" line per message to a file). The sink is not what bounds the baseline: during a
+bare loop it uses about a third of a core; the loops wait on round trips (four per message with
+smtplib). cohorthub uses PIPELINING when offered (two round trips per message). `--users 0` or
+`--reaction 0` skips that part. The machine is shared, so figures are noisy.
 
     .venv/bin/python bench/messaging.py                          # 100k users, SQLite and PostgreSQL
     .venv/bin/python bench/messaging.py --users 1000000 --stores sqlite

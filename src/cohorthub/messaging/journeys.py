@@ -22,6 +22,7 @@ from cohorthub.messaging import services
 from cohorthub.messaging.canvas import CanvasSpec
 from cohorthub.messaging.dispatch import Sender
 from cohorthub.messaging.events import Source, message_event, user_of
+from cohorthub.messaging.model import behavior, trigger_matches
 from cohorthub.messaging.ports import (
     EntryRow,
     EventRow,
@@ -111,7 +112,7 @@ class Journeys:
         self._margin = event_margin
         self._segment_interval = segment_interval
         self._checked: dict[str, float] = {}
-        self._seen_events: set[int] = set()
+        self._seen_events: dict[str, set[int]] = {}
 
     def enter_from_cohorts(self, limit: int = 5000) -> int:
         """Start journeys for users who entered the partner cohort of an active Canvas."""
@@ -184,15 +185,34 @@ class Journeys:
         return total
 
     def scan_events(self, limit: int = 5000) -> int:
-        """React to new custom events: conversions, exits, event entries, action-based campaigns."""
+        """React to new custom events and purchases: conversions, exits, entries, action-based campaigns."""
+        custom = self._scan(
+            "events",
+            lambda uow, after: uow.messaging.facts.events_after(after, limit),
+            lambda uow: uow.messaging.facts.max_ids()[1],
+        )
+        bought = self._scan(
+            "purchases",
+            lambda uow, after: uow.messaging.facts.purchases_after(after, limit),
+            lambda uow: uow.messaging.facts.max_purchase_id(),
+        )
+        return custom + bought  # fmt: skip
+
+    def _scan(
+        self,
+        name: str,
+        read: Callable[[MessagingUnitOfWork, int], list[EventRow]],
+        newest: Callable[[MessagingUnitOfWork], int],
+    ) -> int:
         with self._uow() as uow:
-            cursor = uow.messaging.facts.cursor("events")
+            cursor = uow.messaging.facts.cursor(name)
             if cursor is None:
-                uow.messaging.facts.set_cursor("events", uow.messaging.facts.max_ids()[1])
+                uow.messaging.facts.set_cursor(name, newest(uow))
                 uow.commit()
                 return 0
-            found = uow.messaging.facts.events_after(max(0, cursor - self._margin), limit)
-            events = [e for e in found if e.id > cursor or e.id not in self._seen_events]
+            found = read(uow, max(0, cursor - self._margin))
+            seen = self._seen_events.setdefault(name, set())
+            events = [e for e in found if e.id > cursor or e.id not in seen]
             if not events:
                 return 0
             campaigns = [(p, services.campaign_spec(p)) for p in uow.messaging.programs.active("campaign")]
@@ -201,10 +221,10 @@ class Journeys:
             for event in events:
                 self._react(uow, event, campaigns, canvases, now)
             high = max(cursor, found[-1].id)
-            uow.messaging.facts.set_cursor("events", high)
+            uow.messaging.facts.set_cursor(name, high)
             uow.commit()
         # on PostgreSQL a lower id can commit later: recent ids are read again, but reacted to once
-        self._seen_events = {i for i in self._seen_events | {e.id for e in events} if i > high - self._margin}
+        self._seen_events[name] = {i for i in seen | {e.id for e in events} if i > high - self._margin}
         return len(events)
 
     def _react(
@@ -218,8 +238,9 @@ class Journeys:
         for program, spec in campaigns:
             if program.workspace_id != ws:
                 continue
-            if spec.conversion and spec.conversion.event == event.name:
-                since = event.time - spec.conversion.window_seconds
+            conversion = spec.conversion
+            if conversion and trigger_matches(conversion.event, conversion.purchase, event):
+                since = event.time - conversion.window_seconds
                 for row in uow.messaging.ledger.convertible(ws, event.user_num, [program.id], since):
                     if uow.messaging.ledger.touch(row.id, "converted_at", now=now):
                         uow.outbox.append(
@@ -237,13 +258,15 @@ class Journeys:
                                     time=event.time,
                                     dispatch_id=row.key.dispatch_id,
                                     send_id=row.send_id,
-                                    conversion_behavior=f"Performs Custom Event: {event.name}",
+                                    conversion_behavior=behavior(event),
                                     conversion_behavior_index=0,
                                 )
                             ],
                             now=now,
                         )
-            if spec.delivery.type == "action" and spec.delivery.event == event.name:
+            delivery = spec.delivery
+            action = delivery.purchase or delivery.event
+            if delivery.type == "action" and trigger_matches(action, delivery.purchase is not None, event):
                 job = Job(
                     0,
                     ws,
@@ -269,7 +292,7 @@ class Journeys:
         now: float,
     ) -> None:
         entries = uow.messaging.entries
-        if spec.conversion and spec.conversion.event == event.name:
+        if spec.conversion and trigger_matches(spec.conversion.event, spec.conversion.purchase, event):
             for entry in entries.converted_since(
                 program.id, event.user_num, event.time - spec.conversion.window_seconds
             ):
@@ -285,12 +308,14 @@ class Journeys:
                                 canvas_source(program, spec, step),
                                 user,
                                 time=event.time,
-                                conversion_behavior=f"Performs Custom Event: {event.name}",
+                                conversion_behavior=behavior(event),
                                 conversion_behavior_index=0,
                             )
                         ],
                         now=now,
                     )
+        if event.kind != "custom":
+            return
         if event.name in spec.exit.events:
             for entry in entries.active_for_user(program.workspace_id, event.user_num):
                 if entry.canvas_id == program.id:

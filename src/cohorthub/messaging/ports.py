@@ -109,7 +109,8 @@ class Move:
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
-    """A custom event as the conversion, exit and action scanners read it."""
+    """A custom event (or a purchase: `kind` "purchase", `name` its product id) as the conversion, exit
+    and action scanners read it."""
 
     id: int
     workspace_id: str
@@ -117,6 +118,7 @@ class EventRow:
     name: str
     time: float
     properties: dict[str, Any]
+    kind: str = "custom"
 
 
 class ProgramStore(Protocol):
@@ -191,6 +193,8 @@ class FactStore(Protocol):
         self, workspace_id: str, partner: str, cohort_id: str, after: int, limit: int
     ) -> list[tuple[int, int]]: ...
     def events_after(self, after: int, limit: int) -> list[EventRow]: ...
+    def purchases_after(self, after: int, limit: int) -> list[EventRow]: ...
+    def max_purchase_id(self) -> int: ...
     def performed(self, user_num: int, name: str, since: float) -> bool: ...
     def max_ids(self) -> tuple[int, int]: ...
     def cursor(self, name: str) -> int | None: ...

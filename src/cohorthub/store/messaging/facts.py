@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from cohorthub.messaging.ports import EventRow, UserRow
 from cohorthub.store.messaging.schema import cursors, insert_for, settings
-from cohorthub.store.tables import cohort_changes, cohorts, custom_events, user_aliases, users
+from cohorthub.store.tables import cohort_changes, cohorts, custom_events, purchases, user_aliases, users
 
 _decode = msgspec.json.Decoder()
 _STANDARD = ("first_name", "last_name", "gender", "dob", "country", "home_city", "language", "phone")
@@ -134,6 +134,34 @@ class SqlFactStore:
             )
             for r in self._conn.execute(stmt)
         ]
+
+    def purchases_after(self, after: int, limit: int) -> list[EventRow]:
+        """Purchases recorded after id `after` (all workspaces), oldest first, as events named by product."""
+        p = purchases.c
+        stmt = (
+            select(p.id, p.workspace_id, p.user_num, p.product_id, p.time, p.properties,
+                   p.price, p.currency, p.quantity)
+            .where(p.id > after)
+            .order_by(p.id)
+            .limit(limit)
+        )  # fmt: skip
+        return [
+            EventRow(
+                int(r.id),
+                r.workspace_id,
+                int(r.user_num),
+                r.product_id,
+                float(r.time),
+                {**_decode.decode(r.properties or "{}"), "product_id": r.product_id, "price": r.price,
+                 "currency": r.currency, "quantity": r.quantity},
+                kind="purchase",
+            )
+            for r in self._conn.execute(stmt)
+        ]  # fmt: skip
+
+    def max_purchase_id(self) -> int:
+        """The newest purchase id."""
+        return int(self._conn.execute(select(func.max(purchases.c.id))).scalar() or 0)
 
     def performed(self, user_num: int, name: str, since: float) -> bool:
         """Did the user perform the custom event at or after `since`."""

@@ -277,7 +277,7 @@ class Sender:
             now = self._now()
             events = []
             for (_row_id, r), outcome in zip(todo, outcomes, strict=True):
-                events.extend(_outcome_events(r.item, outcome, now))
+                events.extend(outcome_events(r.item, outcome, now))
                 tally.sent += 1
                 tally.delivered += outcome.state == "delivered"
                 tally.failed += outcome.state != "delivered"
@@ -365,15 +365,21 @@ def _webhook(m: WebhookContent, parts: dict[str, str]) -> OutgoingWebhook:
     return OutgoingWebhook(url=parts["url"], method=m.method, headers=headers, body=body.encode())
 
 
-def _outcome_events(item: Item, outcome: Outcome, now: float) -> list[Any]:
+def outcome_events(item: Item, outcome: Outcome, now: float) -> list[Any]:
+    """The events of a message's outcome (Retry events first, for each time it was sent again)."""
     user = user_of(item.user)
     base = {"dispatch_id": item.dispatch_id, "send_id": item.send_id}
     src = item.source
     if isinstance(item.message, EmailContent):
         base["email_address"] = item.user.email
         domain = sender_domain(envelope_sender(item.message.sender))
+        retried = [
+            message_event("users.messages.email.Retry", src, user, time=now, retry_type="smtp_connection",
+                          retry_log="the connection was lost before the server answered; sent again", **base)
+        ] if outcome.retries else []  # fmt: skip
         if outcome.state == "delivered":
             return [
+                *retried,
                 message_event(
                     "users.messages.email.Delivery",
                     src,
@@ -382,10 +388,11 @@ def _outcome_events(item: Item, outcome: Outcome, now: float) -> list[Any]:
                     esp="smtp",
                     from_domain=domain,
                     **base,
-                )
+                ),
             ]
         kind = "SoftBounce" if outcome.state == "soft_bounced" else "Bounce"
         return [
+            *retried,
             message_event(
                 f"users.messages.email.{kind}",
                 src,
@@ -395,7 +402,7 @@ def _outcome_events(item: Item, outcome: Outcome, now: float) -> list[Any]:
                 esp="smtp",
                 from_domain=domain,
                 **base,
-            )
+            ),
         ]
     events = [
         message_event(

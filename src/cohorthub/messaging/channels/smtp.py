@@ -12,6 +12,7 @@ once on a new connection, then recorded as failed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import smtplib
 import ssl
@@ -87,31 +88,38 @@ class SmtpTransport:
         return [self._send_one(m) for m in messages]
 
     def _send_one(self, message: OutgoingEmail) -> Outcome:
-        last = "not sent"
-        for _attempt in range(2):
-            try:
-                if self._conn is None:
-                    self._conn = self._connect()
-                if self._pipelining:
-                    return self._pipelined(self._conn, message)
-                refused = self._conn.sendmail(message.sender, [message.to], message.data)
-            except smtplib.SMTPRecipientsRefused as exc:
-                code, text = next(iter(exc.recipients.values()))
-                return _refused(code, text)
-            except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
-                return _refused(exc.smtp_code, exc.smtp_error)
-            except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                self._drop()
-                continue
-            except smtplib.SMTPException as exc:
-                self._drop()
-                return Outcome("failed", f"{type(exc).__name__}: {exc}")
-            if refused:
-                code, text = next(iter(refused.values()))
-                return _refused(code, text)
-            return Outcome("delivered")
-        return Outcome("failed", last)
+        """One message; sent again once on a new connection when the first one was lost (`retries` 1)."""
+        first = self._attempt(message)
+        if not isinstance(first, str):
+            return first
+        second = self._attempt(message)
+        if isinstance(second, str):
+            return Outcome("failed", second, retries=1)
+        return dataclasses.replace(second, retries=1)
+
+    def _attempt(self, message: OutgoingEmail) -> Outcome | str:
+        """The outcome, or why the connection was lost before the server answered (worth one retry)."""
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            if self._pipelining:
+                return self._pipelined(self._conn, message)
+            refused = self._conn.sendmail(message.sender, [message.to], message.data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            return _refused(code, text)
+        except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
+            return _refused(exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
+            self._drop()
+            return f"{type(exc).__name__}: {exc}"
+        except smtplib.SMTPException as exc:
+            self._drop()
+            return Outcome("failed", f"{type(exc).__name__}: {exc}")
+        if refused:
+            code, text = next(iter(refused.values()))
+            return _refused(code, text)
+        return Outcome("delivered")
 
     def _pipelined(self, conn: smtplib.SMTP, message: OutgoingEmail) -> Outcome:
         """MAIL, RCPT and DATA in one write; the message after the 354 (RFC 2920)."""

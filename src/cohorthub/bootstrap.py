@@ -19,6 +19,7 @@ from cohorthub.segments.indexes import SegmentIndexes
 from cohorthub.segments.listeners import SegmentIdentityListener
 from cohorthub.store import migrate
 from cohorthub.store.db import open_db_engine
+from cohorthub.store.notify import PgNotifier
 from cohorthub.store.uow import UnitOfWorkFactory
 
 
@@ -57,6 +58,7 @@ def bootstrap(
     if run_migrations:
         migrate.upgrade(engine)
     membership = MembershipCache()
+    notify: list[CohortChangeListener] = [PgNotifier(engine)] if engine.dialect.name == "postgresql" else []
     return Container(
         settings=settings,
         engine=engine,
@@ -67,4 +69,5 @@ def bootstrap(
             SegmentIdentityListener(),
             SessionIdentityListener(),
         ],
+        cohort_listeners=notify,
     )

@@ -23,6 +23,7 @@ from cohorthub.messaging.ports import EmailTransport, MessagingUnitOfWork, Webho
 from cohorthub.messaging.scheduler import JobRunner, SchedulerOptions
 from cohorthub.messaging.tracking import Tracker
 from cohorthub.messaging.worker import MessagingWorker, WorkerOptions
+from cohorthub.store.notify import listen
 
 
 def tracker_for(c: Container) -> Tracker:
@@ -142,4 +143,6 @@ def start_messaging(c: Container, **transports: Any) -> tuple[threading.Event, t
 
     thread = threading.Thread(target=run, name="messaging", daemon=True)
     thread.start()
+    if c.engine.dialect.name == "postgresql":
+        listen(c.engine, runtime.worker.wake, stop)  # imports in other processes wake it too
     return stop, thread

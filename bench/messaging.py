@@ -6,12 +6,19 @@ For each store it prints, from the same run:
 2. campaign: e-mails per second end to end (audience, rendering with Liquid, ledger rows and Send
    events committed, the message handed to SMTP and acknowledged, Delivery events committed), one
    worker, `--connections` SMTP connections; the baseline sends the same pre-rendered messages over as
-   many connections in bare `smtplib` loops to the same sink; the ratio is campaign / baseline;
+   many connections in bare `smtplib` loops to the same sink; the ratio is campaign / baseline. It also
+   prints the CPU time the process used per e-mail (all its threads): on a shared machine the wall-clock
+   rate depends on how much of a core the process got, the CPU per e-mail does not;
 3. reaction: partner imports of `--reaction` users over HTTP (`POST /partners/heap/cohorts/users`,
    50 users per request), from each request's 2xx to each e-mail's arrival at the sink: p50 and p99.
+   The messaging worker polls at its default interval (0.2 s); the import wakes it.
 
-The SMTP sink is a minimal server in a child process (it answers 250 to every command and keeps no
-mail), so that the sink is not what is measured; the machine is shared, so figures are noisy.
+The SMTP sink is a minimal asyncio server in a child process: it answers 250 to every command,
+offers PIPELINING, does not parse messages and keeps no mail (the reaction run's sink appends one
+"time recipient" line per message to a file). The sink is not what bounds the baseline: during a
+bare loop it uses about a third of a core; the loops wait on round trips (four per message with
+smtplib). cohorthub uses PIPELINING when offered (two round trips per message). `--users 0` or
+`--reaction 0` skips that part. The machine is shared, so figures are noisy.
 
     .venv/bin/python bench/messaging.py                          # 100k users, SQLite and PostgreSQL
     .venv/bin/python bench/messaging.py --users 1000000 --stores sqlite
@@ -31,7 +38,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
@@ -64,7 +71,7 @@ EMAIL = {
 
 # --- a minimal SMTP sink (child process) -------------------------------------------------------
 class _Smtp(asyncio.Protocol):
-    def __init__(self, log: list[tuple[float, bytes]] | None) -> None:
+    def __init__(self, log: IO[bytes] | None) -> None:
         self.buffer = b""
         self.data = False
         self.rcpt = b""
@@ -85,7 +92,8 @@ class _Smtp(asyncio.Protocol):
                 self.buffer = self.buffer[end + 5 :]
                 self.data = False
                 if self.log is not None:
-                    self.log.append((time.time(), self.rcpt))
+                    self.log.write(b"%.6f %s\n" % (time.time(), self.rcpt))
+                    self.log.flush()
                 self.transport.write(b"250 OK\r\n")
                 continue
             line, sep, rest = self.buffer.partition(b"\r\n")
@@ -94,7 +102,7 @@ class _Smtp(asyncio.Protocol):
             self.buffer = rest
             verb = line[:4].upper()
             if verb == b"EHLO":
-                self.transport.write(b"250-sink\r\n250 8BITMIME\r\n")
+                self.transport.write(b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
             elif verb == b"DATA":
                 self.data = True
                 self.transport.write(b"354 go ahead\r\n")
@@ -108,14 +116,11 @@ class _Smtp(asyncio.Protocol):
                 self.transport.write(b"250 OK\r\n")
 
 
-def serve_sink(
-    port: int, log: list[tuple[float, bytes]] | None = None, ready: threading.Event | None = None
-) -> None:
-    """Run the sink on `port` until the process ends."""
+def serve_sink(port: int, log: str | None = None) -> None:
+    """Run the sink on `port` until the process ends (with `log`, append "time recipient" per message)."""
+    out = open(log, "ab") if log else None  # noqa: SIM115
     loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(loop.create_server(lambda: _Smtp(log), "127.0.0.1", port))
-    if ready is not None:
-        ready.set()
+    server = loop.run_until_complete(loop.create_server(lambda: _Smtp(out), "127.0.0.1", port))
     loop.run_until_complete(server.serve_forever())
 
 
@@ -125,9 +130,10 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _sink_process() -> tuple[subprocess.Popen[bytes], int]:
+def _sink_process(log: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = _port()
-    proc = subprocess.Popen([sys.executable, __file__, "--sink", str(port)])
+    extra = ["--sink-log", str(log)] if log else []
+    proc = subprocess.Popen([sys.executable, __file__, "--sink", str(port), *extra])
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -208,9 +214,9 @@ def _campaign(store: str, users: int, tmp: Path, port: int, connections: int) ->
             messaging.launch_program(uow=uow, workspace_id=ws.id, program_id=program.id, now=NOW)
         pool = SmtpPool(SmtpConfig(port=port, connections=connections))
         runtime = messaging_runtime(c, email=pool, webhook=MemoryWebhookTransport())
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         runtime.worker.round()
-        elapsed = time.perf_counter() - t
+        elapsed, cpu = time.perf_counter() - t, time.process_time() - cpu
         with c.uow(readonly=True) as uow:
             stats = messaging.program_stats(uow=uow, workspace_id=ws.id, program_id=program.id)
         runtime.channels.email.close()
@@ -239,7 +245,8 @@ def _campaign(store: str, users: int, tmp: Path, port: int, connections: int) ->
         print(
             f"  campaign: {stats['delivered']:,} e-mails delivered in {elapsed:.1f} s = {rate:,.0f}/s "
             f"(includes audience), {connections} SMTP connections; bare smtplib loops on as many "
-            f"{base:,.0f}/s; ratio {rate / base:.2f}"
+            f"{base:,.0f}/s; ratio {rate / base:.2f}; cohorthub used {cpu / elapsed:.0%} of a core "
+            f"({cpu / max(1, stats['delivered']) * 1e6:.0f} µs CPU per e-mail)"
         )
         c.close()
     finally:
@@ -248,13 +255,10 @@ def _campaign(store: str, users: int, tmp: Path, port: int, connections: int) ->
 
 def _reaction(store: str, count: int, tmp: Path) -> None:
     url = _database(store, tmp)
-    log: list[tuple[float, bytes]] = []
-    ready = threading.Event()
-    port = _port()
-    threading.Thread(target=serve_sink, args=(port, log, ready), daemon=True).start()
-    ready.wait()
+    log = tmp / f"sink-{uuid.uuid4().hex[:6]}.log"
+    sink, port = _sink_process(log)
     try:
-        c = bootstrap(Settings(database_url=url, public_url="https://hub.test", messaging_poll_seconds=0.05))
+        c = bootstrap(Settings(database_url=url, public_url="https://hub.test"))
         with c.uow() as uow:
             ws, _ = workspaces.create_workspace(uow=uow, name="bench", now=NOW)
         with c.uow() as uow:
@@ -292,11 +296,12 @@ def _reaction(store: str, count: int, tmp: Path) -> None:
                 acked.update({f"{i}@example.com".encode(): done for i in ids})
                 time.sleep(0.02)
             deadline = time.time() + 120
-            while len(log) < count and time.time() < deadline:
+            while _received(log) < count and time.time() < deadline:
                 time.sleep(0.05)
             stop.set()
             worker.join(timeout=30)
-        delays = sorted(at - acked[rcpt] for at, rcpt in log if rcpt in acked)
+        arrivals = [line.split(b" ") for line in log.read_bytes().splitlines()]
+        delays = sorted(float(at) - acked[rcpt] for at, rcpt in arrivals if rcpt in acked)
         p50 = statistics.median(delays)
         p99 = delays[int(len(delays) * 0.99) - 1]
         print(
@@ -305,7 +310,12 @@ def _reaction(store: str, count: int, tmp: Path) -> None:
         )
         c.close()
     finally:
+        sink.terminate()
         segments_bench._drop(url)
+
+
+def _received(log: Path) -> int:
+    return log.read_bytes().count(b"\n") if log.exists() else 0
 
 
 def main() -> None:
@@ -313,24 +323,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--reaction", type=int, default=1000)
+    parser.add_argument(
+        "--users", type=int, default=100_000, help="segment size of the campaign (0: no campaign run)"
+    )
+    parser.add_argument(
+        "--reaction", type=int, default=1000, help="users imported for the reaction time (0: none)"
+    )
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument(
         "--connections", type=int, default=4, help="SMTP connections (ours and the baseline's)"
     )
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sink-log", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
-        serve_sink(args.sink)
+        serve_sink(args.sink, args.sink_log)
         return
     proc, port = _sink_process()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for store in args.stores.split(","):
                 print(f"{store}:")
-                _campaign(store, args.users, Path(tmp), port, args.connections)
-                _reaction(store, args.reaction, Path(tmp))
+                if args.users:
+                    _campaign(store, args.users, Path(tmp), port, args.connections)
+                if args.reaction:
+                    _reaction(store, args.reaction, Path(tmp))
     finally:
         proc.terminate()
 

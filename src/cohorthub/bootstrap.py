@@ -12,12 +12,14 @@ from cohorthub import clock
 from cohorthub.apps.listeners import SessionIdentityListener
 from cohorthub.cohorts.listeners import CohortMembershipListener
 from cohorthub.cohorts.membership import MembershipCache
+from cohorthub.cohorts.ports import CohortChangeListener
 from cohorthub.config import Settings
 from cohorthub.identity.listeners import IdentityListener
 from cohorthub.segments.indexes import SegmentIndexes
 from cohorthub.segments.listeners import SegmentIdentityListener
 from cohorthub.store import migrate
 from cohorthub.store.db import open_db_engine
+from cohorthub.store.notify import PgNotifier
 from cohorthub.store.uow import UnitOfWorkFactory
 
 
@@ -31,6 +33,7 @@ class Container:
     now: Callable[[], float] = clock.now
     membership: MembershipCache = field(default_factory=MembershipCache)
     identity_listeners: list[IdentityListener] = field(default_factory=list)
+    cohort_listeners: list[CohortChangeListener] = field(default_factory=list)
     segments: SegmentIndexes = field(default_factory=SegmentIndexes)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -55,6 +58,7 @@ def bootstrap(
     if run_migrations:
         migrate.upgrade(engine)
     membership = MembershipCache()
+    notify: list[CohortChangeListener] = [PgNotifier(engine)] if engine.dialect.name == "postgresql" else []
     return Container(
         settings=settings,
         engine=engine,
@@ -65,4 +69,5 @@ def bootstrap(
             SegmentIdentityListener(),
             SessionIdentityListener(),
         ],
+        cohort_listeners=notify,
     )

@@ -76,6 +76,7 @@ class Settings:
     smtp_timeout_seconds: float = 30.0
     webhook_timeout_seconds: float = 10.0
     messaging_poll_seconds: float = 0.2
+    messaging_batch: int = 500  # messages per ledger batch (at most two are in doubt after a kill)
     messaging_lease_seconds: float = 60.0
     messaging_max_lateness_seconds: float = 3600.0
     frequency_cap: str | None = None  # "N/period", e.g. "3/1d": messages per user and channel
@@ -98,6 +99,7 @@ class Settings:
             "COHORTHUB_PARTNER_HOURLY_QUOTA": "partner_hourly_quota",
             "COHORTHUB_COMPACTION_THRESHOLD": "compaction_threshold",
             "COHORTHUB_SDK_MAX_BODY_BYTES": "sdk_max_body_bytes",
+            "COHORTHUB_MESSAGING_BATCH": "messaging_batch",
         }
         for var, name in ints.items():
             if var in env:

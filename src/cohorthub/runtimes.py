@@ -23,6 +23,7 @@ from cohorthub.messaging.ports import EmailTransport, MessagingUnitOfWork, Webho
 from cohorthub.messaging.scheduler import JobRunner, SchedulerOptions
 from cohorthub.messaging.tracking import Tracker
 from cohorthub.messaging.worker import MessagingWorker, WorkerOptions
+from cohorthub.store.notify import listen
 
 
 def tracker_for(c: Container) -> Tracker:
@@ -83,9 +84,11 @@ def messaging_runtime(
     if webhook is not None:
         channels.webhook = webhook
     owner = f"msg-{uuid.uuid4().hex[:12]}"
-    sender = Sender(uow=c.uow, channels=channels, tracker=lambda: tracker_for(c), now=c.now)
+    batch = max(1, c.settings.messaging_batch)
+    sender = Sender(uow=c.uow, channels=channels, tracker=lambda: tracker_for(c), now=c.now, batch_size=batch)
     cap = parse_cap(c.settings.frequency_cap)
     options = SchedulerOptions(
+        batch_size=batch,
         lease_seconds=c.settings.messaging_lease_seconds,
         max_lateness=c.settings.messaging_max_lateness_seconds,
         frequency_cap=cap[0] if cap else None,
@@ -109,19 +112,37 @@ def messaging_runtime(
     return Messaging(sender, jobs, journeys, worker, channels)
 
 
+class _Stop(threading.Event):
+    """Setting it also wakes the worker, so that it stops now rather than after its poll interval."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        super().__init__()
+        self._wake = wake
+
+    def set(self) -> None:
+        """Stop, and wake the worker to see it."""
+        super().set()
+        self._wake()
+
+
 def start_messaging(c: Container, **transports: Any) -> tuple[threading.Event, threading.Thread]:
     """Run the messaging worker in a background thread; set the event to stop it."""
     runtime = messaging_runtime(c, **transports)
     c.extras["messaging"] = runtime
-    stop = threading.Event()
+    stop = _Stop(runtime.worker.wake)
+    c.cohort_listeners.append(runtime.worker)
 
     def run() -> None:
         try:
             runtime.worker.run(stop)
         finally:
+            c.cohort_listeners = [x for x in c.cohort_listeners if x is not runtime.worker]
+            runtime.sender.close()
             runtime.channels.email.close()
             runtime.channels.webhook.close()
 
     thread = threading.Thread(target=run, name="messaging", daemon=True)
     thread.start()
+    if c.engine.dialect.name == "postgresql":
+        listen(c.engine, runtime.worker.wake, stop)  # imports in other processes wake it too
     return stop, thread

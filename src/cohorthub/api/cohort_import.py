@@ -112,6 +112,7 @@ async def post_cohort_users(request: Request) -> Response:
                 compaction_threshold=c.settings.compaction_threshold,
                 request_id=request_id,
                 now=c.now(),
+                listeners=c.cohort_listeners,
             )
 
     r = await in_thread(run)

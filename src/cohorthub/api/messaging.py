@@ -116,6 +116,17 @@ def _export_list(kind: str) -> Work:
     return work
 
 
+def _conversion_behavior(conversion: dict[str, Any]) -> dict[str, Any]:
+    """Braze's `conversion_behaviors` entry for a campaign's conversion (a custom event or a purchase)."""
+    window = conversion.get("window_seconds", 259200)
+    product = conversion.get("purchase")
+    if product is None:
+        return {"type": "Performs Custom Event", "custom_event_name": conversion["event"], "window": window}
+    if product == "*":
+        return {"type": "Makes Any Purchase", "window": window}
+    return {"type": "Makes Specific Purchase", "product": product, "window": window}
+
+
 def _message_details(channel: str, message: dict[str, Any]) -> dict[str, Any]:
     if channel == "email":
         return {
@@ -172,15 +183,7 @@ def _details(kind: str) -> Work:
                 "channels": [channel],
                 "first_sent": iso(p.first_sent_at),
                 "last_sent": iso(p.last_sent_at),
-                "conversion_behaviors": [
-                    {
-                        "type": "Performs Custom Event",
-                        "custom_event_name": conversion["event"],
-                        "window": conversion.get("window_seconds", 259200),
-                    }
-                ]
-                if conversion
-                else [],
+                "conversion_behaviors": [_conversion_behavior(conversion)] if conversion else [],
                 "messages": {spec["message_variation_id"]: _message_details(channel, spec.get(channel, {}))},
             }
         canvas = services.canvas_spec(p)
@@ -381,6 +384,7 @@ ROUTES: list[BaseRoute] = [
     *_management("campaigns"),
     *_management("canvases"),
 ]
+
 
 def _management_operations(kind: str) -> list[Operation]:
     """The per-program routes of `/messaging/campaigns` or `/messaging/canvases`."""

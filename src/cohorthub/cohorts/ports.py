@@ -69,6 +69,12 @@ class CohortRepository(MembershipLog, Protocol):
     def members(self, user_nums: Sequence[int]) -> list[dict[str, Any]]: ...
 
 
+class CohortChangeListener(Protocol):
+    """Told after an import that changed a cohort has committed (e.g. to wake the messaging worker)."""
+
+    def cohort_changed(self, workspace_id: str, partner: str, cohort_id: str) -> None: ...
+
+
 class CohortUnitOfWork(Protocol):
     """A transaction that sees cohorts and partner credentials."""
 

@@ -8,6 +8,7 @@ row stays locked until commit and every request of a partner key shares it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from cohorthub.cohorts.model import (
     parse_cohort_name,
     require_object,
 )
-from cohorthub.cohorts.ports import CohortRepository, CohortUnitOfWork
+from cohorthub.cohorts.ports import CohortChangeListener, CohortRepository, CohortUnitOfWork
 from cohorthub.partners.model import PartnerCaller
 from cohorthub.partners.services import authenticate_partner, charge_quota, get_partner
 
@@ -98,8 +99,12 @@ def import_cohort_changes(
     compaction_threshold: int,
     request_id: str,
     now: float,
+    listeners: Sequence[CohortChangeListener] = (),
 ) -> ImportResult:
-    """Apply a user cohort request: users enter or leave, in the order of its change objects."""
+    """Apply a user cohort request: users enter or leave, in the order of its change objects.
+
+    Once it has committed a change, each of `listeners` is told which cohort changed.
+    """
     caller = _authenticate(uow, partner, body, now)
     assert isinstance(body, dict)
     request = parse_cohort_changes(body, identifier_max_length=identifier_max_length)
@@ -132,6 +137,9 @@ def import_cohort_changes(
     charge_quota(uow=uow, caller=caller, quota=quota, now=now)
     uow.commit()
     cache.put(cohort.pk, after)
+    if entered or left:
+        for listener in listeners:
+            listener.cohort_changed(workspace_id, partner, request.cohort_id)
     size = len(after.bitmap)
     return ImportResult(
         request.cohort_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,6 +82,14 @@ class Tally:
     aborted: int = 0
     skipped: int = 0
 
+    def add(self, other: Tally) -> None:
+        """Count another tally in."""
+        self.sent += other.sent
+        self.delivered += other.delivered
+        self.failed += other.failed
+        self.aborted += other.aborted
+        self.skipped += other.skipped
+
 
 def render_item(item: Item) -> dict[str, str]:
     """The message's text fields for this user (`MessageAborted`/`RenderFailed` when it cannot go)."""
@@ -105,6 +114,47 @@ def render_item(item: Item) -> dict[str, str]:
     return parts
 
 
+@dataclass(frozen=True, slots=True)
+class _Reserved:
+    """A batch whose ledger rows and Send events are committed: ready to go out."""
+
+    workspace_id: str
+    todo: list[tuple[int, _Rendered]]
+    emails: list[tuple[int, OutgoingEmail]]
+
+
+class Pipeline:
+    """Sends batches one after another, the next one rendered and reserved while one is on the wire.
+
+    At most two batches are reserved and not yet settled at any time (the one on the wire and the
+    next), so a worker killed mid-way leaves at most two batches in doubt.
+    """
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+        self._pending: Future[Tally] | None = None
+        self.tally = Tally()
+
+    def submit(self, workspace_id: str, items: Sequence[Item]) -> None:
+        """Reserve this batch now, then hand it on once the previous one is done."""
+        reserved = self._sender.reserve(workspace_id, items, self.tally)
+        self.wait()
+        if reserved is not None:
+            self._pending = self._sender.executor().submit(self._sender.complete, reserved)
+
+    def wait(self) -> None:
+        """Until the batch on the wire is settled (its errors are raised here)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.tally.add(pending.result())
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wait()
+
+
 class Sender:
     """The two-transaction send pipeline shared by campaigns, Canvas steps and API sends."""
 
@@ -115,15 +165,44 @@ class Sender:
         channels: Channels,
         tracker: Callable[[], Tracker],
         now: Callable[[], float],
+        batch_size: int = 500,
     ) -> None:
         self._uow = uow
         self._channels = channels
         self._tracker = tracker
         self._now = now
+        self.batch_size = batch_size
+        self._executor: ThreadPoolExecutor | None = None
+
+    def executor(self) -> ThreadPoolExecutor:
+        """The one thread that hands reserved batches to the channels and settles them."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="sender")
+        return self._executor
+
+    def close(self) -> None:
+        """Stop the sending thread."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    def pipeline(self) -> Pipeline:
+        """A pipeline of batches (use as a context manager: leaving it waits for the last batch)."""
+        return Pipeline(self)
 
     def deliver(self, workspace_id: str, items: Sequence[Item]) -> Tally:
-        """Send each item at most once (by its ledger key); return the tally."""
-        tally = Tally()
+        """Send each item at most once (by its ledger key), batch by batch; return the tally.
+
+        Batches grow from 50 to `batch_size`: the first messages leave soon, the rest in bulk.
+        """
+        start, size = 0, min(50, self.batch_size)
+        with self.pipeline() as pipe:
+            while start < len(items):
+                pipe.submit(workspace_id, items[start : start + size])
+                start, size = start + size, min(size * 2, self.batch_size)
+        return pipe.tally
+
+    def reserve(self, workspace_id: str, items: Sequence[Item], tally: Tally) -> _Reserved | None:
+        """Render, commit the ledger rows and Send (or Abort) events, build the e-mails."""
         rendered = [self._render(i) for i in items]
         with self._uow() as uow:
             now = self._now()
@@ -180,13 +259,25 @@ class Sender:
             uow.commit()
         todo = [(ids[r.item.key], r) for r in rendered if r.parts is not None and r.item.key in ids]
         if not todo:
-            return tally
-        outcomes = self._send(todo)
+            return None
+        tracker = self._tracker()
+        emails = [
+            (i, _email(r.item, r.parts, row_id, tracker))
+            for i, (row_id, r) in enumerate(todo)
+            if r.parts is not None and isinstance(r.item.message, EmailContent)
+        ]
+        return _Reserved(workspace_id, todo, emails)
+
+    def complete(self, batch: _Reserved) -> Tally:
+        """Hand a reserved batch to the channels, then commit the outcomes and their events."""
+        tally = Tally()
+        todo = batch.todo
+        outcomes = self._send(batch)
         with self._uow() as uow:
             now = self._now()
             events = []
             for (_row_id, r), outcome in zip(todo, outcomes, strict=True):
-                events.extend(_outcome_events(r.item, outcome, now))
+                events.extend(outcome_events(r.item, outcome, now))
                 tally.sent += 1
                 tally.delivered += outcome.state == "delivered"
                 tally.failed += outcome.state != "delivered"
@@ -195,7 +286,7 @@ class Sender:
             )
             for program_id in {r.item.source.program_id for _, r in todo}:
                 uow.messaging.programs.mark_sent(program_id, now)
-            uow.outbox.append(workspace_id, events, now=now)
+            uow.outbox.append(batch.workspace_id, events, now=now)
             uow.commit()
         return tally
 
@@ -207,23 +298,17 @@ class Sender:
         except RenderFailed as exc:
             return _Rendered(item, None, str(exc), "liquid_error")
 
-    def _send(self, todo: list[tuple[int, _Rendered]]) -> list[Outcome]:
-        tracker = self._tracker()
+    def _send(self, batch: _Reserved) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
-        emails: list[tuple[int, OutgoingEmail]] = []
-        for i, (row_id, r) in enumerate(todo):
+        for i, (_row_id, r) in enumerate(batch.todo):
             m = r.item.message
-            assert r.parts is not None
-            if isinstance(m, EmailContent):
-                emails.append((i, _email(r.item, r.parts, row_id, tracker)))
-            else:
+            if isinstance(m, WebhookContent):
+                assert r.parts is not None
                 outcomes[i] = self._channels.webhook.send(_webhook(m, r.parts))
-        if emails:
-            for (i, _), outcome in zip(
-                emails, self._channels.email.send([e for _, e in emails]), strict=True
-            ):
-                outcomes[i] = outcome
-        return [outcomes[i] for i in range(len(todo))]
+        if batch.emails:
+            sent = self._channels.email.send([e for _, e in batch.emails])
+            outcomes.update((i, outcome) for (i, _), outcome in zip(batch.emails, sent, strict=True))
+        return [outcomes[i] for i in range(len(batch.todo))]
 
     def test_send(self, item: Item, address: str) -> Outcome:
         """Send the item's message, rendered for its user, to `address` (no ledger, no events)."""
@@ -280,15 +365,21 @@ def _webhook(m: WebhookContent, parts: dict[str, str]) -> OutgoingWebhook:
     return OutgoingWebhook(url=parts["url"], method=m.method, headers=headers, body=body.encode())
 
 
-def _outcome_events(item: Item, outcome: Outcome, now: float) -> list[Any]:
+def outcome_events(item: Item, outcome: Outcome, now: float) -> list[Any]:
+    """The events of a message's outcome (Retry events first, for each time it was sent again)."""
     user = user_of(item.user)
     base = {"dispatch_id": item.dispatch_id, "send_id": item.send_id}
     src = item.source
     if isinstance(item.message, EmailContent):
         base["email_address"] = item.user.email
         domain = sender_domain(envelope_sender(item.message.sender))
+        retried = [
+            message_event("users.messages.email.Retry", src, user, time=now, retry_type="smtp_connection",
+                          retry_log="the connection was lost before the server answered; sent again", **base)
+        ] if outcome.retries else []  # fmt: skip
         if outcome.state == "delivered":
             return [
+                *retried,
                 message_event(
                     "users.messages.email.Delivery",
                     src,
@@ -297,10 +388,11 @@ def _outcome_events(item: Item, outcome: Outcome, now: float) -> list[Any]:
                     esp="smtp",
                     from_domain=domain,
                     **base,
-                )
+                ),
             ]
         kind = "SoftBounce" if outcome.state == "soft_bounced" else "Bounce"
         return [
+            *retried,
             message_event(
                 f"users.messages.email.{kind}",
                 src,
@@ -310,7 +402,7 @@ def _outcome_events(item: Item, outcome: Outcome, now: float) -> list[Any]:
                 esp="smtp",
                 from_domain=domain,
                 **base,
-            )
+            ),
         ]
     events = [
         message_event(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import html as html_lib
+import itertools
 import re
 import secrets
 from email.header import Header
@@ -28,6 +29,9 @@ _RESERVED = {
     "list-unsubscribe",
     "list-unsubscribe-post",
 }
+#: Boundaries and Message-IDs: a random token per process and a serial (no system call per message).
+_PROCESS = secrets.token_hex(6)
+_SERIAL = itertools.count()
 _BREAKS = re.compile(r"<\s*(br|/p|/div|/h[1-6]|/li|/tr)\b[^>]*>", re.IGNORECASE)
 
 
@@ -78,13 +82,14 @@ def build_email(
     body = tracker.rewrite_links(html, send_row_id)
     pixel = f'<img src="{tracker.open_url(send_row_id)}" width="1" height="1" alt="" style="display:none">'
     body = body.replace("</body>", pixel + "</body>") if "</body>" in body else body + pixel
-    boundary = f"=_cohorthub_{send_row_id}_{secrets.token_hex(8)}"
+    unique = f"{_PROCESS}{next(_SERIAL):x}"
+    boundary = f"=_cohorthub_{send_row_id}_{unique}"
     lines = [
         f"From: {_address(sender)}",
         f"To: {to}",
         f"Subject: {_header(subject)}",
         f"Date: {formatdate(usegmt=True)}",
-        f"Message-ID: <m{send_row_id}.{secrets.token_hex(4)}@{message_id_domain}>",
+        f"Message-ID: <m{send_row_id}.{unique}@{message_id_domain}>",
         "MIME-Version: 1.0",
     ]
     if reply_to and reply_to != "NO_REPLY_TO":

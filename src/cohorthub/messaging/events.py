@@ -69,6 +69,14 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "user_agent",
         "is_amp",
     ),
+    "users.messages.email.Retry": (
+        *_IDS,
+        "dispatch_id",
+        "send_id",
+        "email_address",
+        "retry_type",
+        "retry_log",
+    ),
     "users.messages.email.Unsubscribe": (*_IDS, "dispatch_id", "send_id", "email_address"),
     "users.messages.email.Abort": (
         *_IDS,

@@ -17,15 +17,18 @@ from typing import Any
 import msgspec
 from pyroaring import BitMap
 
+from cohorthub.currents.envelope import Envelope
 from cohorthub.messaging import services
 from cohorthub.messaging.canvas import CanvasSpec
 from cohorthub.messaging.dispatch import Sender
 from cohorthub.messaging.events import Source, message_event, user_of
+from cohorthub.messaging.model import behavior, trigger_matches
 from cohorthub.messaging.ports import (
     EntryRow,
     EventRow,
     Job,
     MessagingUnitOfWork,
+    Move,
     Program,
     UowFactory,
     UserRow,
@@ -47,33 +50,33 @@ def enter_users(
     now: float,
 ) -> int:
     """Start journeys for these users (re-entry rules applied); return how many entered."""
+    nums = list(dict.fromkeys(nums))
     entries = uow.messaging.entries
     users = {u.num: u for u in uow.messaging.facts.users(program.workspace_id, nums)}
     first = spec.steps[spec.first_step]
-    events = []
-    entered = 0
     previous = entries.last_entered_many(program.id, nums)
+    rows = []
     for num in nums:
-        user = users.get(num)
-        if user is None:
-            continue
         last = previous.get(num)
-        if last is not None and (not spec.reentry or now - last < spec.reentry_after_seconds):
+        if num not in users or (
+            last is not None and (not spec.reentry or now - last < spec.reentry_after_seconds)
+        ):
             continue
         row = EntryRow(0, program.workspace_id, program.id, num, first.id, now, False, properties, now)
-        entry_id = entries.add(row, trigger_key=f"{trigger}:{num}", now=now)
-        if entry_id is None:
+        rows.append((row, f"{trigger}:{num}"))
+    ids = entries.add_many(rows, now=now)
+    src = canvas_source(program, spec, first)
+    events = []
+    for row, key in rows:
+        if (entry_id := ids.get(key)) is None:
             continue
-        entered += 1
-        src = canvas_source(program, spec, first)
-        events.append(
-            message_event("users.canvas.Entry", src, user_of(user), time=now, in_control_group=False)
-        )
+        user = user_of(users[row.user_num])
+        events.append(message_event("users.canvas.Entry", src, user, time=now, in_control_group=False))
         events.append(
             message_event(
                 "users.canvasstep.Progression",
                 src,
-                user_of(user),
+                user,
                 time=now,
                 canvas_entry_id=str(entry_id),
                 next_step_id=first.id,
@@ -82,7 +85,7 @@ def enter_users(
             )
         )
     uow.outbox.append(program.workspace_id, events, now=now)
-    return entered
+    return len(ids)
 
 
 class Journeys:
@@ -109,7 +112,7 @@ class Journeys:
         self._margin = event_margin
         self._segment_interval = segment_interval
         self._checked: dict[str, float] = {}
-        self._seen_events: set[int] = set()
+        self._seen_events: dict[str, set[int]] = {}
 
     def enter_from_cohorts(self, limit: int = 5000) -> int:
         """Start journeys for users who entered the partner cohort of an active Canvas."""
@@ -182,15 +185,34 @@ class Journeys:
         return total
 
     def scan_events(self, limit: int = 5000) -> int:
-        """React to new custom events: conversions, exits, event entries, action-based campaigns."""
+        """React to new custom events and purchases: conversions, exits, entries, action-based campaigns."""
+        custom = self._scan(
+            "events",
+            lambda uow, after: uow.messaging.facts.events_after(after, limit),
+            lambda uow: uow.messaging.facts.max_ids()[1],
+        )
+        bought = self._scan(
+            "purchases",
+            lambda uow, after: uow.messaging.facts.purchases_after(after, limit),
+            lambda uow: uow.messaging.facts.max_purchase_id(),
+        )
+        return custom + bought  # fmt: skip
+
+    def _scan(
+        self,
+        name: str,
+        read: Callable[[MessagingUnitOfWork, int], list[EventRow]],
+        newest: Callable[[MessagingUnitOfWork], int],
+    ) -> int:
         with self._uow() as uow:
-            cursor = uow.messaging.facts.cursor("events")
+            cursor = uow.messaging.facts.cursor(name)
             if cursor is None:
-                uow.messaging.facts.set_cursor("events", uow.messaging.facts.max_ids()[1])
+                uow.messaging.facts.set_cursor(name, newest(uow))
                 uow.commit()
                 return 0
-            found = uow.messaging.facts.events_after(max(0, cursor - self._margin), limit)
-            events = [e for e in found if e.id > cursor or e.id not in self._seen_events]
+            found = read(uow, max(0, cursor - self._margin))
+            seen = self._seen_events.setdefault(name, set())
+            events = [e for e in found if e.id > cursor or e.id not in seen]
             if not events:
                 return 0
             campaigns = [(p, services.campaign_spec(p)) for p in uow.messaging.programs.active("campaign")]
@@ -199,10 +221,10 @@ class Journeys:
             for event in events:
                 self._react(uow, event, campaigns, canvases, now)
             high = max(cursor, found[-1].id)
-            uow.messaging.facts.set_cursor("events", high)
+            uow.messaging.facts.set_cursor(name, high)
             uow.commit()
         # on PostgreSQL a lower id can commit later: recent ids are read again, but reacted to once
-        self._seen_events = {i for i in self._seen_events | {e.id for e in events} if i > high - self._margin}
+        self._seen_events[name] = {i for i in seen | {e.id for e in events} if i > high - self._margin}
         return len(events)
 
     def _react(
@@ -216,8 +238,9 @@ class Journeys:
         for program, spec in campaigns:
             if program.workspace_id != ws:
                 continue
-            if spec.conversion and spec.conversion.event == event.name:
-                since = event.time - spec.conversion.window_seconds
+            conversion = spec.conversion
+            if conversion and trigger_matches(conversion.event, conversion.purchase, event):
+                since = event.time - conversion.window_seconds
                 for row in uow.messaging.ledger.convertible(ws, event.user_num, [program.id], since):
                     if uow.messaging.ledger.touch(row.id, "converted_at", now=now):
                         uow.outbox.append(
@@ -235,13 +258,15 @@ class Journeys:
                                     time=event.time,
                                     dispatch_id=row.key.dispatch_id,
                                     send_id=row.send_id,
-                                    conversion_behavior=f"Performs Custom Event: {event.name}",
+                                    conversion_behavior=behavior(event),
                                     conversion_behavior_index=0,
                                 )
                             ],
                             now=now,
                         )
-            if spec.delivery.type == "action" and spec.delivery.event == event.name:
+            delivery = spec.delivery
+            action = delivery.purchase or delivery.event
+            if delivery.type == "action" and trigger_matches(action, delivery.purchase is not None, event):
                 job = Job(
                     0,
                     ws,
@@ -267,7 +292,7 @@ class Journeys:
         now: float,
     ) -> None:
         entries = uow.messaging.entries
-        if spec.conversion and spec.conversion.event == event.name:
+        if spec.conversion and trigger_matches(spec.conversion.event, spec.conversion.purchase, event):
             for entry in entries.converted_since(
                 program.id, event.user_num, event.time - spec.conversion.window_seconds
             ):
@@ -283,12 +308,14 @@ class Journeys:
                                 canvas_source(program, spec, step),
                                 user,
                                 time=event.time,
-                                conversion_behavior=f"Performs Custom Event: {event.name}",
+                                conversion_behavior=behavior(event),
                                 conversion_behavior_index=0,
                             )
                         ],
                         now=now,
                     )
+        if event.kind != "custom":
+            return
         if event.name in spec.exit.events:
             for entry in entries.active_for_user(program.workspace_id, event.user_num):
                 if entry.canvas_id == program.id:
@@ -314,28 +341,9 @@ class Journeys:
         user: dict[str, str],
         now: float,
     ) -> None:
-        step = spec.steps.get(entry.step_id or "")
-        uow.messaging.entries.move(
-            entry.id, step_id=entry.step_id, since=now, waiting=False, next_at=None, state="exited", now=now
-        )
-        src = canvas_source(program, spec, step)
-        uow.outbox.append(
-            program.workspace_id,
-            [
-                message_event(event_type, src, user, time=now),
-                message_event(
-                    "users.canvasstep.Progression",
-                    src,
-                    user,
-                    time=now,
-                    canvas_entry_id=str(entry.id),
-                    progression_type="exit",
-                    is_canvas_entry=False,
-                    exit_reason=event_type.rsplit(".", 1)[1],
-                ),
-            ],
-            now=now,
-        )
+        move, events = _exit_of(program, spec, entry, event_type, user, now)
+        uow.messaging.entries.move_many([move], now=now)
+        uow.outbox.append(program.workspace_id, events, now=now)
 
     def advance(self, limit: int = 500) -> int:
         """Run the due steps of leased journeys; return how many journeys were visited.
@@ -354,23 +362,17 @@ class Journeys:
         plans, held = self._plan(due)
         for workspace_id in {p.entry.workspace_id for p in plans}:
             items = [i for p in plans if p.entry.workspace_id == workspace_id for i in p.items]
-            for start in range(0, len(items), 200):
-                self._sender.deliver(workspace_id, items[start : start + 200])
+            self._sender.deliver(workspace_id, items)
         with self._uow() as uow:
             now = self._now()
-            for entry in held:
-                uow.messaging.entries.move(
-                    entry.id,
-                    step_id=entry.step_id,
-                    since=entry.step_since,
-                    waiting=entry.waiting,
-                    next_at=now + 5.0,
-                    state="active",
-                    now=now,
-                )
+            moves = [Move(e.id, e.step_id, e.step_since, e.waiting, now + 5.0, "active") for e in held]
+            events: dict[str, list[Envelope]] = {}
             known: dict[str, tuple[Program, CanvasSpec] | None] = {}
             for plan in plans:
-                self._record(uow, plan, now, known)
+                self._record(uow, plan, now, known, moves, events)
+            uow.messaging.entries.move_many(moves, now=now)
+            for workspace_id, group in events.items():
+                uow.outbox.append(workspace_id, group, now=now)
             uow.commit()
         return len(due)
 
@@ -427,6 +429,8 @@ class Journeys:
         plan: Plan,
         now: float,
         known: dict[str, tuple[Program, CanvasSpec] | None],
+        moves: list[Move],
+        events: dict[str, list[Envelope]],
     ) -> None:
         entry = plan.entry
         if entry.canvas_id not in known:
@@ -435,22 +439,18 @@ class Journeys:
         if (loaded := known[entry.canvas_id]) is None:
             return
         program, spec = loaded
+        out = events.setdefault(program.workspace_id, [])
         user = user_of(plan.user) if plan.user.braze_id else None
         if plan.exit_event is not None and user is not None:
-            self._exit(uow, program, spec, entry, plan.exit_event, user, now)
+            move, exit_events = _exit_of(program, spec, entry, plan.exit_event, user, now)
+            moves.append(move)
+            out.extend(exit_events)
             return
-        uow.messaging.entries.move(
-            entry.id,
-            step_id=plan.step_id,
-            since=plan.since,
-            waiting=plan.waiting,
-            next_at=plan.next_at if plan.state == "active" else None,
-            state=plan.state,
-            now=now,
-        )
+        next_at = plan.next_at if plan.state == "active" else None
+        moves.append(Move(entry.id, plan.step_id, plan.since, plan.waiting, next_at, plan.state))
         if user is None:
             return
-        events = [
+        out.extend(
             message_event(
                 "users.canvasstep.Progression",
                 canvas_source(program, spec, step),
@@ -462,5 +462,26 @@ class Journeys:
                 is_canvas_entry=False,
             )
             for step, nxt in plan.moves
-        ]
-        uow.outbox.append(program.workspace_id, events, now=now)
+        )
+
+
+def _exit_of(
+    program: Program, spec: CanvasSpec, entry: EntryRow, event_type: str, user: dict[str, str], now: float
+) -> tuple[Move, list[Envelope]]:
+    """A journey's exit: its move and its two events."""
+    step = spec.steps.get(entry.step_id or "")
+    src = canvas_source(program, spec, step)
+    events = [
+        message_event(event_type, src, user, time=now),
+        message_event(
+            "users.canvasstep.Progression",
+            src,
+            user,
+            time=now,
+            canvas_entry_id=str(entry.id),
+            progression_type="exit",
+            is_canvas_entry=False,
+            exit_reason=event_type.rsplit(".", 1)[1],
+        ),
+    ]
+    return Move(entry.id, entry.step_id, now, False, None, "exited"), events

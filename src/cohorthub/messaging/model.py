@@ -16,6 +16,7 @@ from typing import Any
 
 from cohorthub.messaging.errors import InvalidProgram
 from cohorthub.messaging.liquid import compile_template
+from cohorthub.messaging.ports import EventRow
 
 CHANNELS = ("email", "webhook")
 DELIVERIES = ("now", "scheduled", "recurring", "action", "api")
@@ -91,14 +92,31 @@ class Delivery:
     every: str | None = None
     until: float | None = None
     event: str | None = None
+    purchase: str | None = None  # action-based on a purchase: its product id, or "*" for any
+
+
+def trigger_matches(name: str | None, purchase: bool, event: EventRow) -> bool:
+    """Does this custom event or purchase match a trigger (a custom event's name, or a product id / "*")."""
+    if (event.kind == "purchase") != purchase or name is None:
+        return False
+    return name == event.name or (purchase and name == "*")
+
+
+def behavior(event: EventRow) -> str:
+    """The conversion behaviour an event or purchase stands for, as Braze words it."""
+    if event.kind == "purchase":
+        return f"Makes Purchase: {event.name}"
+    return f"Performs Custom Event: {event.name}"
 
 
 @dataclass(frozen=True, slots=True)
 class Conversion:
-    """A conversion: the user performs `event` within `window_seconds` of receiving the message."""
+    """A conversion: the user performs `event` (or, with `purchase`, buys the product `event`, "*" for any)
+    within `window_seconds` of receiving the message."""
 
     event: str
     window_seconds: float = 3 * 86400.0
+    purchase: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +280,9 @@ def parse_delivery(raw: Any, path: str) -> Delivery:
     if kind in ("scheduled", "recurring") and time is None:
         raise InvalidProgram(f.at("time"), f"is required for {kind} delivery")
     every = f.choice("every", RECURRENCES) if kind == "recurring" else None
-    event = f.text("event", limit=256) if kind == "action" else None
+    purchase = _one_of_event_or_purchase(f) if kind == "action" else False
+    event = f.text("event", limit=256) if kind == "action" and not purchase else None
+    product = f.text("purchase", limit=256) if purchase else None
     until = parse_time(f.raw["until"], f.at("until")) if f.raw.get("until") is not None else None
     return Delivery(
         type=kind,
@@ -271,6 +291,7 @@ def parse_delivery(raw: Any, path: str) -> Delivery:
         every=every,
         until=until,
         event=event,
+        purchase=product,
     )
 
 
@@ -280,7 +301,16 @@ def parse_conversion(raw: Any, path: str) -> Conversion | None:
         return None
     f = Fields(raw, path)
     window = f.number("window_seconds", default=3 * 86400.0, minimum=1)
-    return Conversion(event=f.text("event", limit=256), window_seconds=window or 3 * 86400.0)
+    purchase = _one_of_event_or_purchase(f)
+    name = f.text("purchase" if purchase else "event", limit=256)
+    return Conversion(event=name, window_seconds=window or 3 * 86400.0, purchase=purchase)
+
+
+def _one_of_event_or_purchase(f: Fields) -> bool:
+    """True when the trigger is a purchase (`purchase`: a product id or "*"), False for `event`."""
+    if "purchase" in f.raw and "event" in f.raw:
+        raise InvalidProgram(f.at("purchase"), "give either event or purchase, not both")
+    return "purchase" in f.raw
 
 
 def parse_quiet_hours(raw: Any, path: str) -> QuietHours | None:

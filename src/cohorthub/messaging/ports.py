@@ -112,8 +112,21 @@ class EntryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Move:
+    """Where a journey stands after a visit, and when it is next due (None: not again)."""
+
+    entry_id: int
+    step_id: str | None
+    since: float
+    waiting: bool
+    next_at: float | None
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventRow:
-    """A custom event as the conversion, exit and action scanners read it."""
+    """A custom event (or a purchase: `kind` "purchase", `name` its product id) as the conversion, exit
+    and action scanners read it."""
 
     id: int
     workspace_id: str
@@ -121,6 +134,7 @@ class EventRow:
     name: str
     time: float
     properties: dict[str, Any]
+    kind: str = "custom"
 
 
 class ProgramStore(Protocol):
@@ -174,21 +188,11 @@ class LedgerStore(Protocol):
 class EntryStore(Protocol):
     """Canvas entries and their progress."""
 
-    def add(self, entry: EntryRow, *, trigger_key: str, now: float) -> int | None: ...
+    def add_many(self, rows: Sequence[tuple[EntryRow, str]], *, now: float) -> dict[str, int]: ...
     def last_entered(self, canvas_id: str, user_num: int) -> float | None: ...
     def last_entered_many(self, canvas_id: str, nums: list[int]) -> dict[int, float]: ...
     def claim(self, *, now: float, owner: str, lease_until: float, limit: int) -> list[EntryRow]: ...
-    def move(
-        self,
-        entry_id: int,
-        *,
-        step_id: str | None,
-        since: float,
-        waiting: bool,
-        next_at: float | None,
-        state: str,
-        now: float,
-    ) -> None: ...
+    def move_many(self, moves: Sequence[Move], *, now: float) -> None: ...
     def active_for_user(self, workspace_id: str, user_num: int) -> list[EntryRow]: ...
     def convert(self, entry_id: int, now: float) -> bool: ...
     def converted_since(self, canvas_id: str, user_num: int, since: float) -> list[EntryRow]: ...
@@ -209,6 +213,8 @@ class FactStore(Protocol):
         self, workspace_id: str, partner: str, cohort_id: str, after: int, limit: int
     ) -> list[tuple[int, int]]: ...
     def events_after(self, after: int, limit: int) -> list[EventRow]: ...
+    def purchases_after(self, after: int, limit: int) -> list[EventRow]: ...
+    def max_purchase_id(self) -> int: ...
     def performed(self, user_num: int, name: str, since: float) -> bool: ...
     def max_ids(self) -> tuple[int, int]: ...
     def cursor(self, name: str) -> int | None: ...

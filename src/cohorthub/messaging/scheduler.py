@@ -18,7 +18,7 @@ from pyroaring import BitMap
 
 from cohorthub.messaging import services
 from cohorthub.messaging.audience import audience_filter, local_time_at, quiet_until, unreachable_reason
-from cohorthub.messaging.dispatch import Item, Sender, Tally
+from cohorthub.messaging.dispatch import Item, Sender
 from cohorthub.messaging.events import Source
 from cohorthub.messaging.journeys import enter_users
 from cohorthub.messaging.model import CampaignSpec
@@ -34,7 +34,7 @@ AudienceFn = Callable[[MessagingUnitOfWork, str, Any], BitMap]
 class SchedulerOptions:
     """Tunables of the scheduler."""
 
-    batch_size: int = 200
+    batch_size: int = 500
     lease_seconds: float = 60.0
     max_lateness: float = 3600.0
     frequency_cap: int | None = None  # messages per user and channel…
@@ -117,25 +117,24 @@ class JobRunner:
             return self._enter_canvas(program, job)
         spec = services.campaign_spec(program)
         nums, props = self._recipients(job, spec)
-        tally, notes = Tally(), {"unreachable": 0, "capped": 0}
+        notes = {"unreachable": 0, "capped": 0}
         deferred: dict[float, list[int]] = {}
         users_done = 0
-        for start in range(0, len(nums), self._options.batch_size):
-            if not self._extend(job):
-                return None
-            with self._uow(readonly=True) as uow:
-                users = uow.messaging.facts.users(
-                    job.workspace_id, nums[start : start + self._options.batch_size]
-                )
-                ready = self._filter(uow, job, spec, users, notes, deferred)
-            granted = self._rate(program, spec, len(ready))
-            batch = self._items(program, spec, job, ready[:granted], props)
-            part = self._sender.deliver(job.workspace_id, batch)
-            for name in ("sent", "delivered", "failed", "aborted", "skipped"):
-                setattr(tally, name, getattr(tally, name) + getattr(part, name))
-            users_done += len(users)
-            if granted < len(ready):
-                return self._release(job, (int(self._now() // 60) + 1) * 60.0)
+        size = self._options.batch_size
+        with self._sender.pipeline() as pipe:
+            for start in range(0, len(nums), size):
+                if not self._extend(job):
+                    return None
+                with self._uow(readonly=True) as uow:
+                    users = uow.messaging.facts.users(job.workspace_id, nums[start : start + size])
+                    ready = self._filter(uow, job, spec, users, notes, deferred)
+                granted = self._rate(program, spec, len(ready))
+                pipe.submit(job.workspace_id, self._items(program, spec, job, ready[:granted], props))
+                users_done += len(users)
+                if granted < len(ready):
+                    pipe.wait()
+                    return self._release(job, (int(self._now() // 60) + 1) * 60.0)
+        tally = pipe.tally
         with self._uow() as uow:
             uow.messaging.ledger.mark_stale(program.id, job.dispatch_id, before=started, now=self._now())
             for moment, group in deferred.items():

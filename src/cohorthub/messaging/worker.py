@@ -21,7 +21,11 @@ class WorkerOptions:
 
 
 class MessagingWorker:
-    """Runs rounds until stopped; each round does whatever is due, then waits when nothing was."""
+    """Runs rounds until stopped; each round does whatever is due, then waits when nothing was.
+
+    The wait ends early when the worker is woken (a partner import in this process committed, say):
+    the poll interval is then only how soon other processes' changes are seen.
+    """
 
     def __init__(
         self, *, jobs: JobRunner, journeys: Journeys, options: WorkerOptions = WorkerOptions()
@@ -29,6 +33,15 @@ class MessagingWorker:
         self._jobs = jobs
         self._journeys = journeys
         self._options = options
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Start the next round now rather than after the poll interval."""
+        self._wake.set()
+
+    def cohort_changed(self, workspace_id: str, partner: str, cohort_id: str) -> None:
+        """A partner import committed: its users may enter a Canvas."""
+        self.wake()
 
     def round(self) -> int:
         """One pass over every source of work; returns how much was done."""
@@ -61,5 +74,6 @@ class MessagingWorker:
     def run(self, stop: threading.Event) -> None:
         """Work until `stop` is set."""
         while not stop.is_set():
+            self._wake.clear()
             if not self.round():
-                stop.wait(self._options.poll_seconds)
+                self._wake.wait(self._options.poll_seconds)

@@ -15,6 +15,13 @@ _INSERT = (
     f"INSERT INTO {outbox.name} (workspace_id, event_id, event_type, time, payload, created_at) "
     "VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark})"
 )
+#: PostgreSQL: one statement with array parameters, whatever the number of events (an executemany
+#: costs a round of driver work per row).
+_INSERT_PG = (
+    f"INSERT INTO {outbox.name} (workspace_id, event_id, event_type, time, payload, created_at) "
+    "SELECT %s, e, t, tm, p, %s FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bytea[]) "
+    "AS x(e, t, tm, p)"
+)
 
 
 class SqlOutbox:
@@ -26,7 +33,10 @@ class SqlOutbox:
     def append(self, workspace_id: str, events: Iterable[Envelope], *, now: float) -> int:
         """Record events for delivery; return how many."""
         rows = [(workspace_id, e.id, e.event_type, e.time, _encoder.encode(e), now) for e in events]
-        if rows:
+        if len(rows) > 1 and self._conn.dialect.name == "postgresql":
+            columns = [list(c) for c in zip(*((r[1], r[2], r[3], r[4]) for r in rows), strict=True)]
+            self._conn.exec_driver_sql(_INSERT_PG, (workspace_id, now, *columns))
+        elif rows:
             mark = "%s" if self._conn.dialect.name == "postgresql" else "?"
             self._conn.exec_driver_sql(_INSERT.format(mark=mark), rows)
         return len(rows)

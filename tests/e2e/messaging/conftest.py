@@ -25,6 +25,14 @@ class SmtpSink:
     refuse: dict[str, str] = field(default_factory=dict)  # address → SMTP reply, e.g. "550 no such user"
     received: list[tuple[list[str], Message]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pipelining: bool = True  # offer PIPELINING (RFC 2920) in the EHLO reply
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """The usual EHLO reply, with PIPELINING when offered."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         """Accept a recipient unless told to refuse it."""

@@ -9,9 +9,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from cohorthub.messaging.channels.smtp import SmtpConfig, SmtpTransport
 from cohorthub.messaging.ports import OutgoingEmail
+from tests.conftest import free_port
+from tests.e2e.messaging.conftest import SmtpSink
 
 MESSAGE = OutgoingEmail(sender="a@shop.test", to="u@example.com", data=b"Subject: x\r\n\r\nhello\r\n")
 
@@ -19,8 +22,9 @@ MESSAGE = OutgoingEmail(sender="a@shop.test", to="u@example.com", data=b"Subject
 class FlakyServer:
     """Speaks just enough SMTP; `behaviour(n)` for the n-th connection: ok, drop (after the data) or hang."""
 
-    def __init__(self, behaviour: list[str]) -> None:
+    def __init__(self, behaviour: list[str], *, pipelining: bool = False) -> None:
         self.behaviour = behaviour
+        self.pipelining = pipelining
         self.accepted = 0
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -66,6 +70,8 @@ class FlakyServer:
                 elif verb == b"QUIT":
                     conn.sendall(b"221 bye\r\n")
                     return
+                elif verb == b"EHLO" and self.pipelining:
+                    conn.sendall(b"250-flaky\r\n250 PIPELINING\r\n")
                 else:
                     conn.sendall(b"250 OK\r\n")
 
@@ -73,9 +79,14 @@ class FlakyServer:
         self.sock.close()
 
 
+@pytest.fixture(params=[False, True], ids=["plain", "pipelining"])
+def pipelining(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
 @pytest.fixture
-def server(request: pytest.FixtureRequest) -> Iterator[FlakyServer]:
-    s = FlakyServer(request.param)
+def server(request: pytest.FixtureRequest, pipelining: bool) -> Iterator[FlakyServer]:
+    s = FlakyServer(request.param, pipelining=pipelining)
     yield s
     s.close()
 
@@ -85,7 +96,7 @@ def test_a_dropped_connection_is_retried_once_and_delivered_once(server: FlakySe
     transport = SmtpTransport(SmtpConfig(port=server.port, timeout=2))
     [outcome] = transport.send([MESSAGE])
     transport.close()
-    assert outcome.state == "delivered" and server.accepted == 1
+    assert outcome.state == "delivered" and server.accepted == 1 and outcome.retries == 1
 
 
 @pytest.mark.parametrize("server", [["drop", "drop"], ["hang", "hang"]], indirect=True)
@@ -94,6 +105,26 @@ def test_a_server_that_keeps_failing_is_a_failure_not_a_delivery(server: FlakySe
     [outcome] = transport.send([MESSAGE])
     transport.close()
     assert outcome.state == "failed" and outcome.detail and server.accepted == 0
+
+
+def test_refusals_are_bounces_and_the_connection_serves_the_next_message(pipelining: bool) -> None:
+    sink, port = SmtpSink(pipelining=pipelining), free_port()
+    sink.refuse = {"gone@example.com": "550 5.1.1 no such user", "full@example.com": "452 4.2.2 mailbox full"}
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        transport = SmtpTransport(SmtpConfig(port=port, timeout=5))
+        data = b"Subject: x\r\n\r\n.starts with a dot\r\n"
+        outcomes = transport.send(
+            [OutgoingEmail("a@shop.test", f"{name}@example.com", data) for name in ("a", "gone", "full", "b")]
+        )
+        transport.close()
+    finally:
+        controller.stop()
+    assert [o.state for o in outcomes] == ["delivered", "bounced", "soft_bounced", "delivered"]
+    assert outcomes[1].detail == "550 5.1.1 no such user" and outcomes[2].status == 452
+    assert sink.to() == ["a@example.com", "b@example.com"]
+    assert sink.received[0][1].get_payload() == ".starts with a dot\r\n"  # dot-stuffed on the wire
 
 
 def test_a_refused_connection_is_a_failure() -> None:

@@ -11,12 +11,13 @@ import pytest
 
 from cohorthub.messaging.audience import audience_filter, quiet_until, unreachable_reason
 from cohorthub.messaging.canvas import parse_canvas
+from cohorthub.messaging.dispatch import Item, outcome_events
 from cohorthub.messaging.email import build_email
 from cohorthub.messaging.errors import InvalidProgram, InvalidTemplate
 from cohorthub.messaging.events import FIELDS, Source, message_event
 from cohorthub.messaging.liquid import MessageAborted, RenderFailed, compile_template
-from cohorthub.messaging.model import Audience, QuietHours, parse_campaign
-from cohorthub.messaging.ports import UserRow
+from cohorthub.messaging.model import Audience, EmailContent, QuietHours, parse_campaign
+from cohorthub.messaging.ports import Outcome, UserRow
 from cohorthub.messaging.scheduler import next_occurrence
 from cohorthub.messaging.tracking import Tracker
 
@@ -173,3 +174,16 @@ def test_message_event_fields_are_those_of_the_currents_samples() -> None:
                           email_address="a@b.co", bogus=1)  # fmt: skip
     assert event.properties == {"app_group_id": "ws", "campaign_id": "c", "campaign_name": "n",
                                 "dispatch_id": "d", "email_address": "a@b.co"}  # fmt: skip
+
+
+def test_an_email_sent_again_on_a_new_connection_reports_a_retry_before_its_outcome() -> None:
+    item = Item(Source("ws", campaign_id="c"), _user(), "d", EmailContent("a@shop.test", "S", "B"))
+    for outcome, last in (
+        (Outcome("delivered", retries=1), "Delivery"),
+        (Outcome("failed", "x", retries=1), "Bounce"),
+    ):
+        types = [e.event_type for e in outcome_events(item, outcome, 1.0)]
+        assert types == ["users.messages.email.Retry", f"users.messages.email.{last}"]
+    assert [e.event_type for e in outcome_events(item, Outcome("delivered"), 1.0)] == [
+        "users.messages.email.Delivery"
+    ]

@@ -1,5 +1,8 @@
 """The SMTP transport: one connection reused across messages (plain, STARTTLS or TLS; optional auth).
 
+With a server that offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write and the
+message follows the 354: two round trips per message instead of four.
+
 A refused recipient or message is a bounce (5xx) or a soft bounce (4xx). A dropped connection or
 a timeout before the server's answer to the message means the server did not take it (RFC 5321:
 a message is the server's only once it answers 250 to the end of data), so the message is retried
@@ -9,6 +12,8 @@ once on a new connection, then recorded as failed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
 import smtplib
 import ssl
 from collections.abc import Sequence
@@ -51,12 +56,16 @@ class SmtpConfig:
         )
 
 
+_DOTS = re.compile(rb"(?m)^\.")
+
+
 class SmtpTransport:
     """Sends e-mails over one reused SMTP connection."""
 
     def __init__(self, config: SmtpConfig) -> None:
         self._config = config
         self._conn: smtplib.SMTP | None = None
+        self._pipelining = False
 
     def _connect(self) -> smtplib.SMTP:
         c = self._config
@@ -70,6 +79,8 @@ class SmtpTransport:
                 conn.starttls(context=context)
         if c.username and c.password is not None:
             conn.login(c.username, c.password.reveal())
+        conn.ehlo_or_helo_if_needed()
+        self._pipelining = conn.has_extn("pipelining")
         return conn
 
     def send(self, messages: Sequence[OutgoingEmail]) -> list[Outcome]:
@@ -77,29 +88,65 @@ class SmtpTransport:
         return [self._send_one(m) for m in messages]
 
     def _send_one(self, message: OutgoingEmail) -> Outcome:
-        last = "not sent"
-        for _attempt in range(2):
+        """One message; sent again once on a new connection when the first one was lost (`retries` 1)."""
+        first = self._attempt(message)
+        if not isinstance(first, str):
+            return first
+        second = self._attempt(message)
+        if isinstance(second, str):
+            return Outcome("failed", second, retries=1)
+        return dataclasses.replace(second, retries=1)
+
+    def _attempt(self, message: OutgoingEmail) -> Outcome | str:
+        """The outcome, or why the connection was lost before the server answered (worth one retry)."""
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            if self._pipelining:
+                return self._pipelined(self._conn, message)
+            refused = self._conn.sendmail(message.sender, [message.to], message.data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            return _refused(code, text)
+        except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
+            return _refused(exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
+            self._drop()
+            return f"{type(exc).__name__}: {exc}"
+        except smtplib.SMTPException as exc:
+            self._drop()
+            return Outcome("failed", f"{type(exc).__name__}: {exc}")
+        if refused:
+            code, text = next(iter(refused.values()))
+            return _refused(code, text)
+        return Outcome("delivered")
+
+    def _pipelined(self, conn: smtplib.SMTP, message: OutgoingEmail) -> Outcome:
+        """MAIL, RCPT and DATA in one write; the message after the 354 (RFC 2920)."""
+        conn.send(f"MAIL FROM:<{message.sender}>\r\nRCPT TO:<{message.to}>\r\nDATA\r\n".encode())
+        mail, rcpt, data = conn.getreply(), conn.getreply(), conn.getreply()
+        refusal = next((r for r, ok in ((mail, 250), (rcpt, 250)) if r[0] != ok and r[0] != 251), None)
+        if data[0] == 354:
+            if refusal is not None:  # a server that takes DATA without a recipient: end it empty
+                conn.send(b".\r\n")
+                conn.getreply()
+                return self._refusal(*refusal)
+            data_end = b".\r\n" if message.data.endswith(b"\r\n") else b"\r\n.\r\n"
+            conn.send(_DOTS.sub(b"..", message.data) + data_end)
+            code, text = conn.getreply()
+            return Outcome("delivered") if code == 250 else self._refusal(code, text)
+        return self._refusal(*(refusal or data), reset=True)
+
+    def _refusal(self, code: int, text: bytes, *, reset: bool = False) -> Outcome:
+        """A refused message; the connection is reset for the next one (or dropped on 421)."""
+        if code == 421:
+            self._drop()
+        elif reset and self._conn is not None:
             try:
-                if self._conn is None:
-                    self._conn = self._connect()
-                refused = self._conn.sendmail(message.sender, [message.to], message.data)
-            except smtplib.SMTPRecipientsRefused as exc:
-                code, text = next(iter(exc.recipients.values()))
-                return _refused(code, text)
-            except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
-                return _refused(exc.smtp_code, exc.smtp_error)
-            except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                self._conn.rset()
+            except (smtplib.SMTPException, OSError):
                 self._drop()
-                continue
-            except smtplib.SMTPException as exc:
-                self._drop()
-                return Outcome("failed", f"{type(exc).__name__}: {exc}")
-            if refused:
-                code, text = next(iter(refused.values()))
-                return _refused(code, text)
-            return Outcome("delivered")
-        return Outcome("failed", last)
+        return _refused(code, text)
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None

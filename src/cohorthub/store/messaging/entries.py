@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import BigInteger, Connection, and_, any_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from cohorthub.messaging.ports import EntryRow
+from cohorthub.messaging.ports import EntryRow, Move
 from cohorthub.store.messaging.schema import entries, insert_for
 
 
@@ -25,35 +27,73 @@ def _entry(r: Any) -> EntryRow:
     )
 
 
+_encode = msgspec.json.Encoder().encode
+#: PostgreSQL: a whole batch in one statement with array parameters (short, prepared once).
+_ADD_PG = (
+    "INSERT INTO msg_entries (workspace_id, canvas_id, user_num, trigger_key, step_id, step_since,"
+    " waiting, next_at, state, properties, entered_at, updated_at)"
+    " SELECT w, c, u, k, s, %s, false, %s, 'active', p, %s, %s FROM unnest(%s::text[], %s::text[],"
+    " %s::bigint[], %s::text[], %s::text[], %s::text[]) AS t(w, c, u, k, s, p)"
+    " ON CONFLICT (canvas_id, trigger_key) DO NOTHING RETURNING id, trigger_key"
+)
+_MOVE_PG = (
+    "UPDATE msg_entries SET step_id = t.s, step_since = t.since, waiting = t.w, next_at = t.n,"
+    " state = t.st, owner = NULL, lease_until = NULL, updated_at = %s"
+    " FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::boolean[], %s::float8[], %s::text[])"
+    " AS t(i, s, since, w, n, st) WHERE msg_entries.id = t.i"
+)
+
+
 class SqlEntryStore:
     """Rows of `msg_entries`."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def add(self, entry: EntryRow, *, trigger_key: str, now: float) -> int | None:
-        """Start a journey due now; None when this trigger already started one."""
+    def add_many(self, rows: Sequence[tuple[EntryRow, str]], *, now: float) -> dict[str, int]:
+        """Start journeys due now, one per (entry, trigger key); return the ids of the new ones by key.
+
+        A trigger key that already started a journey of the Canvas starts none.
+        """
+        if not rows:
+            return {}
+        if self._conn.dialect.name == "postgresql":
+            return self._add_many_pg(rows, now)
+        values = [
+            {
+                "workspace_id": entry.workspace_id,
+                "canvas_id": entry.canvas_id,
+                "user_num": entry.user_num,
+                "trigger_key": key,
+                "step_id": entry.step_id,
+                "step_since": now,
+                "waiting": False,
+                "next_at": now,
+                "state": "active",
+                "properties": _encode(entry.properties).decode(),
+                "entered_at": now,
+                "updated_at": now,
+            }
+            for entry, key in rows
+        ]
         stmt = (
             insert_for(self._conn, entries)
-            .values(
-                workspace_id=entry.workspace_id,
-                canvas_id=entry.canvas_id,
-                user_num=entry.user_num,
-                trigger_key=trigger_key,
-                step_id=entry.step_id,
-                step_since=now,
-                waiting=False,
-                next_at=now,
-                state="active",
-                properties=msgspec.json.encode(entry.properties).decode(),
-                entered_at=now,
-                updated_at=now,
-            )
             .on_conflict_do_nothing(index_elements=["canvas_id", "trigger_key"])
-            .returning(entries.c.id)
+            .returning(entries.c.id, entries.c.trigger_key)
         )
-        found = self._conn.execute(stmt).scalar()
-        return int(found) if found is not None else None
+        return {str(r.trigger_key): int(r.id) for r in self._conn.execute(stmt, values)}
+
+    def _add_many_pg(self, rows: Sequence[tuple[EntryRow, str]], now: float) -> dict[str, int]:
+        columns = [
+            [e.workspace_id for e, _ in rows],
+            [e.canvas_id for e, _ in rows],
+            [e.user_num for e, _ in rows],
+            [key for _, key in rows],
+            [e.step_id for e, _ in rows],
+            [_encode(e.properties).decode() for e, _ in rows],
+        ]
+        found = self._conn.exec_driver_sql(_ADD_PG, (now, now, now, now, *columns))
+        return {str(key): int(i) for i, key in found}
 
     def last_entered(self, canvas_id: str, user_num: int) -> float | None:
         """When the user last entered this Canvas."""
@@ -84,39 +124,50 @@ class SqlEntryStore:
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(self._conn.execute(stmt))
         if rows:
-            self._conn.execute(
-                update(entries)
-                .where(c.id.in_([r.id for r in rows]))
-                .values(owner=owner, lease_until=lease_until)
+            ids = [r.id for r in rows]
+            among = (
+                c.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
+                if self._conn.dialect.name == "postgresql"
+                else c.id.in_(ids)
             )
+            self._conn.execute(update(entries).where(among).values(owner=owner, lease_until=lease_until))
         return [_entry(r) for r in rows]
 
-    def move(
-        self,
-        entry_id: int,
-        *,
-        step_id: str | None,
-        since: float,
-        waiting: bool,
-        next_at: float | None,
-        state: str,
-        now: float,
-    ) -> None:
-        """Record where a journey stands and when it is next due; releases the lease."""
-        self._conn.execute(
+    def move_many(self, moves: Sequence[Move], *, now: float) -> None:
+        """Record where journeys stand and when each is next due; releases their leases."""
+        if not moves:
+            return
+        if self._conn.dialect.name == "postgresql":
+            columns = [
+                [m.entry_id for m in moves],
+                [m.step_id for m in moves],
+                [m.since for m in moves],
+                [m.waiting for m in moves],
+                [m.next_at for m in moves],
+                [m.state for m in moves],
+            ]
+            self._conn.exec_driver_sql(_MOVE_PG, (now, *columns))
+            return
+        stmt = (
             update(entries)
-            .where(entries.c.id == entry_id)
+            .where(entries.c.id == bindparam("b_id"))
             .values(
-                step_id=step_id,
-                step_since=since,
-                waiting=waiting,
-                next_at=next_at,
-                state=state,
+                step_id=bindparam("b_step"),
+                step_since=bindparam("b_since"),
+                waiting=bindparam("b_waiting"),
+                next_at=bindparam("b_next"),
+                state=bindparam("b_state"),
                 owner=None,
                 lease_until=None,
                 updated_at=now,
             )
         )
+        params = [
+            {"b_id": m.entry_id, "b_step": m.step_id, "b_since": m.since, "b_waiting": m.waiting,
+             "b_next": m.next_at, "b_state": m.state}
+            for m in moves
+        ]  # fmt: skip
+        self._conn.execute(stmt, params)
 
     def active_for_user(self, workspace_id: str, user_num: int) -> list[EntryRow]:
         """The user's journeys in progress."""

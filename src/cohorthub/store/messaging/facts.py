@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
-from sqlalchemy import Connection, and_, func, select, tuple_, update
+from sqlalchemy import BigInteger, Connection, and_, any_, bindparam, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from cohorthub.messaging.ports import EventRow, UserRow
 from cohorthub.store.messaging.schema import cursors, insert_for, settings
-from cohorthub.store.tables import cohort_changes, cohorts, custom_events, user_aliases, users
+from cohorthub.store.tables import cohort_changes, cohorts, custom_events, purchases, user_aliases, users
 
 _decode = msgspec.json.Decoder()
 _STANDARD = ("first_name", "last_name", "gender", "dob", "country", "home_city", "language", "phone")
@@ -36,7 +39,7 @@ class SqlFactStore:
                     c.custom_attributes,
                     *(c[name] for name in _STANDARD),
                 )
-                .where(c.workspace_id == workspace_id, c.num.in_(chunk))
+                .where(c.workspace_id == workspace_id, self._among(c.num, chunk))
                 .order_by(c.num)
             )
             for r in self._conn.execute(stmt):
@@ -53,6 +56,12 @@ class SqlFactStore:
                     )
                 )
         return out
+
+    def _among(self, column: Any, values: list[int]) -> Any:
+        """`column IN values`; on PostgreSQL `= ANY(array)`, one statement text whatever the count."""
+        if self._conn.dialect.name == "postgresql":
+            return column == any_(bindparam("among", values, type_=ARRAY(BigInteger)))
+        return column.in_(values)
 
     def nums_by_external_ids(self, workspace_id: str, ids: list[str]) -> dict[str, int]:
         """User numbers of these external ids (unknown ones are left out)."""
@@ -134,6 +143,34 @@ class SqlFactStore:
             )
             for r in self._conn.execute(stmt)
         ]
+
+    def purchases_after(self, after: int, limit: int) -> list[EventRow]:
+        """Purchases recorded after id `after` (all workspaces), oldest first, as events named by product."""
+        p = purchases.c
+        stmt = (
+            select(p.id, p.workspace_id, p.user_num, p.product_id, p.time, p.properties,
+                   p.price, p.currency, p.quantity)
+            .where(p.id > after)
+            .order_by(p.id)
+            .limit(limit)
+        )  # fmt: skip
+        return [
+            EventRow(
+                int(r.id),
+                r.workspace_id,
+                int(r.user_num),
+                r.product_id,
+                float(r.time),
+                {**_decode.decode(r.properties or "{}"), "product_id": r.product_id, "price": r.price,
+                 "currency": r.currency, "quantity": r.quantity},
+                kind="purchase",
+            )
+            for r in self._conn.execute(stmt)
+        ]  # fmt: skip
+
+    def max_purchase_id(self) -> int:
+        """The newest purchase id."""
+        return int(self._conn.execute(select(func.max(purchases.c.id))).scalar() or 0)
 
     def performed(self, user_num: int, name: str, since: float) -> bool:
         """Did the user perform the custom event at or after `since`."""

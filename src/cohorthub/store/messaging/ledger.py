@@ -10,6 +10,19 @@ from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from cohorthub.messaging.ports import ReceivedRow, SendKey, SendRow
 from cohorthub.store.messaging.schema import insert_for, rates, sends
 
+#: PostgreSQL: a batch in one statement with array parameters (short, prepared once).
+_RESERVE_PG = (
+    "INSERT INTO msg_sends (workspace_id, program_id, step_id, user_num, dispatch_id, send_id, channel,"
+    " address, state, created_at, updated_at)"
+    " SELECT %s, p, s, u, d, i, c, a, 'sending', %s, %s FROM unnest(%s::text[], %s::text[], %s::bigint[],"
+    " %s::text[], %s::text[], %s::text[], %s::text[]) AS t(p, s, u, d, i, c, a)"
+    " ON CONFLICT (program_id, step_id, user_num, dispatch_id) DO NOTHING"
+    " RETURNING id, program_id, step_id, user_num, dispatch_id"
+)
+_SETTLE_PG = (
+    "UPDATE msg_sends SET state = t.s, error = t.e, updated_at = %s"
+    " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS t(i, s, e) WHERE msg_sends.id = t.i"
+)
 _TOUCHABLE = {"opened_at", "clicked_at", "unsubscribed_at", "converted_at"}
 
 
@@ -56,6 +69,8 @@ class SqlLedgerStore:
             }
             for k, send_id, channel, address in rows
         ]
+        if self._conn.dialect.name == "postgresql":
+            return self._reserve_pg(workspace_id, rows, now)
         c = sends.c
         stmt = (
             insert_for(self._conn, sends)
@@ -66,6 +81,21 @@ class SqlLedgerStore:
         for r in self._conn.execute(stmt, values):
             out[SendKey(r.program_id, r.step_id, r.user_num, r.dispatch_id)] = r.id
         return out
+
+    def _reserve_pg(
+        self, workspace_id: str, rows: Sequence[tuple[SendKey, str | None, str, str | None]], now: float
+    ) -> dict[SendKey, int]:
+        columns = [
+            [k.program_id for k, *_ in rows],
+            [k.step_id for k, *_ in rows],
+            [k.user_num for k, *_ in rows],
+            [k.dispatch_id for k, *_ in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+        ]
+        found = self._conn.exec_driver_sql(_RESERVE_PG, (workspace_id, now, now, *columns))
+        return {SendKey(p, s, int(u), d): int(i) for i, p, s, u, d in found}
 
     def existing(self, program_id: str, step_id: str, dispatch_id: str, nums: list[int]) -> set[int]:
         """The users among `nums` that already have a ledger row for this message."""
@@ -82,6 +112,11 @@ class SqlLedgerStore:
 
     def settle(self, outcomes: Iterable[tuple[int, str, str | None]], *, now: float) -> None:
         """Record what became of each message: (ledger id, state, error)."""
+        outcomes = list(outcomes)
+        if len(outcomes) > 1 and self._conn.dialect.name == "postgresql":
+            ids, states, errors = (list(c) for c in zip(*outcomes, strict=True))
+            self._conn.exec_driver_sql(_SETTLE_PG, (now, ids, states, errors))
+            return
         params = [{"b_id": i, "b_state": s, "b_error": e, "b_now": now} for i, s, e in outcomes]
         if params:
             stmt = (

@@ -292,15 +292,30 @@ class SqlUserRepository:
         )
         self._conn.execute(stmt, moves)
 
+    def _stamps(self, count: int) -> list[int]:
+        """SQLite: `count` change stamps taken from the sequence at once (the writer holds the lock).
+
+        Rows written with a fresh stamp skip the per-row stamping trigger (migration 0012).
+        PostgreSQL: none, its trigger stamps each row from the shared sequence.
+        """
+        if self._pg or not count:
+            return []
+        sql = "UPDATE user_change_seq SET value = value + ? RETURNING value"
+        top = int(self._conn.exec_driver_sql(sql, (count,)).scalar_one())
+        return list(range(top - count + 1, top + 1))
+
     def _insert_users(self, workspace_id: str, created: list[Profile]) -> dict[int, int]:
         """Insert new users with multi-row VALUES … RETURNING; map each to its stored number."""
         stored: dict[int, int] = {}
-        names = ["workspace_id", "braze_id", "created_at", *_ROW_COLUMNS]
+        stamps = self._stamps(len(created))
+        names = ["workspace_id", "braze_id", "created_at", *_ROW_COLUMNS, *(["change_id"] if stamps else [])]
         for start in range(0, len(created), _ROWS_PER_INSERT):
             chunk = created[start : start + _ROWS_PER_INSERT]
             params: list[Any] = []
-            for p in chunk:
+            for i, p in enumerate(chunk, start):
                 params += [workspace_id, p.braze_id, p.created_at, *_values(p)]
+                if stamps:
+                    params.append(stamps[i])
             row_marks = f"({', '.join([self._mark] * len(names))})"
             sql = (
                 f"INSERT INTO users ({', '.join(names)}) VALUES {', '.join([row_marks] * len(chunk))} "
@@ -313,13 +328,19 @@ class SqlUserRepository:
     def _update_users(self, updated: list[Profile]) -> None:
         if not updated:
             return
-        assignments = ", ".join(f"{name} = {self._mark}" for name in _ROW_COLUMNS)
-        sql = f"UPDATE users SET {assignments} WHERE num = {self._mark}"
-        self._conn.exec_driver_sql(sql, [(*_values(p), p.num) for p in updated])
+        stamps = self._stamps(len(updated))
+        if stamps:
+            sql = f"UPDATE users SET {_ASSIGNMENTS['?']}, change_id = ? WHERE num = ?"
+            rows = [(*_values(p), stamp, p.num) for p, stamp in zip(updated, stamps, strict=True)]
+        else:
+            sql = f"UPDATE users SET {_ASSIGNMENTS[self._mark]} WHERE num = {self._mark}"
+            rows = [(*_values(p), p.num) for p in updated]
+        self._conn.exec_driver_sql(sql, rows)
 
 
 #: Columns a profile writes besides its identity (`workspace_id`, `braze_id`, `created_at`).
 _ROW_COLUMNS = ("external_id", *STANDARD_FIELDS, "custom_attributes", "updated_at")
+_ASSIGNMENTS = {mark: ", ".join(f"{name} = {mark}" for name in _ROW_COLUMNS) for mark in ("?", "%s")}
 #: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).
 _ROWS_PER_INSERT = 500
 

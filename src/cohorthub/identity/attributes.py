@@ -217,7 +217,9 @@ def apply_custom(current: dict[str, Any], ops: dict[str, CustomOp]) -> dict[str,
     """`current` with `ops` applied (a new dict); ValueError when an op does not fit the stored type."""
     result = dict(current)
     for key, op in ops.items():
-        if isinstance(op, SetValue):
+        if type(op) is SetValue and op.value is not None:  # the common case, first
+            result[key] = op.value
+        elif isinstance(op, SetValue):
             if op.value is None:
                 result.pop(key, None)
             else:

@@ -156,6 +156,14 @@ class Layout:
     columns: tuple[Column, ...]
     identifier: Literal["external_id", "braze_id", "user_alias"]
 
+    def positions(self, role: str) -> list[tuple[int, str, Convert]]:
+        """(index, name, converter) of each column in `role`."""
+        return [(i, c.name, c.convert or str) for i, c in enumerate(self.columns) if c.role == role]
+
+    def position(self, name: str) -> int:
+        """The index of the column `name` (-1 when absent)."""
+        return next((i for i, c in enumerate(self.columns) if c.name == name), -1)
+
 
 def _declared(name: str, kind: str) -> Convert:
     if kind == "string":
@@ -229,6 +237,26 @@ def _standard(name: str) -> Convert:
     return lambda text: parse_standard(name, text)
 
 
+#: Distinct values a column remembers the conversion of (its low-cardinality values: countries, plans…).
+MEMO_SIZE = 4_096
+
+
+def _memo(convert: Convert) -> Convert:
+    """`convert` remembering its results: a column repeats its values, and conversions are pure."""
+    seen: dict[str, Any] = {}
+
+    def cached(text: str) -> Any:
+        try:
+            return seen[text]
+        except KeyError:
+            value = convert(text)  # a ValueError is not remembered: it is raised again next time
+            if len(seen) < MEMO_SIZE:  # values are shared: a stored value is never changed in place
+                seen[text] = value
+            return value
+
+    return cached
+
+
 def _column(cell: str) -> Column:
     name, _, kind = cell.strip().partition(":")
     name, kind = name.strip(), kind.strip().lower()
@@ -241,7 +269,7 @@ def _column(cell: str) -> Column:
     if name in STANDARD_FIELDS:
         if kind and kind != "string":
             raise InvalidImportFile(f"Column {cell.strip()!r}: {name} is a standard field, always a string")
-        return Column(name, "standard", _standard(name))
+        return Column(name, "standard", _memo(_standard(name)))
     if name in IGNORED_FIELDS:
         return Column(name, "ignored")
     if name in CONTROL_KEYS:
@@ -276,46 +304,52 @@ def parse_header(cells: list[str]) -> Layout:
     return Layout(columns, kinds[0])
 
 
-def _target(layout: Layout, values: dict[str, str]) -> Target:
-    if layout.identifier == "user_alias":
-        name, label = values.get("user_alias_name", ""), values.get("user_alias_label", "")
-        for what, value in (("user_alias_name", name), ("user_alias_label", label)):
-            if problem := text_problem(value, what=what):
+class RowReader:
+    """Turns data rows into `ImportRow`s under one header's layout (positions resolved once)."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.width = len(layout.columns)
+        self.identifier = layout.identifier
+        self.standard = layout.positions("standard")
+        self.custom = [(i, name, _set(convert)) for i, name, convert in layout.positions("custom")]
+        names = ALIAS_COLUMNS if layout.identifier == "user_alias" else (layout.identifier,)
+        self.ids = [(layout.position(n), n) for n in names]
+
+    def target(self, cells: list[str]) -> Target:
+        """The user the row names; ValueError when its identifier cell is unusable."""
+        for index, what in self.ids:
+            if problem := text_problem(cells[index], what=what):
                 raise ValueError(problem)
-        return Target("user_alias", UserAlias(label=label, name=name), create=True)
-    kind = layout.identifier
-    value = values.get(kind, "")
-    if problem := text_problem(value, what=kind):
-        raise ValueError(problem)
-    return Target(kind, value, create=kind == "external_id")
+        if self.identifier == "user_alias":
+            name, label = (cells[i] for i, _ in self.ids)
+            return Target("user_alias", UserAlias(label=label, name=name), create=True)
+        return Target(self.identifier, cells[self.ids[0][0]], create=self.identifier == "external_id")
+
+    def row(self, line: int, cells: list[str]) -> Parsed:
+        """One data row."""
+        if len(cells) != self.width:
+            return Rejection(line, f"{len(cells)} values for {self.width} columns")
+        try:
+            standard = {name: convert(cells[i]) for i, name, convert in self.standard if cells[i]}
+            custom = {name: convert(cells[i]) for i, name, convert in self.custom if cells[i]}
+            return ImportRow(line, self.target(cells), AttributeUpdate(standard, custom))
+        except ValueError as exc:
+            return Rejection(line, str(exc))
+
+
+def _set(convert: Convert) -> Callable[[str], CustomOp]:
+    return _memo(lambda text: SetValue(convert(text)))
 
 
 def csv_row(layout: Layout, line: int, cells: list[str]) -> Parsed:
     """One data row under `layout`."""
-    if len(cells) != len(layout.columns):
-        return Rejection(line, f"{len(cells)} values for {len(layout.columns)} columns")
-    ids: dict[str, str] = {}
-    standard: dict[str, str | None] = {}
-    custom: dict[str, CustomOp] = {}
-    try:
-        for column, text in zip(layout.columns, cells, strict=True):
-            if column.role == "identifier":
-                ids[column.name] = text
-            elif not text or column.convert is None:
-                continue
-            elif column.role == "custom":
-                custom[column.name] = SetValue(column.convert(text))
-            else:
-                standard[column.name] = column.convert(text)
-        return ImportRow(line, _target(layout, ids), AttributeUpdate(standard, custom))
-    except ValueError as exc:
-        return Rejection(line, str(exc))
+    return RowReader(layout).row(line, cells)
 
 
 def csv_rows(lines: Iterable[str]) -> Iterator[Parsed]:
     """The rows of a CSV file: the header first (`InvalidImportFile` when it is unusable), then each row."""
     reader = csv.reader(iter(lines), strict=True)
-    layout: Layout | None = None
+    reader_: RowReader | None = None
     last = 0
     while True:
         try:
@@ -323,7 +357,7 @@ def csv_rows(lines: Iterable[str]) -> Iterator[Parsed]:
         except StopIteration:
             break
         except csv.Error as exc:
-            if layout is None:
+            if reader_ is None:
                 raise InvalidImportFile(f"The header row is not valid CSV: {exc}") from None
             yield Rejection(last + 1, f"not valid CSV: {exc}")
             last = reader.line_num
@@ -331,9 +365,9 @@ def csv_rows(lines: Iterable[str]) -> Iterator[Parsed]:
         line, last = last + 1, reader.line_num
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # a blank line
-        if layout is None:
-            layout = parse_header(cells)
+        if reader_ is None:
+            reader_ = RowReader(parse_header(cells))
         else:
-            yield csv_row(layout, line, cells)
-    if layout is None:
+            yield reader_.row(line, cells)
+    if reader_ is None:
         raise InvalidImportFile("The file is empty")

@@ -15,6 +15,7 @@ import hashlib
 import json
 from typing import Any
 
+import msgspec
 from sqlalchemy import (
     Connection,
     Table,
@@ -34,6 +35,10 @@ from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
 from cohorthub.store.tables import custom_events, purchases, user_aliases, user_devices, users
 
 _OWNED = (user_aliases, user_devices, custom_events, purchases)
+
+
+#: A profile's custom attributes as stored: compact JSON, keys sorted (the hot path of every write).
+_encode_custom = msgspec.json.Encoder(order="sorted").encode
 
 
 def _json(value: Any) -> str:
@@ -312,10 +317,9 @@ class SqlUserRepository:
         for start in range(0, len(created), _ROWS_PER_INSERT):
             chunk = created[start : start + _ROWS_PER_INSERT]
             params: list[Any] = []
+            add = params.extend
             for i, p in enumerate(chunk, start):
-                params += [workspace_id, p.braze_id, p.created_at, *_values(p)]
-                if stamps:
-                    params.append(stamps[i])
+                add((workspace_id, p.braze_id, p.created_at, *_values(p), *stamps[i : i + 1]))
             row_marks = f"({', '.join([self._mark] * len(names))})"
             sql = (
                 f"INSERT INTO users ({', '.join(names)}) VALUES {', '.join([row_marks] * len(chunk))} "
@@ -346,8 +350,9 @@ _ROWS_PER_INSERT = 500
 
 
 def _values(p: Profile) -> tuple[Any, ...]:
-    fields = p.fields
-    return (p.external_id, *[fields.get(n) for n in STANDARD_FIELDS], _json(p.custom), p.updated_at)
+    get = p.fields.get
+    custom = _encode_custom(p.custom).decode()
+    return (p.external_id, *map(get, STANDARD_FIELDS), custom, p.updated_at)
 
 
 def _profile(row: Any) -> Profile:

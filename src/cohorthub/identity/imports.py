@@ -11,6 +11,8 @@ attributes (idempotent for attributes) and counts its users as updated.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -108,6 +110,48 @@ def _chunks(rows: Iterable[Parsed], size: int) -> Iterator[list[Parsed]]:
         yield chunk
 
 
+def _read_ahead(chunks: Iterator[list[Parsed]]) -> Iterator[list[Parsed]]:
+    """The chunks, the next one read and parsed in a thread while this one is written.
+
+    The store lets go of the interpreter while the database works, so parsing overlaps the writes.
+    An error of the reader (a bad header) is raised here, in order; stopping early stops the reader.
+    """
+    ready: queue.Queue[tuple[list[Parsed] | None, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: tuple[list[Parsed] | None, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the caller stopped taking chunks
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not offer((chunk, None)):
+                    return
+            offer((None, None))
+        except BaseException as exc:  # handed to the caller, which raises it
+            offer((None, exc))
+
+    reader = threading.Thread(target=read, name="import-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            chunk, error = ready.get()
+            if error is not None:
+                raise error
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        stop.set()
+        reader.join()
+
+
 def import_users(
     *,
     new_uow: Callable[[], AbstractContextManager[IdentityUnitOfWork]],
@@ -120,7 +164,7 @@ def import_users(
 ) -> ImportSummary:
     """Import every row, one transaction per chunk; `InvalidImportFile` when the file holds no row."""
     summary = ImportSummary()
-    for chunk in _chunks(rows, chunk_rows):
+    for chunk in _read_ahead(_chunks(rows, chunk_rows)):
         usable = [r for r in chunk if isinstance(r, ImportRow)]
         rejections = [r for r in chunk if isinstance(r, Rejection)]
         if usable:

@@ -237,6 +237,7 @@ def _standard(name: str) -> Convert:
     return lambda text: parse_standard(name, text)
 
 
+_MISSING = object()
 #: Distinct values a column remembers the conversion of (its low-cardinality values: countries, plans…).
 MEMO_SIZE = 4_096
 
@@ -246,13 +247,12 @@ def _memo(convert: Convert) -> Convert:
     seen: dict[str, Any] = {}
 
     def cached(text: str) -> Any:
-        try:
-            return seen[text]
-        except KeyError:
+        value = seen.get(text, _MISSING)
+        if value is _MISSING:
             value = convert(text)  # a ValueError is not remembered: it is raised again next time
             if len(seen) < MEMO_SIZE:  # values are shared: a stored value is never changed in place
                 seen[text] = value
-            return value
+        return value
 
     return cached
 
@@ -341,15 +341,10 @@ def _set(convert: Convert) -> Callable[[str], CustomOp]:
     return _memo(lambda text: SetValue(convert(text)))
 
 
-def csv_row(layout: Layout, line: int, cells: list[str]) -> Parsed:
-    """One data row under `layout`."""
-    return RowReader(layout).row(line, cells)
-
-
 def csv_rows(lines: Iterable[str]) -> Iterator[Parsed]:
     """The rows of a CSV file: the header first (`InvalidImportFile` when it is unusable), then each row."""
     reader = csv.reader(iter(lines), strict=True)
-    reader_: RowReader | None = None
+    rows_of: RowReader | None = None
     last = 0
     while True:
         try:
@@ -357,7 +352,7 @@ def csv_rows(lines: Iterable[str]) -> Iterator[Parsed]:
         except StopIteration:
             break
         except csv.Error as exc:
-            if reader_ is None:
+            if rows_of is None:
                 raise InvalidImportFile(f"The header row is not valid CSV: {exc}") from None
             yield Rejection(last + 1, f"not valid CSV: {exc}")
             last = reader.line_num
@@ -365,9 +360,9 @@ def csv_rows(lines: Iterable[str]) -> Iterator[Parsed]:
         line, last = last + 1, reader.line_num
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # a blank line
-        if reader_ is None:
-            reader_ = RowReader(parse_header(cells))
+        if rows_of is None:
+            rows_of = RowReader(parse_header(cells))
         else:
-            yield reader_.row(line, cells)
-    if reader_ is None:
+            yield rows_of.row(line, cells)
+    if rows_of is None:
         raise InvalidImportFile("The file is empty")

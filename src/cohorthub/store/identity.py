@@ -330,21 +330,34 @@ class SqlUserRepository:
         return stored
 
     def _update_users(self, updated: list[Profile]) -> None:
+        """Rewrite changed users: multi-row `UPDATE … FROM (VALUES …)` on SQLite, executemany on PostgreSQL.
+
+        On SQLite a table with triggers pays for a statement journal per statement, so one statement
+        per row cost several times the row itself.
+        """
         if not updated:
             return
+        if self._pg:
+            sql = f"UPDATE users SET {_ASSIGNMENTS} WHERE num = %s"
+            self._conn.exec_driver_sql(sql, [(*_values(p), p.num) for p in updated])
+            return
         stamps = self._stamps(len(updated))
-        if stamps:
-            sql = f"UPDATE users SET {_ASSIGNMENTS['?']}, change_id = ? WHERE num = ?"
-            rows = [(*_values(p), stamp, p.num) for p, stamp in zip(updated, stamps, strict=True)]
-        else:
-            sql = f"UPDATE users SET {_ASSIGNMENTS[self._mark]} WHERE num = {self._mark}"
-            rows = [(*_values(p), p.num) for p in updated]
-        self._conn.exec_driver_sql(sql, rows)
+        width = len(_ROW_COLUMNS) + 2
+        for start in range(0, len(updated), _ROWS_PER_INSERT):
+            chunk = updated[start : start + _ROWS_PER_INSERT]
+            params: list[Any] = []
+            for i, p in enumerate(chunk, start):
+                params.extend((*_values(p), stamps[i], p.num))
+            values = ", ".join([f"({', '.join('?' * width)})"] * len(chunk))
+            sql = f"UPDATE users SET {_FROM_VALUES} FROM (VALUES {values}) AS v WHERE num = v.column{width}"
+            self._conn.exec_driver_sql(sql, tuple(params))
 
 
 #: Columns a profile writes besides its identity (`workspace_id`, `braze_id`, `created_at`).
 _ROW_COLUMNS = ("external_id", *STANDARD_FIELDS, "custom_attributes", "updated_at")
-_ASSIGNMENTS = {mark: ", ".join(f"{name} = {mark}" for name in _ROW_COLUMNS) for mark in ("?", "%s")}
+_ASSIGNMENTS = ", ".join(f"{name} = %s" for name in _ROW_COLUMNS)
+#: SQLite's multi-row update: `VALUES` columns are `column1`, `column2`…, then the stamp and the number.
+_FROM_VALUES = ", ".join(f"{name} = v.column{i}" for i, name in enumerate((*_ROW_COLUMNS, "change_id"), 1))
 #: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).
 _ROWS_PER_INSERT = 500
 

@@ -45,8 +45,8 @@ def check_utf8(path: Path) -> None:
 
 
 @contextmanager
-def _progress(path: Path, quiet: bool) -> Iterator[Callable[[ImportSummary], None] | None]:
-    """A progress bar (rows committed) on a terminal; nothing otherwise."""
+def _progress(path: Path, header: bool, quiet: bool) -> Iterator[Callable[[ImportSummary], None] | None]:
+    """A progress bar on a terminal (rows committed, of the file's lines less a header); else nothing."""
     if quiet or not err_console.is_terminal:
         yield None
         return
@@ -54,7 +54,7 @@ def _progress(path: Path, quiet: bool) -> Iterator[Callable[[ImportSummary], Non
         total = sum(block.count(b"\n") for block in iter(lambda: f.read(_BLOCK), b""))
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task("rows", total=max(total, 1))
+        task = bar.add_task("rows", total=max(total - header, 1))
         yield lambda summary: bar.update(task, completed=summary.rows)
 
 
@@ -77,7 +77,8 @@ def import_(
         with c.uow(readonly=True) as uow:
             require_workspace(uow=uow, workspace_id=workspace)
         check_utf8(file)
-        with file.open(encoding="utf-8-sig", newline="") as lines, _progress(file, as_json) as progress:
+        progress_bar = _progress(file, kind == "csv", as_json)
+        with file.open(encoding="utf-8-sig", newline="") as lines, progress_bar as progress:
             summary = import_users(
                 new_uow=c.uow,
                 workspace_id=workspace,

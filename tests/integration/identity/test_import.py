@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,6 +128,28 @@ def test_a_crash_leaves_the_committed_chunks(container: Container, ws: str) -> N
     assert sorted(r[0] for r in rows(container, "SELECT external_id FROM users")) == ["u1", "u2"]
     summary = run(container, ws, "external_id\nu1\nu2\nu3\n")  # running the file again completes it
     assert (summary.created, summary.updated) == (1, 2)
+
+
+def test_a_failed_write_stops_the_import_and_its_reader(container: Container, ws: str) -> None:
+    opened: list[int] = []
+
+    def new_uow() -> Any:
+        opened.append(1)
+        if len(opened) == 2:
+            raise RuntimeError("the database went away")
+        return container.uow()
+
+    text = "external_id\n" + "".join(f"u{i}\n" for i in range(10))
+    with pytest.raises(RuntimeError, match="went away"):
+        import_users(
+            new_uow=new_uow,
+            workspace_id=ws,
+            rows=parse_rows("csv", io.StringIO(text, newline="")),
+            clock=lambda: NOW,
+            chunk_rows=3,
+        )
+    assert rows(container, "SELECT count(*) FROM users")[0][0] == 3
+    assert not [t for t in threading.enumerate() if t.name == "import-reader"]
 
 
 def test_segments_count_the_imported_users(container: Container, ws: str) -> None:

@@ -36,6 +36,9 @@ class Container:
     cohort_listeners: list[CohortChangeListener] = field(default_factory=list)
     segments: SegmentIndexes = field(default_factory=SegmentIndexes)
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Rows per transaction of a bulk user import: PostgreSQL keeps each transaction's identifier
+    #: locks (one per row) well inside its shared lock table.
+    import_chunk_rows: int = 5_000
 
     def close(self) -> None:
         """Release database connections."""
@@ -64,6 +67,7 @@ def bootstrap(
         engine=engine,
         uow=UnitOfWorkFactory(engine, lock_timeout=settings.lock_timeout_seconds),
         membership=membership,
+        import_chunk_rows=1_000 if engine.dialect.name == "postgresql" else 5_000,
         identity_listeners=[
             CohortMembershipListener(membership, compaction_threshold=settings.compaction_threshold),
             SegmentIdentityListener(),

@@ -72,6 +72,7 @@ class Settings:
     request_log: bool = True  # one log line per HTTP request (`serve --no-request-log` turns it off)
     sdk_dedup_window_seconds: float = 24 * 3600.0
     sdk_max_body_bytes: int = 1024 * 1024
+    import_max_bytes: int = 100 * 1024 * 1024  # a POST /users/import body
     smtp_url: str = "smtp://127.0.0.1:25"
     smtp_timeout_seconds: float = 30.0
     webhook_timeout_seconds: float = 10.0
@@ -100,6 +101,7 @@ class Settings:
             "COHORTHUB_COMPACTION_THRESHOLD": "compaction_threshold",
             "COHORTHUB_SDK_MAX_BODY_BYTES": "sdk_max_body_bytes",
             "COHORTHUB_MESSAGING_BATCH": "messaging_batch",
+            "COHORTHUB_IMPORT_MAX_BYTES": "import_max_bytes",
         }
         for var, name in ints.items():
             if var in env:

@@ -11,7 +11,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cohorthub.api import cohort_import, cohorts, currents, messaging, sdk, segments, tracking, users
+from cohorthub.api import (
+    cohort_import,
+    cohorts,
+    currents,
+    messaging,
+    sdk,
+    segments,
+    tracking,
+    users,
+    users_import,
+)
 from cohorthub.api.errors import handle_cohorthub_error, handle_http_exception, handle_unexpected
 from cohorthub.api.http import JSONResponse, container, in_thread
 from cohorthub.api.middleware import RequestContext
@@ -23,7 +33,7 @@ from cohorthub.web.app import dashboard
 
 #: Each module exposes ROUTES (Starlette routes) and OPERATIONS (their OpenAPI entries).
 ROUTE_MODULES: list[ModuleType] = [
-    cohort_import, cohorts, users, segments, currents, sdk, messaging, tracking,
+    cohort_import, cohorts, users, users_import, segments, currents, sdk, messaging, tracking,
 ]
 
 

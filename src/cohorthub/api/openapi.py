@@ -48,6 +48,7 @@ class Operation:
     extra_responses: dict[int, str] = field(default_factory=dict)
     path_params: dict[str, str] = field(default_factory=dict)  # name -> description
     media: dict[str, dict[str, Any]] = field(default_factory=dict)  # other success media types
+    request_media: dict[str, dict[str, Any]] = field(default_factory=dict)  # a body other than JSON
 
 
 _ERROR_TEXT = {
@@ -56,7 +57,7 @@ _ERROR_TEXT = {
     403: "The key lacks the permission",
     404: "Not found",
     413: "Body larger than the configured limit",
-    415: "Body is not JSON",
+    415: "Body is not of a type the operation takes",
     423: "Resource locked (retry after Retry-After seconds)",
     429: "Hourly quota used (retry after Retry-After seconds)",
 }
@@ -99,13 +100,17 @@ def build_openapi(operations: list[Operation], *, server_url: str) -> dict[str, 
         }
         if op.description:
             entry["description"] = op.description
-        for code in sorted({400, *op.errors, *((413, 415) if op.request is not None else ())}):
+        has_body = op.request is not None or bool(op.request_media)
+        for code in sorted({400, *op.errors, *((413, 415) if has_body else ())}):
             entry["responses"][str(code)] = _content(refs[ErrorBody], _ERROR_TEXT.get(code, "Error"))
         if op.request is not None:
             entry["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": refs[op.request]}},
             }
+        elif op.request_media:
+            content = {media: {"schema": schema} for media, schema in op.request_media.items()}
+            entry["requestBody"] = {"required": True, "content": content}
         if parameters := [*_path_parameters(op), *map(_query_parameter, op.query)]:
             entry["parameters"] = parameters
         if op.auth == "bearer":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cohorthub.cli import app as sdk_app
-from cohorthub.cli import currents, messaging, partner, serve, sink, sync, user, workspace
+from cohorthub.cli import currents, messaging, partner, serve, sink, sync, user, users, workspace
 
 app = typer.Typer(
     help="cohorthub: a self-hosted engagement core speaking Braze's partner protocols.",
@@ -24,6 +24,7 @@ app.command("currents-sink")(sink.currents_sink)
 app.add_typer(messaging.campaigns, name="campaigns")
 app.add_typer(messaging.canvas, name="canvas")
 app.add_typer(user.app, name="user")
+app.add_typer(users.app, name="users")
 
 
 def main() -> None:

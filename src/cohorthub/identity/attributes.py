@@ -129,6 +129,11 @@ def parse_standard(name: str, value: object) -> str | None:
     return text
 
 
+def parse_scalar(value: object, where: str) -> Any:
+    """A custom attribute's single value as stored (an ISO date-time string becomes a time)."""
+    return _scalar(value, where)
+
+
 def _scalar(value: object, where: str) -> Any:
     if isinstance(value, bool):
         return value
@@ -166,12 +171,17 @@ def _unique(items: list[Any]) -> list[Any]:
     return seen
 
 
-def parse_custom(key: str, value: object) -> CustomOp:
-    """The operation one custom attribute asks for; ValueError naming the rule when it is invalid."""
+def check_custom_name(key: str) -> None:
+    """ValueError naming the rule when `key` cannot name a custom attribute."""
     if problem := text_problem(key, what="custom attribute name", max_length=MAX_KEY_LENGTH):
         raise ValueError(problem)
     if key.startswith("$"):
         raise ValueError(f"custom attribute name {key!r} must not start with $")
+
+
+def parse_custom(key: str, value: object) -> CustomOp:
+    """The operation one custom attribute asks for; ValueError naming the rule when it is invalid."""
+    check_custom_name(key)
     if value is None:
         return SetValue(None)
     if isinstance(value, list):
@@ -207,7 +217,9 @@ def apply_custom(current: dict[str, Any], ops: dict[str, CustomOp]) -> dict[str,
     """`current` with `ops` applied (a new dict); ValueError when an op does not fit the stored type."""
     result = dict(current)
     for key, op in ops.items():
-        if isinstance(op, SetValue):
+        if type(op) is SetValue and op.value is not None:  # the common case, first
+            result[key] = op.value
+        elif isinstance(op, SetValue):
             if op.value is None:
                 result.pop(key, None)
             else:

@@ -69,7 +69,8 @@ class ExportResult:
     invalid_user_ids: list[str]
 
 
-def _no_user(target: Target) -> str:
+def missing_user(target: Target) -> str:
+    """Why an object naming `target` was skipped: no such user (and it may not be created)."""
     value = target.value
     shown = f"{value.label}/{value.name}" if isinstance(value, UserAlias) else value
     hint = "" if target.kind == "braze_id" else "; set _update_existing_only to false to create it"
@@ -116,7 +117,7 @@ def apply_track(
     attributes = _process(ws, "attributes", batch.attributes, lambda p, i: ws.update(p, i.update), errors)
     events = _process(ws, "events", batch.events, ws.record_event, errors)
     purchases = _process(ws, "purchases", batch.purchases, ws.record_purchase, errors)
-    stored = _write(uow, ws, workspace_id, listeners, now)
+    stored = write_changes(uow, ws, workspace_id, listeners, now)
     errors.sort(key=lambda e: (("attributes", "events", "purchases").index(e.input_array), e.index))
     resolved = [None if p is None else _resolved(ws, stored, p.num) for p in visited]
     return TrackResult(attributes, events, purchases, errors), resolved
@@ -149,7 +150,7 @@ def _process(
     for item in items:
         profile = ws.resolve(item.target)
         if profile is None:
-            errors.append(ItemError(array, item.index, _no_user(item.target)))
+            errors.append(ItemError(array, item.index, missing_user(item.target)))
             continue
         try:
             action(profile, item)
@@ -182,7 +183,7 @@ def identify_users(
             profile = pick(ws.with_field(item.kind, item.value), item.prioritization)
         if profile is not None and ws.identify(profile, item.external_id):
             counts[item.kind] += 1
-    _write(uow, ws, workspace_id, listeners, now)
+    write_changes(uow, ws, workspace_id, listeners, now)
     uow.commit()
     return IdentifyResult(counts["user_alias"], counts["email"], counts["phone"])
 
@@ -201,7 +202,7 @@ def add_aliases(*, uow: IdentityUnitOfWork, workspace_id: str, body: Any, now: f
             errors.append(f"user_aliases[{index}]: {problem}")
         else:
             processed += 1
-    _write(uow, ws, workspace_id, (), now)
+    write_changes(uow, ws, workspace_id, (), now)
     uow.commit()
     return AliasResult(processed, errors)
 
@@ -308,7 +309,7 @@ def export_users(
     return ExportResult(users, invalid)
 
 
-def _write(
+def write_changes(
     uow: IdentityUnitOfWork,
     ws: WorkSet,
     workspace_id: str,

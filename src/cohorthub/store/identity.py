@@ -15,6 +15,7 @@ import hashlib
 import json
 from typing import Any
 
+import msgspec
 from sqlalchemy import (
     Connection,
     Table,
@@ -34,6 +35,10 @@ from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
 from cohorthub.store.tables import custom_events, purchases, user_aliases, user_devices, users
 
 _OWNED = (user_aliases, user_devices, custom_events, purchases)
+
+
+#: A profile's custom attributes as stored: compact JSON, keys sorted (the hot path of every write).
+_encode_custom = msgspec.json.Encoder(order="sorted").encode
 
 
 def _json(value: Any) -> str:
@@ -292,15 +297,29 @@ class SqlUserRepository:
         )
         self._conn.execute(stmt, moves)
 
+    def _stamps(self, count: int) -> list[int]:
+        """SQLite: `count` change stamps taken from the sequence at once (the writer holds the lock).
+
+        Rows written with a fresh stamp skip the per-row stamping trigger (migration 0012).
+        PostgreSQL: none, its trigger stamps each row from the shared sequence.
+        """
+        if self._pg or not count:
+            return []
+        sql = "UPDATE user_change_seq SET value = value + ? RETURNING value"
+        top = int(self._conn.exec_driver_sql(sql, (count,)).scalar_one())
+        return list(range(top - count + 1, top + 1))
+
     def _insert_users(self, workspace_id: str, created: list[Profile]) -> dict[int, int]:
         """Insert new users with multi-row VALUES … RETURNING; map each to its stored number."""
         stored: dict[int, int] = {}
-        names = ["workspace_id", "braze_id", "created_at", *_ROW_COLUMNS]
+        stamps = self._stamps(len(created))
+        names = ["workspace_id", "braze_id", "created_at", *_ROW_COLUMNS, *(["change_id"] if stamps else [])]
         for start in range(0, len(created), _ROWS_PER_INSERT):
             chunk = created[start : start + _ROWS_PER_INSERT]
             params: list[Any] = []
-            for p in chunk:
-                params += [workspace_id, p.braze_id, p.created_at, *_values(p)]
+            add = params.extend
+            for i, p in enumerate(chunk, start):
+                add((workspace_id, p.braze_id, p.created_at, *_values(p), *stamps[i : i + 1]))
             row_marks = f"({', '.join([self._mark] * len(names))})"
             sql = (
                 f"INSERT INTO users ({', '.join(names)}) VALUES {', '.join([row_marks] * len(chunk))} "
@@ -311,22 +330,42 @@ class SqlUserRepository:
         return stored
 
     def _update_users(self, updated: list[Profile]) -> None:
+        """Rewrite changed users: multi-row `UPDATE … FROM (VALUES …)` on SQLite, executemany on PostgreSQL.
+
+        On SQLite a table with triggers pays for a statement journal per statement, so one statement
+        per row cost several times the row itself.
+        """
         if not updated:
             return
-        assignments = ", ".join(f"{name} = {self._mark}" for name in _ROW_COLUMNS)
-        sql = f"UPDATE users SET {assignments} WHERE num = {self._mark}"
-        self._conn.exec_driver_sql(sql, [(*_values(p), p.num) for p in updated])
+        if self._pg:
+            sql = f"UPDATE users SET {_ASSIGNMENTS} WHERE num = %s"
+            self._conn.exec_driver_sql(sql, [(*_values(p), p.num) for p in updated])
+            return
+        stamps = self._stamps(len(updated))
+        width = len(_ROW_COLUMNS) + 2
+        for start in range(0, len(updated), _ROWS_PER_INSERT):
+            chunk = updated[start : start + _ROWS_PER_INSERT]
+            params: list[Any] = []
+            for i, p in enumerate(chunk, start):
+                params.extend((*_values(p), stamps[i], p.num))
+            values = ", ".join([f"({', '.join('?' * width)})"] * len(chunk))
+            sql = f"UPDATE users SET {_FROM_VALUES} FROM (VALUES {values}) AS v WHERE num = v.column{width}"
+            self._conn.exec_driver_sql(sql, tuple(params))
 
 
 #: Columns a profile writes besides its identity (`workspace_id`, `braze_id`, `created_at`).
 _ROW_COLUMNS = ("external_id", *STANDARD_FIELDS, "custom_attributes", "updated_at")
+_ASSIGNMENTS = ", ".join(f"{name} = %s" for name in _ROW_COLUMNS)
+#: SQLite's multi-row update: `VALUES` columns are `column1`, `column2`…, then the stamp and the number.
+_FROM_VALUES = ", ".join(f"{name} = v.column{i}" for i, name in enumerate((*_ROW_COLUMNS, "change_id"), 1))
 #: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).
 _ROWS_PER_INSERT = 500
 
 
 def _values(p: Profile) -> tuple[Any, ...]:
-    fields = p.fields
-    return (p.external_id, *[fields.get(n) for n in STANDARD_FIELDS], _json(p.custom), p.updated_at)
+    get = p.fields.get
+    custom = _encode_custom(p.custom).decode()
+    return (p.external_id, *map(get, STANDARD_FIELDS), custom, p.updated_at)
 
 
 def _profile(row: Any) -> Profile:

@@ -12,6 +12,7 @@ PERMISSIONS: tuple[str, ...] = (
     "users.alias.new",
     "users.delete",
     "users.export.ids",
+    "users.import",
     "cohorts.read",
     "segments.list",
     "segments.details",

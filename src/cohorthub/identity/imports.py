@@ -1,0 +1,186 @@
+"""Bulk user import: a file's rows applied with the `/users/track` rules, committed chunk by chunk.
+
+Each chunk (`chunk_rows` rows) is one transaction: its users are looked up in one query (and
+locked, as track locks them), the identity rules run in memory (`WorkSet`), the changes are
+written with multi-row statements, and the Currents events and identity listeners follow in the
+same transaction, exactly as for a `/users/track` request. A chunk's commit makes its rows
+durable; the writer lock is released between chunks, so other writers are not held up for
+long. A crash leaves the committed chunks; importing the same file again sets the same
+attributes (idempotent for attributes) and counts its users as updated.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from cohorthub.identity.bulk import ImportRow, Parsed, Rejection
+from cohorthub.identity.errors import InvalidImportFile
+from cohorthub.identity.listeners import IdentityListener
+from cohorthub.identity.ports import IdentityUnitOfWork
+from cohorthub.identity.services import missing_user, write_changes
+from cohorthub.identity.workset import Lookup, WorkSet
+
+#: Rows per transaction unless the caller says otherwise.
+CHUNK_ROWS = 5_000
+#: Rejections listed in a summary (the counts are always exact).
+MAX_LISTED = 100
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What an import did so far: rows read, users created and updated, rows rejected, rows committed."""
+
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    rejected: int = 0
+    committed: int = 0
+    errors: list[Rejection] = field(default_factory=list)
+
+    def reject(self, rejection: Rejection) -> None:
+        """Count a rejected row; list it while fewer than `MAX_LISTED` are."""
+        self.rejected += 1
+        if len(self.errors) < MAX_LISTED:
+            self.errors.append(rejection)
+
+    def wire(self) -> dict[str, Any]:
+        """The summary as the API and the CLI print it."""
+        return {
+            "message": "success",
+            "rows": self.rows,
+            "created": self.created,
+            "updated": self.updated,
+            "rejected": self.rejected,
+            "committed": self.committed,
+            "errors": [e.wire() for e in self.errors],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """One chunk's outcome."""
+
+    created: int
+    updated: int
+    rejections: list[Rejection]
+
+
+def import_chunk(
+    *,
+    uow: IdentityUnitOfWork,
+    workspace_id: str,
+    rows: Sequence[ImportRow],
+    listeners: Sequence[IdentityListener] = (),
+    now: float,
+) -> ChunkResult:
+    """Apply rows with the track rules in one transaction and commit."""
+    ws = WorkSet(uow.users.load(workspace_id, Lookup.of(r.target for r in rows), lock=True), now=now)
+    created = updated = 0
+    born: set[int] = set()
+    rejections: list[Rejection] = []
+    for row in rows:
+        profile = ws.resolve(row.target)
+        if profile is None:
+            rejections.append(Rejection(row.line, missing_user(row.target)))
+            continue
+        try:
+            ws.update(profile, row.update)
+        except ValueError as exc:
+            rejections.append(Rejection(row.line, str(exc)))
+            continue
+        if profile.num < 0 and profile.num not in born:
+            born.add(profile.num)
+            created += 1
+        else:
+            updated += 1
+    write_changes(uow, ws, workspace_id, listeners, now)
+    uow.commit()
+    return ChunkResult(created, updated, rejections)
+
+
+def _chunks(rows: Iterable[Parsed], size: int) -> Iterator[list[Parsed]]:
+    it = iter(rows)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _read_ahead(chunks: Iterator[list[Parsed]]) -> Iterator[list[Parsed]]:
+    """The chunks, the next one read and parsed in a thread while this one is written.
+
+    The store lets go of the interpreter while the database works, so parsing overlaps the writes.
+    An error of the reader (a bad header) is raised here, in order; stopping early stops the reader.
+    """
+    ready: queue.Queue[tuple[list[Parsed] | None, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: tuple[list[Parsed] | None, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the caller stopped taking chunks
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not offer((chunk, None)):
+                    return
+            offer((None, None))
+        except BaseException as exc:  # handed to the caller, which raises it
+            offer((None, exc))
+
+    reader = threading.Thread(target=read, name="import-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            chunk, error = ready.get()
+            if error is not None:
+                raise error
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        stop.set()
+        reader.join()
+
+
+def import_users(
+    *,
+    new_uow: Callable[[], AbstractContextManager[IdentityUnitOfWork]],
+    workspace_id: str,
+    rows: Iterable[Parsed],
+    listeners: Sequence[IdentityListener] = (),
+    clock: Callable[[], float],
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Callable[[ImportSummary], None] | None = None,
+) -> ImportSummary:
+    """Import every row, one transaction per chunk; `InvalidImportFile` when the file holds no row."""
+    summary = ImportSummary()
+    for chunk in _read_ahead(_chunks(rows, chunk_rows)):
+        usable = [r for r in chunk if isinstance(r, ImportRow)]
+        rejections = [r for r in chunk if isinstance(r, Rejection)]
+        if usable:
+            with new_uow() as uow:
+                result = import_chunk(
+                    uow=uow, workspace_id=workspace_id, rows=usable, listeners=listeners, now=clock()
+                )
+            summary.created += result.created
+            summary.updated += result.updated
+            rejections += result.rejections
+        for rejection in sorted(rejections, key=lambda r: r.line):
+            summary.reject(rejection)
+        summary.rows += len(chunk)
+        summary.committed += len(chunk)
+        if progress is not None:
+            progress(summary)
+    if not summary.rows:
+        raise InvalidImportFile("The file has no rows, only a header")
+    return summary

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -158,3 +159,14 @@ def postgres_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def database(backend: str) -> Iterator[str]:
+    """A fresh database URL on `backend` ("sqlite" or "postgresql"), removed afterwards."""
+    if backend == "postgresql":
+        with postgres_database() as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield f"sqlite:///{tmp}/bench.sqlite"

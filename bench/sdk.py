@@ -18,13 +18,13 @@ import argparse
 import time
 from typing import Any
 
+from _http import database
 from cohorthub.apps import services as apps
 from cohorthub.apps.model import App
 from cohorthub.bootstrap import Container, bootstrap
 from cohorthub.config import Settings
 from cohorthub.identity import services as identity
 from cohorthub.workspaces import services as workspaces
-from users_track import database
 
 EVENTS_PER_BATCH = 10
 

@@ -16,6 +16,7 @@ from cohorthub.api import (
     cohorts,
     currents,
     messaging,
+    programs,
     sdk,
     segments,
     tracking,
@@ -33,7 +34,7 @@ from cohorthub.web.app import dashboard
 
 #: Each module exposes ROUTES (Starlette routes) and OPERATIONS (their OpenAPI entries).
 ROUTE_MODULES: list[ModuleType] = [
-    cohort_import, cohorts, users, users_import, segments, currents, sdk, messaging, tracking,
+    cohort_import, cohorts, users, users_import, segments, currents, sdk, messaging, programs, tracking,
 ]
 
 

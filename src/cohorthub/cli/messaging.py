@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cohorthub.api.messaging import program_json
+from cohorthub.api.programs import program_json
 from cohorthub.cli.common import DatabaseOption, JsonOption, emit, err_console, wired
 from cohorthub.errors import InvalidInput
 from cohorthub.messaging import services

@@ -1,0 +1,265 @@
+"""Campaign and Canvas management: `/messaging/campaigns…` and `/messaging/canvases…`.
+
+Create, list, read, replace, launch, pause, resume, archive and statistics for both; preview and test
+send for campaigns. `campaigns.write` changes, `campaigns.read` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Route
+
+from cohorthub.api import messaging_wire as wire
+from cohorthub.api.cohorts import iso
+from cohorthub.api.messaging import ERRORS, Work, endpoint
+from cohorthub.api.openapi import Operation
+from cohorthub.bootstrap import Container
+from cohorthub.errors import InvalidInput
+from cohorthub.messaging import services
+from cohorthub.messaging.dispatch import Item, Sender
+from cohorthub.messaging.events import Source
+from cohorthub.messaging.ports import MessagingUnitOfWork, Program, UserRow
+from cohorthub.runtimes import default_channels, tracker_for
+
+KIND_OF = {"campaigns": "campaign", "canvases": "canvas"}
+
+
+def program_json(p: Program) -> dict[str, Any]:
+    """A campaign or Canvas on the wire."""
+    return {
+        "id": p.id,
+        "kind": p.kind,
+        "name": p.name,
+        "status": p.status,
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
+        "first_sent_at": iso(p.first_sent_at),
+        "last_sent_at": iso(p.last_sent_at),
+        "definition": p.spec,
+    }
+
+
+def _kind(request: Request) -> str:
+    return KIND_OF[request.url.path.split("/")[2]]
+
+
+def _create(c: Container, ws: str, body: Any, request: Request) -> Any:
+    with c.uow() as uow:
+        return program_json(
+            services.create_program(uow=uow, workspace_id=ws, kind=_kind(request), raw=body, now=c.now())
+        )
+
+
+def _list(c: Container, ws: str, _b: Any, request: Request) -> Any:
+    with c.uow(readonly=True) as uow:
+        items = services.list_programs(
+            uow=uow,
+            workspace_id=ws,
+            kind=_kind(request),
+            include_archived=request.query_params.get("include_archived") == "true",
+        )
+    return {"items": [program_json(p) for p in items], "message": "success"}
+
+
+def _get(c: Container, ws: str, _b: Any, request: Request) -> Any:
+    with c.uow(readonly=True) as uow:
+        return program_json(
+            services.get_program(
+                uow=uow, workspace_id=ws, program_id=request.path_params["id"], kind=_kind(request)
+            )
+        )
+
+
+def _require_kind(uow: MessagingUnitOfWork, ws: str, request: Request) -> None:
+    """The path's kind matches the program's (404 otherwise), read in the caller's transaction."""
+    services.get_program(uow=uow, workspace_id=ws, program_id=request.path_params["id"], kind=_kind(request))
+
+
+def _update(c: Container, ws: str, body: Any, request: Request) -> Any:
+    with c.uow() as uow:
+        _require_kind(uow, ws, request)
+        return program_json(
+            services.update_program(
+                uow=uow, workspace_id=ws, program_id=request.path_params["id"], raw=body, now=c.now()
+            )
+        )
+
+
+def _action(fn: Callable[..., Program]) -> Work:
+    def work(c: Container, ws: str, _b: Any, request: Request) -> Any:
+        with c.uow() as uow:
+            _require_kind(uow, ws, request)
+            return program_json(
+                fn(uow=uow, workspace_id=ws, program_id=request.path_params["id"], now=c.now())
+            )
+
+    return work
+
+
+def _preview(c: Container, ws: str, body: Any, request: Request) -> Any:
+    body = body if isinstance(body, dict) else {}
+    with c.uow(readonly=True) as uow:
+        p = services.preview_campaign(
+            uow=uow,
+            indexes=c.segments,
+            membership=c.membership,
+            workspace_id=ws,
+            program_id=request.path_params["id"],
+            external_id=body.get("external_id"),
+            trigger_properties=body.get("trigger_properties"),
+            now=c.now(),
+        )
+    return {
+        "size": p.size,
+        "reachable": p.reachable,
+        "sample": p.sample,
+        "rendered": p.rendered,
+        "render_error": p.render_error,
+        "message": "success",
+    }
+
+
+def _stats(c: Container, ws: str, _b: Any, request: Request) -> Any:
+    with c.uow(readonly=True) as uow:
+        return {
+            **services.program_stats(uow=uow, workspace_id=ws, program_id=request.path_params["id"]),
+            "message": "success",
+        }
+
+
+def _test_send(c: Container, ws: str, body: Any, request: Request) -> Any:
+    if not isinstance(body, dict) or not isinstance(body.get("address"), str):
+        raise InvalidInput("address is required")
+    with c.uow(readonly=True) as uow:
+        program = services.get_program(
+            uow=uow, workspace_id=ws, program_id=request.path_params["id"], kind="campaign"
+        )
+        spec = services.campaign_spec(program)
+        user = UserRow(0, "", None, body["address"], None, None, {}, {})
+        if external := body.get("external_id"):
+            nums = uow.messaging.facts.nums_by_external_ids(ws, [external])
+            if external not in nums:
+                raise InvalidInput(f"No user with external_id {external}")
+            user = uow.messaging.facts.users(ws, [nums[external]])[0]
+    runtime = c.extras.get("messaging")
+    channels = runtime.channels if runtime is not None else default_channels(c)
+    sender = Sender(uow=c.uow, channels=channels, tracker=lambda: tracker_for(c), now=c.now)
+    item = Item(
+        Source(ws, campaign_id=program.id, campaign_name=program.name),
+        user,
+        "test",
+        spec.message,
+        values={"campaign": {"api_id": program.id, "name": program.name}},
+    )
+    try:
+        outcome = sender.test_send(item, body["address"])
+    finally:
+        if runtime is None:
+            channels.email.close()
+            channels.webhook.close()
+    return {"state": outcome.state, "detail": outcome.detail, "message": "success"}
+
+
+def _management(plural: str) -> list[Route]:
+    base = f"/messaging/{plural}"
+    read, write = "campaigns.read", "campaigns.write"
+    routes = [
+        Route(base, endpoint(write, _create, status=201), methods=["POST"]),
+        Route(base, endpoint(read, _list, body=False), methods=["GET"]),
+        Route(base + "/{id}", endpoint(read, _get, body=False), methods=["GET"]),
+        Route(base + "/{id}", endpoint(write, _update), methods=["PUT"]),
+        Route(base + "/{id}/stats", endpoint(read, _stats, body=False), methods=["GET"]),
+    ]
+    for name, fn in (
+        ("launch", services.launch_program),
+        ("pause", services.pause_program),
+        ("resume", services.resume_program),
+        ("archive", services.archive_program),
+    ):
+        routes.append(
+            Route(f"{base}/{{id}}/{name}", endpoint(write, _action(fn), body=False), methods=["POST"])
+        )
+    if plural == "campaigns":
+        routes.append(Route(base + "/{id}/preview", endpoint(read, _preview), methods=["POST"]))
+        routes.append(Route(base + "/{id}/test-send", endpoint(write, _test_send), methods=["POST"]))
+    return routes
+
+
+ROUTES: list[BaseRoute] = [*_management("campaigns"), *_management("canvases")]
+
+
+def _management_operations(kind: str) -> list[Operation]:
+    """The per-program routes of `/messaging/campaigns` or `/messaging/canvases`."""
+    base = "/messaging/campaigns/{id}" if kind == "campaign" else "/messaging/canvases/{id}"
+    name = "campaign" if kind == "campaign" else "Canvas"
+    ident = {"id": f"The {name}'s id"}
+    ops = [
+        Operation(
+            "GET", base, f"A {name}", "messaging", response=wire.Program, errors=ERRORS, path_params=ident
+        ),
+        Operation(
+            "PUT",
+            base,
+            f"Replace a {name}'s definition (drafts and paused programs)",
+            "messaging",
+            response=wire.Program,
+            errors=ERRORS,
+            path_params=ident,
+        ),
+        Operation(
+            "GET", base + "/stats", f"{name} statistics", "messaging", errors=ERRORS, path_params=ident
+        ),
+    ]
+    for action in ("launch", "pause", "resume", "archive"):
+        summary, path = f"{action.capitalize()} a {name}", f"{base}/{action}"
+        ops.append(Operation("POST", path, summary, "messaging", errors=ERRORS, path_params=ident))
+    return ops
+
+
+OPERATIONS: list[Operation] = [
+    Operation(
+        "POST",
+        "/messaging/campaigns",
+        "Create a campaign (draft)",
+        "messaging",
+        response=wire.Program,
+        status=201,
+        errors=ERRORS,
+        description="The definition is documented in docs/messaging.md.",
+    ),
+    Operation(
+        "GET", "/messaging/campaigns", "List campaigns", "messaging", response=wire.ProgramList, errors=ERRORS
+    ),
+    Operation(
+        "POST",
+        "/messaging/campaigns/{id}/preview",
+        "Audience size now, a sample, the rendered message",
+        "messaging",
+        response=wire.Preview,
+        errors=ERRORS,
+    ),
+    Operation(
+        "POST",
+        "/messaging/campaigns/{id}/test-send",
+        "Send the message to one address",
+        "messaging",
+        request=wire.TestSend,
+        errors=ERRORS,
+    ),
+    Operation(
+        "POST",
+        "/messaging/canvases",
+        "Create a Canvas (draft)",
+        "messaging",
+        response=wire.Program,
+        status=201,
+        errors=ERRORS,
+    ),
+    Operation(
+        "GET", "/messaging/canvases", "List Canvases", "messaging", response=wire.ProgramList, errors=ERRORS
+    ),
+    *(op for kind in ("campaign", "canvas") for op in _management_operations(kind)),
+]

@@ -39,8 +39,9 @@ def integer_schema(low: int, high: int) -> dict[str, Any]:
 CURSOR_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^[0-9]{0,10}$", "maxLength": 10}
 
 
-def _digits(text: str) -> bool:
-    return 0 < len(text) <= MAX_DIGITS and text.isascii() and text.isdigit()
+def is_digits(text: str, max_digits: int = MAX_DIGITS) -> bool:
+    """Whether `text` is 1 to `max_digits` ASCII digits ("²" is a digit to `str.isdigit`, not here)."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
 def integer(query: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
@@ -48,7 +49,7 @@ def integer(query: Mapping[str, str], name: str, *, default: int, low: int, high
     text = query.get(name)
     if text is None:
         return default
-    if not _digits(text) or not low <= int(text) <= high:
+    if not is_digits(text) or not low <= int(text) <= high:
         raise InvalidParameter(name, f"must be an integer from {low} to {high}")
     return int(text)
 
@@ -58,7 +59,7 @@ def cursor(query: Mapping[str, str], name: str = "cursor") -> int | None:
     text = query.get(name)
     if not text:
         return None
-    if not _digits(text) or int(text) > MAX_CURSOR:
+    if not is_digits(text) or int(text) > MAX_CURSOR:
         raise InvalidParameter(name, "must be a `next_cursor` returned by this endpoint")
     return int(text)
 

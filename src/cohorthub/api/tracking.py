@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from cohorthub.api import params
 from cohorthub.api.http import container, in_thread
 from cohorthub.api.openapi import Operation
 from cohorthub.messaging import reactions
@@ -87,7 +88,7 @@ async def _unsubscribe(request: Request) -> Response:
 
 def _link(request: Request) -> tuple[int, str]:
     raw = request.path_params["row"]
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):  # "²" is a digit to str.isdigit
+    if not params.is_digits(raw, max_digits=18):
         raise InvalidLink("Unknown link")
     return int(raw), request.path_params["sig"]
 

@@ -9,6 +9,7 @@ successor of an existing step; the successors it is given default to where that 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
@@ -325,10 +326,41 @@ def fields_of_entry(entry: Mapping[str, Any]) -> dict[str, str]:
 
 
 def settings_from_form(form: Form, definition: Definition) -> Definition:
-    """A copy with the name and exit criteria from the settings form."""
+    """A copy with the name, exit criteria, conversion and re-entry rules from the settings form."""
     out = copy.deepcopy(definition)
     events = [e.strip() for e in form.get("exit_events", "").split(",") if e.strip()]
     out.update(
         name=form.get("name", ""), exit={"events": events, "leaves_audience": "leaves_audience" in form}
     )
+    kind = form.get("conversion_kind", "none")
+    if kind in ("event", "purchase"):
+        window = _seconds(form, "conversion_window")
+        out["conversion"] = {kind: form.get(f"conversion_{kind}", "").strip()}
+        if window is not None:
+            out["conversion"]["window_seconds"] = window
+    else:
+        out.pop("conversion", None)
+    allowed = "reentry" in form
+    days: Any = form.get("reentry_after_days", "").strip() or 0
+    with contextlib.suppress(ValueError):  # the service names what is wrong
+        days = float(days)
+    out["reentry"] = {"allowed": allowed, "after_days": days if allowed else 0}
     return out
+
+
+def fields_of_settings(definition: Mapping[str, Any]) -> dict[str, str]:
+    """The settings form's conversion and re-entry fields for a stored definition."""
+    conversion = definition.get("conversion") or {}
+    kind = "event" if conversion.get("event") else "purchase" if conversion.get("purchase") else "none"
+    amount, unit = split_amount(conversion.get("window_seconds")) if kind != "none" else ("3", "days")
+    reentry = definition.get("reentry") or {}
+    days = reentry.get("after_days") or 0
+    return {
+        "conversion_kind": kind,
+        "conversion_event": str(conversion.get("event") or ""),
+        "conversion_purchase": str(conversion.get("purchase") or ""),
+        "conversion_window_amount": amount,
+        "conversion_window_unit": unit,
+        "reentry": "1" if reentry.get("allowed") else "",
+        "reentry_after_days": f"{days:g}" if isinstance(days, int | float) else str(days),
+    }

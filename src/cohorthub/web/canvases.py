@@ -61,6 +61,7 @@ def canvas_values(ctx: Ctx, uow: SqlUnitOfWork, program: Program) -> dict[str, A
         "step_list": [(s.id, s.name) for s in spec.steps.values()],
         "positions": cf.positions(definition),
         "exit_events": ", ".join((definition.get("exit") or {}).get("events") or []),
+        "settings_fields": cf.fields_of_settings(definition),
         **choices,
         "segment_names": {s.id: s.name for s in choices["segments"]},
     }
@@ -112,7 +113,7 @@ async def save_entry(request: Request, ctx: Ctx) -> Response:
 
 @page("write")
 async def save_settings(request: Request, ctx: Ctx) -> Response:
-    """`POST /dashboard/campaigns/{id}/settings`: name and exit criteria."""
+    """`POST /dashboard/campaigns/{id}/settings`: name, exit criteria, conversion and re-entry."""
     return await _change(request, ctx, "settings", lambda d, f: cf.settings_from_form(f, d))
 
 

@@ -240,3 +240,38 @@ def test_a_viewer_and_a_missing_csrf_token_change_no_canvas(world: World, contai
             )
             assert answer.status_code == 403, path
     assert _stored(container, world, program_id) == before
+
+
+def test_conversion_and_re_entry_are_edited_in_the_settings_form(world: World, container: Container) -> None:
+    with container.uow() as uow:
+        raw = {"name": "C", "entry": {"type": "api"}, "steps": [{"id": "a", "type": "delay", "seconds": 60}]}
+        program_id = messaging.create_program(
+            uow=uow, workspace_id=world.workspace_id, kind="canvas", raw=raw, now=container.now()
+        ).id
+    settings = {"name": "Win back", "exit_events": "upgraded", "conversion_kind": "purchase",
+                "conversion_purchase": "pro-plan", "conversion_event": "ignored",
+                "conversion_window_amount": "2", "conversion_window_unit": "days",
+                "reentry": "1", "reentry_after_days": "30"}  # fmt: skip
+    with session(world, "marketer@acme.io") as (client, csrf):
+        assert _post(client, csrf, program_id, "/settings", settings).status_code == 303
+        spec = _stored(container, world, program_id)
+        assert spec["conversion"] == {"purchase": "pro-plan", "window_seconds": 172800}
+        assert spec["reentry"] == {"allowed": True, "after_days": 30}
+        page = client.get(f"/dashboard/campaigns/{program_id}").text  # the form shows what is stored
+        assert '<option value="purchase" selected>' in page and 'value="pro-plan"' in page
+        assert 'id="set-reentry" name="reentry" value="1" checked' in page and 'value="30"' in page
+        with container.uow(readonly=True) as uow:
+            details = messaging.get_program(uow=uow, workspace_id=world.workspace_id, program_id=program_id)
+        assert details.name == "Win back"
+
+        refused = _post(client, csrf, program_id, "/settings", {**settings, "reentry_after_days": "-1"})
+        assert refused.status_code == 400 and "reentry.after_days" in refused.text
+        assert 'value="-1"' in refused.text  # the form keeps what was typed
+        empty = {**settings, "conversion_kind": "event", "conversion_event": ""}
+        assert _post(client, csrf, program_id, "/settings", empty).status_code == 400
+        assert _stored(container, world, program_id) == spec
+
+        off = {"name": "Win back", "exit_events": "", "conversion_kind": "none", "reentry_after_days": "30"}
+        assert _post(client, csrf, program_id, "/settings", off).status_code == 303
+        spec = _stored(container, world, program_id)
+        assert "conversion" not in spec and spec["reentry"] == {"allowed": False, "after_days": 0}

@@ -79,3 +79,19 @@ def test_form_fields_become_a_step() -> None:
     with pytest.raises(InvalidProgram, match=r"paths\[0\].filter: not JSON"):
         cf.step_from_form(split, "s")
     assert cf.split_amount(7200) == ("2", "hours") and cf.split_amount(90) == ("1.5", "minutes")
+
+
+def test_settings_fields_round_trip_through_the_form() -> None:
+    stored = {**_canvas(), "conversion": {"event": "upgraded", "window_seconds": 5400},
+              "reentry": {"allowed": True, "after_days": 7}}  # fmt: skip
+    fields = cf.fields_of_settings(stored)
+    assert fields["conversion_kind"] == "event" and fields["conversion_window_amount"] == "90"
+    assert fields["conversion_window_unit"] == "minutes" and fields["reentry_after_days"] == "7"
+    again = cf.settings_from_form({**fields, "name": "C", "exit_events": ""}, stored)
+    assert again["conversion"] == stored["conversion"] and again["reentry"] == stored["reentry"]
+    spec = parse_canvas(again)
+    assert spec.reentry and spec.reentry_after_seconds == 7 * 86400
+    assert spec.conversion is not None and spec.conversion.window_seconds == 5400
+    none = cf.settings_from_form({"name": "C", "conversion_kind": "none"}, stored)
+    assert "conversion" not in none and none["reentry"] == {"allowed": False, "after_days": 0}
+    assert cf.fields_of_settings(_canvas())["conversion_kind"] == "none"

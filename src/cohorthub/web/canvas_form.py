@@ -244,7 +244,7 @@ def new_step_id(definition: Definition, name: str) -> str:
 
 
 def entry_from_form(form: Form, old: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The raw entry (an existing entry's filter is kept)."""
+    """The raw entry; a cohort or event entry's filter from `entry_filter` (JSON; empty: none)."""
     kind = form.get("entry_type", "")
     entry: dict[str, Any] = {"type": kind}
     if kind == "cohort":
@@ -258,7 +258,16 @@ def entry_from_form(form: Form, old: Mapping[str, Any] | None) -> dict[str, Any]
         entry["time"] = utc_time(form.get("entry_time", ""))
         if form.get("entry_segment_id"):
             entry["segment_id"] = form["entry_segment_id"]
-    if old and old.get("filter") is not None:
+    if kind not in ("cohort", "event"):
+        pass  # a filter narrows cohort and event entries only (docs/messaging.md)
+    elif "entry_filter" in form:
+        text = form["entry_filter"].strip()
+        if text:
+            try:
+                entry["filter"] = json.loads(text)
+            except ValueError as exc:
+                raise InvalidProgram("entry.filter", f"not JSON: {exc}") from None
+    elif old and old.get("filter") is not None:
         entry["filter"] = old["filter"]
     return entry
 
@@ -322,6 +331,7 @@ def fields_of_entry(entry: Mapping[str, Any]) -> dict[str, str]:
         "entry_segment_id": str(entry.get("segment_id") or ""),
         "entry_event": str(entry.get("event") or ""),
         "entry_time": when,
+        "entry_filter": json.dumps(entry["filter"]) if entry.get("filter") is not None else "",
     }
 
 

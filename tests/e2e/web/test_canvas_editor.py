@@ -4,6 +4,8 @@ form and nothing saved; a stale form is refused; a viewer and a request without 
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from typing import Any
 
@@ -275,3 +277,29 @@ def test_conversion_and_re_entry_are_edited_in_the_settings_form(world: World, c
         assert _post(client, csrf, program_id, "/settings", off).status_code == 303
         spec = _stored(container, world, program_id)
         assert "conversion" not in spec and spec["reentry"] == {"allowed": False, "after_days": 0}
+
+
+def test_an_event_entry_filter_is_edited_as_json(world: World, container: Container) -> None:
+    with container.uow() as uow:
+        raw = {"name": "C", "entry": {"type": "event", "event": "signed_up"},
+               "steps": [{"id": "a", "type": "delay", "seconds": 60}]}  # fmt: skip
+        program_id = messaging.create_program(
+            uow=uow, workspace_id=world.workspace_id, kind="canvas", raw=raw, now=container.now()
+        ).id
+    spain = {"type": "attribute", "attribute": "country", "op": "equals", "value": "ES"}
+    entry = {"entry_type": "event", "entry_event": "signed_up", "entry_filter": json.dumps(spain)}
+    with session(world, "marketer@acme.io") as (client, csrf):
+        assert _post(client, csrf, program_id, "/entry", entry).status_code == 303
+        assert _stored(container, world, program_id)["entry"]["filter"] == spain
+        page = client.get(f"/dashboard/campaigns/{program_id}").text
+        shown = re.search(r'name="entry_filter"[^>]*>([^<]*)</textarea>', page)  # shown back for editing
+        assert shown is not None and json.loads(html.unescape(shown[1])) == spain
+        for bad, why in (("{", "entry.filter: not JSON"), ('{"type": "nope"}', "entry.filter")):
+            refused = _post(client, csrf, program_id, "/entry", {**entry, "entry_filter": bad})
+            assert refused.status_code == 400 and why in refused.text, refused.text
+        assert _stored(container, world, program_id)["entry"]["filter"] == spain
+        cleared = _post(client, csrf, program_id, "/entry", {**entry, "entry_filter": ""})
+        assert cleared.status_code == 303 and "filter" not in _stored(container, world, program_id)["entry"]
+        api = {"entry_type": "api", "entry_filter": json.dumps(spain)}  # only cohort and event entries
+        assert _post(client, csrf, program_id, "/entry", api).status_code == 303
+        assert _stored(container, world, program_id)["entry"] == {"type": "api"}

@@ -3,9 +3,9 @@
 Steps form a graph from `first_step`: `message` (an e-mail or webhook, then `next`), `delay`
 (`seconds`, or `until` a time of day `HH:MM` in the user's time zone, then `next`),
 `audience_split` (the first path whose filter the user matches, else `else`) and
-`decision_split` (did the user perform `event` within `within_seconds` of reaching the step:
-`yes`, else `no`). A step without a successor ends the journey. A graph with a cycle or a step
-that cannot be reached from `first_step` is refused.
+`decision_split` (did the user perform `event`, or buy `purchase`, within `within_seconds` of
+reaching the step: `yes`, else `no`). A step without a successor ends the journey. A graph with a
+cycle or a step that cannot be reached from `first_step` is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from cohorthub.messaging.model import (
     EmailContent,
     Fields,
     WebhookContent,
+    is_purchase_trigger,
     parse_conversion,
     parse_email,
     parse_time,
@@ -42,6 +43,7 @@ class Entry:
     event: str | None = None
     time: float | None = None
     filter: dict[str, Any] | None = None
+    purchase: str | None = None  # an event entry on a purchase: its product id, "*" for any
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class Step:
     paths: tuple[Path, ...] = ()
     otherwise: str | None = None
     event: str | None = None
+    purchase: str | None = None  # a decision split on a purchase: its product id, "*" for any
     within_seconds: float | None = None
     yes: str | None = None
     no: str | None = None
@@ -81,10 +84,12 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Exit:
-    """Users leave when they perform one of `events`, or (when set) stop matching the entry audience."""
+    """Users leave when they perform one of `events`, buy one of `purchases` (product ids, "*" for any),
+    or (when set) stop matching the entry audience."""
 
     events: tuple[str, ...] = ()
     leaves_audience: bool = False
+    purchases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +126,8 @@ def _entry(raw: Any) -> Entry:
     if kind == "segment":
         return Entry(kind, segment_id=f.text("segment_id", limit=64), filter=flt)
     if kind == "event":
+        if is_purchase_trigger(f):
+            return Entry(kind, purchase=f.text("purchase", limit=256), filter=flt)
         return Entry(kind, event=f.text("event", limit=256), filter=flt)
     if kind == "schedule":
         time = parse_time(f.raw.get("time"), f.at("time"))
@@ -173,9 +180,11 @@ def _step(raw: Any, path: str) -> Step:
     within = f.number("within_seconds", minimum=1)
     if within is None:
         raise InvalidProgram(f.at("within_seconds"), "is required for a decision split")
+    bought = is_purchase_trigger(f)
     return Step(
         **base,
-        event=f.text("event", limit=256),
+        event=None if bought else f.text("event", limit=256),
+        purchase=f.text("purchase", limit=256) if bought else None,
         within_seconds=within,
         yes=f.optional_text("yes"),
         no=f.optional_text("no"),
@@ -237,7 +246,11 @@ def parse_canvas(raw: Any) -> CanvasSpec:
         entry=_entry(f.raw.get("entry")),
         steps=steps,
         first_step=first,
-        exit=Exit(events=ex.strings("events"), leaves_audience=ex.flag("leaves_audience", False)),
+        exit=Exit(
+            events=ex.strings("events"),
+            leaves_audience=ex.flag("leaves_audience", False),
+            purchases=ex.strings("purchases"),
+        ),
         conversion=parse_conversion(f.raw.get("conversion"), "conversion"),
         reentry=re_entry.flag("allowed", False),
         reentry_after_seconds=after_days * 86400.0,

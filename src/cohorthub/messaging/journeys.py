@@ -314,13 +314,13 @@ class Journeys:
                         ],
                         now=now,
                     )
-        if event.kind != "custom":
-            return
-        if event.name in spec.exit.events:
+        exits = spec.exit.purchases if event.kind == "purchase" else spec.exit.events
+        if event.name in exits or (event.kind == "purchase" and "*" in exits):
             for entry in entries.active_for_user(program.workspace_id, event.user_num):
                 if entry.canvas_id == program.id:
                     self._exit(uow, program, spec, entry, "users.canvas.exit.PerformedEvent", user, now)
-        if spec.entry.type == "event" and spec.entry.event == event.name:
+        trigger = spec.entry.purchase or spec.entry.event
+        if spec.entry.type == "event" and trigger_matches(trigger, spec.entry.purchase is not None, event):
             enter_users(
                 uow,
                 program,
@@ -412,8 +412,8 @@ class Journeys:
                         audiences[key] = self._audience(uow, ws, flt)
                     return num in audiences[key]
 
-                def performed(name: str, since: float, num: int = user.num) -> bool:
-                    return uow.messaging.facts.performed(num, name, since)
+                def performed(name: str, since: float, purchase: bool, num: int = user.num) -> bool:
+                    return uow.messaging.facts.performed(num, name, since, purchase=purchase)
 
                 if program.id not in specs:
                     specs[program.id] = services.canvas_spec(program)

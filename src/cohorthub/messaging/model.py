@@ -280,7 +280,7 @@ def parse_delivery(raw: Any, path: str) -> Delivery:
     if kind in ("scheduled", "recurring") and time is None:
         raise InvalidProgram(f.at("time"), f"is required for {kind} delivery")
     every = f.choice("every", RECURRENCES) if kind == "recurring" else None
-    purchase = _one_of_event_or_purchase(f) if kind == "action" else False
+    purchase = is_purchase_trigger(f) if kind == "action" else False
     event = f.text("event", limit=256) if kind == "action" and not purchase else None
     product = f.text("purchase", limit=256) if purchase else None
     until = parse_time(f.raw["until"], f.at("until")) if f.raw.get("until") is not None else None
@@ -301,12 +301,12 @@ def parse_conversion(raw: Any, path: str) -> Conversion | None:
         return None
     f = Fields(raw, path)
     window = f.number("window_seconds", default=3 * 86400.0, minimum=1)
-    purchase = _one_of_event_or_purchase(f)
+    purchase = is_purchase_trigger(f)
     name = f.text("purchase" if purchase else "event", limit=256)
     return Conversion(event=name, window_seconds=window or 3 * 86400.0, purchase=purchase)
 
 
-def _one_of_event_or_purchase(f: Fields) -> bool:
+def is_purchase_trigger(f: Fields) -> bool:
     """True when the trigger is a purchase (`purchase`: a product id or "*"), False for `event`."""
     if "purchase" in f.raw and "event" in f.raw:
         raise InvalidProgram(f.at("purchase"), "give either event or purchase, not both")

@@ -71,7 +71,7 @@ def plan_visit(
     *,
     now: float,
     matches: Callable[[dict[str, Any]], bool],
-    performed: Callable[[str, float], bool],
+    performed: Callable[[str, float, bool], bool],
 ) -> Plan:
     """Walk the entry's journey from its step as far as it can go now."""
     plan = Plan(entry, user, entry.step_id, entry.step_since, entry.waiting)
@@ -111,7 +111,8 @@ def plan_visit(
             if not plan.waiting:
                 plan.waiting, plan.next_at = True, now + (step.within_seconds or 0)
                 return plan
-            nxt = step.yes if performed(step.event or "", plan.since) else step.no
+            did = performed(step.purchase or step.event or "", plan.since, step.purchase is not None)
+            nxt = step.yes if did else step.no
         plan.moves.append((step, nxt))
         plan.step_id, plan.since, plan.waiting, plan.next_at = nxt, now, False, now
     return plan

@@ -221,8 +221,10 @@ def step_from_form(form: Form, step_id: str) -> dict[str, Any]:
     elif kind == "audience_split":
         step.update(paths=_paths(form), **{"else": _successor(form, "else")})
     elif kind == "decision_split":
-        step.update(event=form.get("event", "").strip(), within_seconds=_seconds(form, "within"),
-                    yes=_successor(form, "yes"), no=_successor(form, "no"))  # fmt: skip
+        product = form.get("purchase", "").strip()
+        step.update({"purchase": product} if product else {"event": form.get("event", "").strip()})
+        step.update(within_seconds=_seconds(form, "within"), yes=_successor(form, "yes"),
+                    no=_successor(form, "no"))  # fmt: skip
     return _compact(step)
 
 
@@ -253,7 +255,8 @@ def entry_from_form(form: Form, old: Mapping[str, Any] | None) -> dict[str, Any]
     elif kind == "segment":
         entry["segment_id"] = form.get("entry_segment_id", "")
     elif kind == "event":
-        entry["event"] = form.get("entry_event", "").strip()
+        product = form.get("entry_purchase", "").strip()
+        entry.update({"purchase": product} if product else {"event": form.get("entry_event", "").strip()})
     elif kind == "schedule":
         entry["time"] = utc_time(form.get("entry_time", ""))
         if form.get("entry_segment_id"):
@@ -286,7 +289,7 @@ def utc_time(text: str) -> str | None:
 def fields_of_step(step: Mapping[str, Any]) -> dict[str, str]:
     """The step form's fields for a stored step (the inverse of `step_from_form`)."""
     f: dict[str, str] = {"type": str(step.get("type", "message")), "name": str(step.get("name") or "")}
-    f.update({k: str(step.get(k) or "") for k in ("next", "else", "yes", "no", "event", "until")})
+    f.update({k: str(step.get(k) or "") for k in ("next", "else", "yes", "no", "event", "purchase", "until")})
     f.update(message_fields(step))
     f["delay_mode"] = "until" if step.get("until") else "for"
     f["delay_amount"], f["delay_unit"] = split_amount(step.get("seconds"))
@@ -330,6 +333,7 @@ def fields_of_entry(entry: Mapping[str, Any]) -> dict[str, str]:
         "cohort": f"{entry.get('partner')}|{entry.get('cohort_id')}" if entry.get("type") == "cohort" else "",
         "entry_segment_id": str(entry.get("segment_id") or ""),
         "entry_event": str(entry.get("event") or ""),
+        "entry_purchase": str(entry.get("purchase") or ""),
         "entry_time": when,
         "entry_filter": json.dumps(entry["filter"]) if entry.get("filter") is not None else "",
     }
@@ -339,9 +343,8 @@ def settings_from_form(form: Form, definition: Definition) -> Definition:
     """A copy with the name, exit criteria, conversion and re-entry rules from the settings form."""
     out = copy.deepcopy(definition)
     events = [e.strip() for e in form.get("exit_events", "").split(",") if e.strip()]
-    out.update(
-        name=form.get("name", ""), exit={"events": events, "leaves_audience": "leaves_audience" in form}
-    )
+    out.update(name=form.get("name", ""))  # the exit's other criteria (purchases) are kept
+    out["exit"] = {**(out.get("exit") or {}), "events": events, "leaves_audience": "leaves_audience" in form}
     kind = form.get("conversion_kind", "none")
     if kind in ("event", "purchase"):
         window = _seconds(form, "conversion_window")

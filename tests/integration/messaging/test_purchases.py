@@ -53,3 +53,13 @@ def test_a_trigger_names_an_event_or_a_purchase_not_both(container: Container) -
     body = campaign(delivery={"type": "action", "event": "a", "purchase": "*"})
     with container.uow() as uow, pytest.raises(InvalidProgram, match="either event or purchase"):
         services.create_program(uow=uow, workspace_id=ws, kind="campaign", raw=body, now=time.time())
+
+
+def test_a_canvas_entry_or_decision_names_an_event_or_a_purchase_not_both(container: Container) -> None:
+    ws, _ = _setup(container, n=1)
+    step = {"id": "d", "type": "decision_split", "within_seconds": 60}
+    for entry, split in (({"type": "event", "event": "a", "purchase": "*"}, {**step, "event": "a"}),
+                         ({"type": "api"}, {**step, "event": "a", "purchase": "*"})):  # fmt: skip
+        body = {"name": "C", "entry": entry, "steps": [split]}
+        with container.uow() as uow, pytest.raises(InvalidProgram, match="either event or purchase"):
+            services.create_program(uow=uow, workspace_id=ws, kind="canvas", raw=body, now=time.time())

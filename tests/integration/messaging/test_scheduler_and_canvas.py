@@ -214,3 +214,44 @@ def test_local_time_delivery_waits_for_each_users_zone(container: Container) -> 
     clock.t = at + 5 * 3600 + 1
     runtime.worker.round()
     assert sorted(m.to for m in email.sent) == ["es@example.com", "fr@example.com"]
+
+
+def test_purchases_enter_decide_and_exit_canvases(container: Container) -> None:
+    ws, clock, runtime, email, _ = _setup(container)
+    mail = {**MAIL, "subject": "hello"}
+    thanks = {**MAIL, "subject": "thanks"}
+    buyers = {"name": "Buyers", "entry": {"type": "event", "purchase": "sku-1"}, "steps": [
+        {"id": "hello", "type": "message", "channel": "email", "email": mail, "next": "decide"},
+        {"id": "decide", "type": "decision_split", "purchase": "*", "within_seconds": 100, "yes": "thanks"},
+        {"id": "thanks", "type": "message", "channel": "email", "email": thanks},
+    ]}  # fmt: skip
+    _create(container, ws, "canvas", buyers)
+    quitters = {"name": "Q", "entry": {"type": "event", "event": "signed_up"},
+                "exit": {"purchases": ["refund"]},
+                "steps": [{"id": "wait", "type": "delay", "seconds": 60, "next": "later"},
+                          {"id": "later", "type": "message", "channel": "email", "email": mail}]}  # fmt: skip
+    quit_id = _create(container, ws, "canvas", quitters)
+    runtime.worker.round()  # the scanners start after what is already there
+    with container.uow() as uow:
+        nums = uow.messaging.facts.nums_by_external_ids(ws, ["es", "fr"])
+        es, fr = nums["es"], nums["fr"]
+        f.purchase(uow.conn, ws, es, "sku-1", at=clock())
+        f.event(uow.conn, ws, fr, "sku-1", at=clock())  # a custom event of that name enters nobody
+        f.event(uow.conn, ws, es, "signed_up", at=clock())
+        f.event(uow.conn, ws, fr, "signed_up", at=clock())
+        uow.commit()
+    runtime.worker.round()
+    runtime.worker.round()
+    assert [(m.to, m.data.count(b"Subject: hello")) for m in email.sent] == [("es@example.com", 1)]
+    with container.uow() as uow:  # es buys anything within the split's window, and fr asks for a refund
+        f.purchase(uow.conn, ws, es, "sku-7", at=clock() + 5)
+        f.purchase(uow.conn, ws, fr, "refund", at=clock() + 5)
+        uow.commit()
+    clock.t += 101
+    runtime.worker.round()
+    runtime.worker.round()
+    sent = sorted((m.to, b"Subject: thanks" in m.data) for m in email.sent)
+    assert sent == [("es@example.com", False), ("es@example.com", False), ("es@example.com", True)]
+    with container.uow(readonly=True) as uow:
+        stats = services.program_stats(uow=uow, workspace_id=ws, program_id=quit_id)
+    assert stats["entries"]["exited"] == 1 and stats["entries"]["done"] == 1  # fr left, es got `later`

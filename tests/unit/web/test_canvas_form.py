@@ -95,3 +95,14 @@ def test_settings_fields_round_trip_through_the_form() -> None:
     none = cf.settings_from_form({"name": "C", "conversion_kind": "none"}, stored)
     assert "conversion" not in none and none["reentry"] == {"allowed": False, "after_days": 0}
     assert cf.fields_of_settings(_canvas())["conversion_kind"] == "none"
+
+
+def test_purchase_entries_and_decisions_round_trip_through_the_forms() -> None:
+    split = {"id": "d", "name": "D", "type": "decision_split", "purchase": "*", "within_seconds": 60}
+    fields = cf.fields_of_step(split)
+    assert fields["purchase"] == "*" and cf.step_from_form(fields, "d") == split
+    entry = {"type": "event", "purchase": "sku-1"}
+    assert cf.entry_from_form(cf.fields_of_entry(entry), None) == entry
+    stored = {**_canvas(), "exit": {"purchases": ["*"]}}
+    kept = cf.settings_from_form({"name": "C", "exit_events": "quit"}, stored)
+    assert kept["exit"] == {"purchases": ["*"], "events": ["quit"], "leaves_audience": False}

@@ -172,10 +172,15 @@ class SqlFactStore:
         """The newest purchase id."""
         return int(self._conn.execute(select(func.max(purchases.c.id))).scalar() or 0)
 
-    def performed(self, user_num: int, name: str, since: float) -> bool:
-        """Did the user perform the custom event at or after `since`."""
-        e = custom_events.c
-        stmt = select(e.id).where(e.user_num == user_num, e.name == name, e.time >= since).limit(1)
+    def performed(self, user_num: int, name: str, since: float, *, purchase: bool = False) -> bool:
+        """Did the user perform the custom event since `since` (`purchase`: buy the product, "*" any)."""
+        if purchase:
+            p = purchases.c
+            bought = select(p.id).where(p.user_num == user_num, p.time >= since)
+            stmt = (bought if name == "*" else bought.where(p.product_id == name)).limit(1)
+        else:
+            e = custom_events.c
+            stmt = select(e.id).where(e.user_num == user_num, e.name == name, e.time >= since).limit(1)
         return self._conn.execute(stmt).first() is not None
 
     def max_ids(self) -> tuple[int, int]:

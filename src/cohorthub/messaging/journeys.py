@@ -315,10 +315,23 @@ class Journeys:
                         now=now,
                     )
         exits = spec.exit.purchases if event.kind == "purchase" else spec.exit.events
-        if event.name in exits or (event.kind == "purchase" and "*" in exits):
+        exiting = event.name in exits or (event.kind == "purchase" and "*" in exits)
+        deciding = {  # decision splits this event answers "yes": their journeys go on now
+            s.id: s.within_seconds or 0.0
+            for s in spec.steps.values()
+            if s.type == "decision_split"
+            and trigger_matches(s.purchase or s.event, s.purchase is not None, event)
+        }
+        if exiting or deciding:
             for entry in entries.active_for_user(program.workspace_id, event.user_num):
-                if entry.canvas_id == program.id:
+                if entry.canvas_id != program.id:
+                    continue
+                if exiting:
                     self._exit(uow, program, spec, entry, "users.canvas.exit.PerformedEvent", user, now)
+                elif entry.waiting and entry.step_id in deciding:
+                    since = entry.step_since
+                    if since <= event.time <= since + deciding[entry.step_id]:
+                        entries.wake(entry.id, now)
         trigger = spec.entry.purchase or spec.entry.event
         if spec.entry.type == "event" and trigger_matches(trigger, spec.entry.purchase is not None, event):
             enter_users(

@@ -255,3 +255,30 @@ def test_purchases_enter_decide_and_exit_canvases(container: Container) -> None:
     with container.uow(readonly=True) as uow:
         stats = services.program_stats(uow=uow, workspace_id=ws, program_id=quit_id)
     assert stats["entries"]["exited"] == 1 and stats["entries"]["done"] == 1  # fr left, es got `later`
+
+
+def test_a_decision_split_goes_on_at_the_event_else_waits_out_its_window(container: Container) -> None:
+    ws, clock, runtime, email, _ = _setup(container)
+    steps = [{"id": "decide", "type": "decision_split", "event": "bought", "within_seconds": 3600,
+              "yes": "thanks", "no": "nudge"},
+             {"id": "thanks", "type": "message", "channel": "email", "email": {**MAIL, "subject": "thanks"}},
+             {"id": "nudge", "type": "message", "channel": "email",
+              "email": {**MAIL, "subject": "nudge"}}]  # fmt: skip
+    canvas_id = _create(container, ws, "canvas", {"name": "D", "entry": {"type": "api"}, "steps": steps})
+    body = {"canvas_id": canvas_id, "recipients": [{"external_user_id": "es"}, {"external_user_id": "fr"}]}
+    with container.uow() as uow:
+        triggers.trigger_canvas(uow=uow, workspace_id=ws, body=body, now=clock())
+    runtime.worker.round()
+    assert email.sent == []  # both wait at the split
+    clock.t += 10
+    with container.uow() as uow:
+        es = uow.messaging.facts.nums_by_external_ids(ws, ["es"])["es"]
+        f.event(uow.conn, ws, es, "bought", at=clock())
+        f.event(uow.conn, ws, es, "other", at=clock())
+        uow.commit()
+    clock.t += 1
+    runtime.worker.round()
+    assert [(m.to, b"Subject: thanks" in m.data) for m in email.sent] == [("es@example.com", True)]
+    clock.t += 3600
+    runtime.worker.round()
+    assert [(m.to, b"Subject: nudge" in m.data) for m in email.sent[1:]] == [("fr@example.com", True)]

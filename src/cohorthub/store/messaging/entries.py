@@ -177,6 +177,12 @@ class SqlEntryStore:
         )
         return [_entry(r) for r in self._conn.execute(stmt)]
 
+    def wake(self, entry_id: int, now: float) -> None:
+        """Make a waiting journey due now (its decision split has its answer)."""
+        c = entries.c
+        waiting = and_(c.id == entry_id, c.state == "active", c.waiting.is_(True), c.next_at > now)
+        self._conn.execute(update(entries).where(waiting).values(next_at=now, updated_at=now))
+
     def convert(self, entry_id: int, now: float) -> bool:
         """Record a journey's conversion once; True the first time."""
         result = self._conn.execute(

@@ -17,6 +17,7 @@ from typing import Any
 from cohorthub.messaging.errors import InvalidProgram
 from cohorthub.messaging.model import (
     CHANNELS,
+    TEN_YEARS,
     Conversion,
     EmailContent,
     Fields,
@@ -240,7 +241,7 @@ def parse_canvas(raw: Any) -> CanvasSpec:
     check_graph(steps, first)
     ex = Fields(f.raw.get("exit") or {}, "exit")
     re_entry = Fields(f.raw.get("reentry") or {}, "reentry")
-    after_days = re_entry.number("after_days", default=0, minimum=0) or 0.0
+    after_days = re_entry.number("after_days", default=0, minimum=0, maximum=TEN_YEARS / 86400) or 0.0
     return CanvasSpec(
         name=f.text("name", limit=200).strip(),
         entry=_entry(f.raw.get("entry")),

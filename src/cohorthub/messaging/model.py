@@ -24,6 +24,7 @@ RECURRENCES = ("daily", "weekly", "monthly")
 SUBSCRIPTIONS = ("subscribed", "opted_in", "all")
 METHODS = ("POST", "PUT", "DELETE", "GET")
 STATUSES = ("draft", "active", "paused", "archived")
+TEN_YEARS = 10 * 365 * 86400.0  # the longest duration a definition may give (seconds)
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _FROM = re.compile(r"^\s*(?:(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]+)>|(?P<bare>[^<>\s]+))\s*$")
 
@@ -181,13 +182,15 @@ class Fields:
             raise InvalidProgram(self.at(key), "must be one of " + ", ".join(allowed))
         return str(value)
 
-    def number(self, key: str, *, default: float | None = None, minimum: float = 0) -> float | None:
-        """A number ≥ `minimum`, or the default."""
+    def number(
+        self, key: str, *, default: float | None = None, minimum: float = 0, maximum: float = TEN_YEARS
+    ) -> float | None:
+        """A number from `minimum` to `maximum` (durations: at most ten years of seconds), or the default."""
         value = self.raw.get(key, default)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise InvalidProgram(self.at(key), f"must be a number of at least {minimum}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value <= maximum:
+            raise InvalidProgram(self.at(key), f"must be a number from {minimum:g} to {maximum:g}")
         return float(value)
 
     def flag(self, key: str, default: bool) -> bool:

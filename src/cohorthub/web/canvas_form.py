@@ -26,6 +26,7 @@ KEEP = "@position"  # a successor field's value: where the chosen position led
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 SUCCESSORS = ("next", "else", "yes", "no")
 _LINEAR = ("message", "delay")
+MAX_PATHS = 50  # paths an audience split's form shows
 
 
 def steps_of(definition: Definition) -> list[dict[str, Any]]:
@@ -68,7 +69,7 @@ def _target(definition: Definition, position: str) -> tuple[dict[str, Any], str]
     if position == "first":
         return definition, "first_step"
     step_id, _, field = position.rpartition(":")
-    if field.isdigit() and step_id.endswith(":path"):
+    if field.isascii() and field.isdigit() and step_id.endswith(":path"):
         paths = _step(definition, step_id.removesuffix(":path")).get("paths") or []
         if int(field) >= len(paths):
             raise InvalidProgram("position", f"no such position {position}")
@@ -188,9 +189,17 @@ def message_from_form(form: Form, path: str = "") -> dict[str, Any]:
     return {"channel": channel, "email": email}
 
 
+def path_count(form: Form) -> int:
+    """How many existing paths the audience split form holds (a form never has more than MAX_PATHS)."""
+    text = form.get("path_count", "")
+    if not (text.isascii() and text.isdigit() and len(text) <= 3):
+        return 0
+    return min(int(text), MAX_PATHS)
+
+
 def _paths(form: Form) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for i in range(int(form.get("path_count") or 0) + 1):
+    for i in range(path_count(form) + 1):
         name = form.get(f"path_name_{i}", "").strip()
         segment = form.get(f"path_segment_{i}", "")
         text = form.get(f"path_filter_{i}", "").strip()

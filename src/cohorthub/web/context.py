@@ -29,6 +29,7 @@ from cohorthub.bootstrap import Container
 from cohorthub.errors import CohorthubError, InvalidInput, NotFound, RateLimited, ResourceLocked
 from cohorthub.text import storable_problem
 from cohorthub.web import i18n
+from cohorthub.web.canvas_form import path_count
 from cohorthub.workspaces.model import Workspace
 from cohorthub.workspaces.services import list_workspaces
 
@@ -43,6 +44,7 @@ _env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+_env.globals["path_count"] = path_count  # forms.html: the audience split's paths, bounded
 
 
 @dataclass

@@ -104,7 +104,9 @@ async def segment_page(request: Request, ctx: Ctx) -> Response:
     return render(ctx, "segment.html", title=record.name, nav="segments", **values)
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def _json(request: Request, ctx: Ctx) -> dict[str, Any]:
+    if ctx.form is not None:  # a form post: its body was read as the form by the CSRF check
+        raise InvalidSegment("body", "must be JSON (Content-Type: application/json)")
     try:
         body = msgspec.json.decode(await request.body())
     except msgspec.DecodeError as exc:
@@ -117,7 +119,7 @@ async def _json(request: Request) -> dict[str, Any]:
 @page("read")
 async def preview(request: Request, ctx: Ctx) -> Response:
     """`POST /dashboard/segments/preview`: the exact size of an unsaved filter (the builder's live size)."""
-    body = await _json(request)
+    body = await _json(request, ctx)
 
     def run() -> int:
         with ctx.c.uow(readonly=True) as uow:
@@ -135,7 +137,7 @@ async def preview(request: Request, ctx: Ctx) -> Response:
 @page("write")
 async def save(request: Request, ctx: Ctx) -> Response:
     """`POST /dashboard/segments/save`: create or replace a segment from the builder."""
-    body = await _json(request)
+    body = await _json(request, ctx)
     segment_id = body.get("id") or None
     draft = services.SegmentDraft(name=body.get("name"), filter=body.get("filter"),
                                   description=body.get("description") or "")  # fmt: skip

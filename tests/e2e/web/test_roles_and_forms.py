@@ -156,3 +156,21 @@ def test_a_canvas_shows_its_flow(world: World, container: Container) -> None:
         ("again", "Reminder", "message"),
     ]
     assert '→ <a href="#step-wait">Wait a day</a>' in flow and "24 h" in flow
+
+
+def test_forms_where_json_is_expected_and_unbounded_form_fields_are_400s(
+    world: World, container: Container
+) -> None:
+    """Found by posting garbage to every dashboard form: a form body to the builder's JSON endpoints was a
+    500 (its body was already read as the form), and a huge `path_count` kept the server busy forever."""
+    with session(world, "admin@acme.io") as (client, csrf):
+        for path in ("/dashboard/segments/save", "/dashboard/segments/preview"):
+            answer = client.post(path, data={"csrf_token": csrf, "name": "S"})
+            assert answer.status_code == 400 and "must be JSON" in answer.text, path
+        canvas = {"csrf_token": csrf, "canvas_name": "K", "entry_type": "api", "type": "audience_split",
+                  "path_count": "9" * 40, "path_name_0": "p"}  # fmt: skip
+        refused = client.post("/dashboard/canvases", data=canvas, timeout=10)
+        assert refused.status_code == 400 and refused.text.count('name="path_name_') <= 51
+        assert client.get("/dashboard/campaigns", timeout=10).status_code == 200  # still answering
+    with container.uow(readonly=True) as uow:
+        assert uow.conn.exec_driver_sql("SELECT count(*) FROM segments").scalar_one() == 0

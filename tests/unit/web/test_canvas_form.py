@@ -106,3 +106,19 @@ def test_purchase_entries_and_decisions_round_trip_through_the_forms() -> None:
     stored = {**_canvas(), "exit": {"purchases": ["*"]}}
     kept = cf.settings_from_form({"name": "C", "exit_events": "quit"}, stored)
     assert kept["exit"] == {"purchases": ["*"], "events": ["quit"], "leaves_audience": False}
+
+
+def test_form_numbers_are_bounded_and_ascii() -> None:
+    wait = {"id": "w", "name": "W", "type": "delay", "seconds": 60}
+    for position in ("split:path:²", "split:path:99", "split:else²"):
+        with pytest.raises(InvalidProgram, match="no such position"):
+            cf.insert_step(_canvas(), wait, position)
+    assert cf.path_count({"path_count": "9" * 40}) == 0 and cf.path_count({"path_count": "²"}) == 0
+    assert cf.path_count({"path_count": "999"}) == cf.MAX_PATHS and cf.path_count({"path_count": "3"}) == 3
+    for amount in ("nan", "inf", "1e400", "-1"):
+        step = cf.step_from_form({"type": "delay", "delay_amount": amount, "delay_unit": "days"}, "w")
+        with pytest.raises(InvalidProgram, match=r"steps\[0\].seconds: must be a number from 0 to"):
+            parse_canvas({"name": "C", "entry": {"type": "api"}, "steps": [step]})
+    ten_years_and_a_day = {"allowed": True, "after_days": 3651}
+    with pytest.raises(InvalidProgram, match=r"reentry\.after_days: must be a number from 0 to 3650"):
+        parse_canvas({**_canvas(), "reentry": ten_years_and_a_day})

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from cohorthub import clock
 from cohorthub.messaging.errors import InvalidProgram
 from cohorthub.messaging.liquid import compile_template
 from cohorthub.messaging.ports import EventRow
@@ -40,16 +40,17 @@ def is_email(text: str | None) -> bool:
 
 
 def parse_time(text: Any, path: str) -> float:
-    """ISO 8601 (UTC when no offset) or Unix seconds."""
+    """ISO 8601 (UTC when no offset) or Unix seconds, from year 1 to 9999 in UTC (showable)."""
     if isinstance(text, int | float) and not isinstance(text, bool):
+        if not clock.EARLIEST <= text <= clock.LATEST:
+            raise InvalidProgram(path, "must be a time from year 1 to 9999")
         return float(text)
     if not isinstance(text, str):
         raise InvalidProgram(path, "must be an ISO 8601 time")
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return clock.parse_iso(text)
     except ValueError as exc:
-        raise InvalidProgram(path, f"not an ISO 8601 time: {text}") from exc
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+        raise InvalidProgram(path, f"not an ISO 8601 time from year 1 to 9999: {text}") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from cohorthub import clock
 from cohorthub.messaging.errors import InvalidProgram
 
 Form = Mapping[str, str]
@@ -334,7 +335,7 @@ def fields_of_entry(entry: Mapping[str, Any]) -> dict[str, str]:
         try:
             stamp = float(time) if not isinstance(time, str) else datetime.fromisoformat(
                 time.replace("Z", "+00:00")).timestamp()  # fmt: skip
-            when = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M")
+            when = clock.format_iso(stamp, timespec="minutes")[:16]  # a stored value shown, whatever it is
         except ValueError:
             when = str(time)
     return {

@@ -26,7 +26,12 @@ FileArg = Annotated[Path, typer.Argument(help="JSON definition (docs/messaging.m
 
 
 def _read(path: Path) -> Any:
-    text = typer.get_text_stream("stdin").read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    try:
+        text = typer.get_text_stream("stdin").read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -191,7 +191,7 @@ class Fields:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value <= maximum:
-            raise InvalidProgram(self.at(key), f"must be a number from {minimum:g} to {maximum:g}")
+            raise InvalidProgram(self.at(key), f"must be a number from {minimum:,g} to {maximum:,.0f}")
         return float(value)
 
     def flag(self, key: str, default: bool) -> bool:

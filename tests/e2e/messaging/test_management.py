@@ -83,6 +83,11 @@ def test_cli_create_launch_stats(database_url: str, tmp_path: Path) -> None:
     spec.write_text(json.dumps({"name": "Loop", "entry": {"type": "api"}, "steps": loop}))
     refused = runner.invoke(app, ["canvas", "create", *base, str(spec)])
     assert refused.exit_code == 3 and "cycle: a → a" in refused.stderr
+    spec.write_bytes(b"\x00\xff")
+    bad = ((spec, "not UTF-8 text (invalid byte at offset 1)"), (tmp_path / "gone", "cannot be read"))
+    for path, why in bad:
+        unreadable = runner.invoke(app, ["canvas", "create", *base, str(path)])
+        assert unreadable.exit_code == 3 and why in unreadable.stderr and "Traceback" not in unreadable.output
 
 
 def test_tracking_links_on_a_fresh_server_answer_at_once(live_server: LiveServer) -> None:

@@ -65,8 +65,19 @@ class _AbortTag(liquid.Tag):
         return _AbortNode(token, reason)
 
 
+#: Bounds of one render: loop iterations (all loops together) and characters of output. A message is
+#: rendered once per recipient, so a template that loops for seconds would stall every send after it.
+LOOP_ITERATION_LIMIT = 100_000
+OUTPUT_LIMIT = 2_000_000
+
+
+class _Environment(liquid.Environment):
+    loop_iteration_limit = LOOP_ITERATION_LIMIT
+    output_stream_limit = OUTPUT_LIMIT
+
+
 def _environment() -> liquid.Environment:
-    env = liquid.Environment(undefined=liquid.Undefined)
+    env = _Environment(undefined=liquid.Undefined)
     env.add_tag(_AbortTag)
     return env
 

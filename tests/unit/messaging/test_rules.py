@@ -187,3 +187,18 @@ def test_an_email_sent_again_on_a_new_connection_reports_a_retry_before_its_outc
     assert [e.event_type for e in outcome_events(item, Outcome("delivered"), 1.0)] == [
         "users.messages.email.Delivery"
     ]
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [("{% for i in (1..1000000000) %}x{% endfor %}", "loop iteration limit"),
+     ("{% for i in (1..400) %}{% for j in (1..400) %}{% endfor %}{% endfor %}", "loop iteration limit"),
+     ("{% for i in (1..90000) %}" + "fifty chars, of which this line writes fifty chars." + "{% endfor %}",
+      "output stream limit")],
+)  # fmt: skip
+def test_a_render_is_bounded_in_loop_iterations_and_output(source: str, why: str) -> None:
+    """A template that would loop for minutes fails for that user at once instead of stalling every send."""
+    template = compile_template(source, path="email.body")
+    with pytest.raises(RenderFailed, match=why):
+        template.render({})
+    assert len(compile_template("{% for i in (1..1000) %}x{% endfor %}", path="b").render({})) == 1000

@@ -17,40 +17,59 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from pyroaring import BitMap
 
 from cohorthub.segments.engine import evaluate
-from cohorthub.segments.model import CohortLeaf, EventLeaf, Leaf, Node, uses_sessions
-from cohorthub.segments.ports import SegmentFacts
+from cohorthub.segments.model import CohortLeaf, EventLeaf, Leaf, Node, referenced_cohorts, uses_sessions
+from cohorthub.segments.ports import SOURCES, SegmentFacts
 from cohorthub.segments.reference import leaf_matches
 from cohorthub.segments.windows import Timeline, leaf_cutoff, next_moment
 
 _BATCH = 500
 _MAX_GAPS = 10_000
 _MAX_SLIDE = 100_000
+_SETTLE = 0.5
 
 
 class IdWatermark:
-    """Autoincrement ids seen so far: everything up to `high`, except gaps still young."""
+    """Increasing ids seen so far: everything up to `high`, except gaps a writer may still fill.
+
+    Where ids become visible in id order (`snapshot` None: SQLite's single writer) an id missing
+    below `high` is never filled, so there are no gaps. On PostgreSQL a sequence value is taken
+    before its transaction commits, by a transaction that started before the probe that finds
+    the hole. Once the hole is `_SETTLE` seconds old (the writer has had its transaction id by
+    then: it takes one with its first row), a probe notes its snapshot's `xmax`; a later probe
+    whose snapshot `xmin` has passed that value runs after every transaction that could fill the
+    hole has ended, and having read it, drops it. A hole is dropped after `margin` seconds at the
+    latest (a transaction that stays open longer than that is not waited for).
+    """
 
     def __init__(self, high: int, *, margin: float) -> None:
         self.high = high
         self.margin = margin
-        self.gaps: dict[int, float] = {}
+        self.gaps: dict[int, tuple[float, int | None]] = {}  # id -> (first missed at, xmax to pass)
 
-    def observe(self, ids: Iterable[int], *, now: float) -> None:
-        """Record ids just read; remember the holes below them for `margin` seconds."""
+    def observe(self, ids: Iterable[int], *, now: float, snapshot: tuple[int, int] | None = None) -> None:
+        """Record ids just read by a probe with `snapshot` (xmin, xmax); remember the holes below them."""
         for id_ in sorted(set(ids)):
             self.gaps.pop(id_, None)
             if id_ > self.high:
-                if id_ - self.high <= _MAX_GAPS:
-                    self.gaps.update(dict.fromkeys(range(self.high + 1, id_), now))
+                if snapshot is not None and id_ - self.high <= _MAX_GAPS:
+                    self.gaps.update(dict.fromkeys(range(self.high + 1, id_), (now, None)))
                 self.high = id_
-        self.gaps = {k: v for k, v in self.gaps.items() if now - v < self.margin}
-
+        if snapshot is None:
+            self.gaps.clear()
+            return
+        xmin, xmax = snapshot
+        kept: dict[int, tuple[float, int | None]] = {}
+        for id_, (at, wait_for) in self.gaps.items():
+            if now - at >= self.margin or (wait_for is not None and xmin >= wait_for):
+                continue
+            kept[id_] = (at, xmax if wait_for is None and now - at >= _SETTLE else wait_for)
+        self.gaps = kept
 
 @dataclass(slots=True)
 class _Cached:
@@ -74,42 +93,46 @@ class WorkspaceIndex:
         self.ready = False
         self.universe_bm = BitMap()
         self.leaves: OrderedDict[Leaf, _Cached] = OrderedDict()
-        self.changes = IdWatermark(0, margin=margin)
-        self.events = IdWatermark(0, margin=margin)
-        self.purchases = IdWatermark(0, margin=margin)
-        self.deletions = IdWatermark(0, margin=margin)
+        self.marks = {source: IdWatermark(0, margin=margin) for source in SOURCES}
 
-    def refresh(self, facts: SegmentFacts, *, now: float) -> None:
-        """Load on first use, else apply every change since the last refresh."""
+    def refresh(
+        self, facts: SegmentFacts, *, now: float, cohorts: Collection[tuple[str, str]] = ()
+    ) -> Mapping[tuple[str, str], tuple[int, int]]:
+        """Load on first use, then apply every change since the last refresh: one probe.
+
+        Returns (pk, version) of each of `cohorts` that exists, read by the same probe.
+        """
         if not self.ready:
             self._warm(facts)
-        else:
-            self._catch_up(facts, now=now)
+        return self._catch_up(facts, now=now, cohorts=cohorts)
 
     def _warm(self, facts: SegmentFacts) -> None:
         marks = facts.marks(self.workspace_id)  # before reading, so later changes are caught up
         self.universe_bm = facts.universe(self.workspace_id)
-        self.changes.high = marks.change_id
-        self.events.high, self.purchases.high = marks.event_id, marks.purchase_id
-        self.deletions.high = marks.deletion_id
+        self.marks["users"].high = marks.change_id
+        self.marks["events"].high, self.marks["purchases"].high = marks.event_id, marks.purchase_id
+        self.marks["deletions"].high = marks.deletion_id
         self.ready = True
 
-    def _catch_up(self, facts: SegmentFacts, *, now: float) -> None:
-        ws, tick = self.workspace_id, self.clock()
-        dirty: set[int] = set()
-        for source, mark in (("users", self.changes), ("events", self.events), ("purchases", self.purchases)):
-            found = facts.rows_after(source, ws, mark.high, mark.gaps)
-            mark.observe((id_ for id_, _ in found), now=tick)
-            dirty.update(num for _, num in found if num is not None)
-        gone_rows = facts.rows_after("deletions", ws, self.deletions.high, self.deletions.gaps)
-        self.deletions.observe((id_ for id_, _ in gone_rows), now=tick)
-        gone = BitMap(num for _, num in gone_rows if num is not None)
+    def _catch_up(
+        self, facts: SegmentFacts, *, now: float, cohorts: Collection[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], tuple[int, int]]:
+        tick = self.clock()
+        found = facts.changes(
+            self.workspace_id, {k: (m.high, m.gaps.keys()) for k, m in self.marks.items()}, cohorts
+        )
+        for source, mark in self.marks.items():
+            mark.observe((id_ for id_, _ in found.rows[source]), now=tick, snapshot=found.snapshot)
+        gone = BitMap(num for _, num in found.rows["deletions"] if num is not None)
         if gone:
             self.universe_bm -= gone
             for cached in self.leaves.values():
                 cached.bitmap -= gone
-        if dirty := dirty - set(gone):
-            self._recompute(facts, sorted(dirty), list(self.leaves.items()), now=now, changed=True)
+        written = ("users", "events", "purchases")
+        dirty = BitMap(num for source in written for _, num in found.rows[source] if num is not None)
+        if dirty := dirty - gone:
+            self._recompute(facts, list(dirty), list(self.leaves.items()), now=now, changed=True)
+        return found.cohorts
 
     def _recompute(
         self,
@@ -190,21 +213,29 @@ class WorkspaceIndex:
         return _Cached(bitmap, Timeline(cutoff, rows.moments) if cutoff is not None else None)
 
 
-CohortMembers = Callable[[str, str], BitMap]
+#: A cohort's members from (partner, cohort_id, (pk, version) as the probe read it, None: no such cohort).
+#: The bitmap is only read, never changed.
+CohortMembers = Callable[[str, str, tuple[int, int] | None], BitMap]
 
 
 class _Source:
     def __init__(
-        self, index: WorkspaceIndex, facts: SegmentFacts, cohorts: CohortMembers, now: float
+        self,
+        index: WorkspaceIndex,
+        facts: SegmentFacts,
+        cohorts: CohortMembers,
+        states: Mapping[tuple[str, str], tuple[int, int]],
+        now: float,
     ) -> None:
-        self.index, self.facts, self.cohorts, self.now = index, facts, cohorts, now
+        self.index, self.facts, self.cohorts, self.states, self.now = index, facts, cohorts, states, now
 
     def universe(self) -> BitMap:
         return self.index.universe()
 
     def leaf(self, leaf: Leaf) -> BitMap:
         if isinstance(leaf, CohortLeaf):
-            members = self.cohorts(leaf.partner, leaf.cohort_id)
+            key = (leaf.partner, leaf.cohort_id)
+            members = self.cohorts(leaf.partner, leaf.cohort_id, self.states.get(key))
             return members if leaf.op == "includes" else self.index.universe_bm - members
         return self.index.leaf_bitmap(self.facts, leaf, now=self.now)
 
@@ -243,9 +274,11 @@ class SegmentIndexes:
     ) -> BitMap:
         """The members of `node` after catching up with every committed change."""
         index = self.workspace(workspace_id)
+        wanted = referenced_cohorts(node).union(*(referenced_cohorts(d) for d in definitions.values()))
         with index.lock:
-            index.refresh(facts, now=now)
-            return evaluate(node, source=_Source(index, facts, cohorts, now), definitions=definitions)
+            states = index.refresh(facts, now=now, cohorts=sorted(wanted))
+            source = _Source(index, facts, cohorts, states, now)
+            return evaluate(node, source=source, definitions=definitions)
 
     def history_due(self, segment_pk: int, size: int, *, now: float, every: float = 60.0) -> bool | None:
         """None: nothing to record; False: a size point; True: a size point and a snapshot.

@@ -11,6 +11,7 @@ from pyroaring import BitMap
 from cohorthub.cohorts.membership import MembershipCache
 from cohorthub.cohorts.services import cohort_bitmap, memberships_of
 from cohorthub.errors import InvalidInput, NotFound
+from cohorthub.partners.services import get_partner
 from cohorthub.segments.errors import InvalidSegment, SegmentCycle, SegmentNotFound, SegmentUserNotFound
 from cohorthub.segments.history import HistoryPoint
 from cohorthub.segments.indexes import SegmentIndexes
@@ -178,12 +179,24 @@ def _evaluate(
     definitions: dict[str, Node],
     now: float,
 ) -> BitMap:
-    def cohort_members(partner: str, cohort_id: str) -> BitMap:
+    def cohort_members(partner: str, cohort_id: str, state: tuple[int, int] | None) -> BitMap:
+        """The held bitmap when it is at the version the probe read or newer (an import of this process
+        that committed since); else the cohort caught up from its log. A cohort that is gone, or of a
+        partner no longer known, is empty."""
+        try:
+            get_partner(partner)
+        except (NotFound, InvalidInput):
+            return BitMap()
+        if state is None:
+            return BitMap()
+        held = membership.held(state[0])
+        if held is not None and held.version >= state[1]:
+            return held.bitmap
         try:
             return cohort_bitmap(
                 uow=uow, cache=membership, workspace_id=workspace_id, partner=partner, cohort_id=cohort_id
             )
-        except (NotFound, InvalidInput):  # a cohort that is gone (or a partner no longer known) is empty
+        except (NotFound, InvalidInput):
             return BitMap()
 
     return indexes.evaluate(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pyroaring import BitMap
@@ -22,13 +22,20 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
 
 from cohorthub.segments.model import STANDARD_ATTRIBUTES, Leaf
-from cohorthub.segments.ports import CohortState, LeafRows, Marks, SegmentRecord
+from cohorthub.segments.ports import (
+    SOURCES,
+    ChangeRow,
+    Changes,
+    CohortState,
+    LeafRows,
+    Marks,
+    SegmentRecord,
+)
 from cohorthub.segments.reference import UserFacts
 from cohorthub.store import segment_leaves
 from cohorthub.store.apps import sdk_sessions
@@ -77,16 +84,15 @@ segment_user_deletions = Table(
 )
 
 _STANDARD = [*STANDARD_ATTRIBUTES, "email_subscribe"]
-_ID_SOURCES = {
-    "users": (users.c.change_id, users.c.num, users.c.workspace_id),
-    "events": (custom_events.c.id, custom_events.c.user_num, custom_events.c.workspace_id),
-    "purchases": (purchases.c.id, purchases.c.user_num, purchases.c.workspace_id),
-    "deletions": (
-        segment_user_deletions.c.id,
-        segment_user_deletions.c.user_num,
-        segment_user_deletions.c.workspace_id,
-    ),
+#: source -> (table, id column, user number column), for the catch-up probe.
+_CHANGE_SOURCES = {
+    "users": ("users", "change_id", "num"),
+    "events": ("custom_events", "id", "user_num"),
+    "purchases": ("purchases", "id", "user_num"),
+    "deletions": ("segment_user_deletions", "id", "user_num"),
 }
+_PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+_PG_XMAX = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
 
 def _record(row: Any) -> SegmentRecord:
@@ -249,20 +255,58 @@ class SqlSegmentRepository:
         """The members of one leaf at `now`, by one narrow query (`store/segment_leaves.py`)."""
         return segment_leaves.leaf_rows(self._conn, workspace_id, leaf, now=now)
 
-    def rows_after(
-        self, source: str, workspace_id: str, after: int, extra: Iterable[int]
-    ) -> list[tuple[int, int | None]]:
-        """(id, user_num) of user changes, event, purchase or deletion rows past `after` or among `extra`.
+    def changes(
+        self,
+        workspace_id: str,
+        after: Mapping[str, tuple[int, Collection[int]]],
+        cohorts: Collection[tuple[str, str]],
+    ) -> Changes:
+        """Every source's rows past its mark (or among its gaps) and the cohorts' versions: one statement.
 
-        Rows of other workspaces come with user_num None: their ids are no gaps to wait for.
+        Rows are read by id only (new rows of every workspace, those of others without a user number):
+        with the workspace in the WHERE clause SQLite would walk the workspace's whole index. On
+        PostgreSQL the same statement returns its snapshot's bounds, which tell when a gap can no longer
+        be filled.
         """
-        id_col, num_col, ws_col = _ID_SOURCES[source]
-        extra = list(extra)
-        wanted = or_(id_col > after, id_col.in_(extra)) if extra else id_col > after
-        # By id only (new rows of every workspace): with the workspace in the WHERE clause SQLite would
-        # walk the workspace's whole (workspace_id, name, user_num) index.
-        rows = self._conn.execute(select(id_col, num_col, ws_col).where(wanted))
-        return [(int(r[0]), int(r[1]) if r[2] == workspace_id else None) for r in rows]
+        pg = self._conn.dialect.name == "postgresql"
+        mark = "%s" if pg else "?"
+        parts: list[str] = []
+        args: list[Any] = []
+        for no, source in enumerate(SOURCES):
+            table, id_col, num_col = _CHANGE_SOURCES[source]
+            high, gaps = after[source]
+            where = f"{id_col} > {mark}"
+            args += [workspace_id, high]
+            if gaps and pg:
+                where += f" OR {id_col} = ANY({mark})"
+                args.append(sorted(gaps))
+            elif gaps:
+                where += f" OR {id_col} IN ({', '.join('?' * len(gaps))})"
+                args += sorted(gaps)
+            parts.append(
+                f"SELECT {no}, {id_col}, {num_col}, CASE WHEN workspace_id = {mark} THEN 1 ELSE 0 END "
+                f"FROM {table} WHERE {where}"
+            )
+        keys = list(cohorts)
+        for no, (partner, cohort_id) in enumerate(keys, start=len(SOURCES)):
+            parts.append(
+                f"SELECT {no}, pk, version, 1 FROM cohorts "
+                f"WHERE workspace_id = {mark} AND partner = {mark} AND cohort_id = {mark}"
+            )
+            args += [workspace_id, partner, cohort_id]
+        if pg:
+            parts.append(f"SELECT -1, {_PG_XMIN}, {_PG_XMAX}, 0")
+        rows: dict[str, list[ChangeRow]] = {source: [] for source in SOURCES}
+        found: dict[tuple[str, str], tuple[int, int]] = {}
+        snapshot: tuple[int, int] | None = None
+        for no, a, b, mine in self._conn.exec_driver_sql(" UNION ALL ".join(parts), tuple(args)):
+            if no < 0:
+                snapshot = (int(a), int(b))
+            elif no < len(SOURCES):
+                rows[SOURCES[no]].append((int(a), int(b) if mine else None))
+            else:
+                found[keys[no - len(SOURCES)]] = (int(a), int(b))
+        return Changes(rows, found, snapshot)
 
     def user_facts(
         self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool, sessions: bool = False

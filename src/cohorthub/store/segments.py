@@ -38,7 +38,6 @@ from cohorthub.segments.ports import (
 )
 from cohorthub.segments.reference import UserFacts
 from cohorthub.store import segment_leaves
-from cohorthub.store.apps import sdk_sessions
 from cohorthub.store.tables import cohorts, custom_events, purchases, users
 
 _meta = MetaData()
@@ -84,6 +83,8 @@ segment_user_deletions = Table(
 )
 
 _STANDARD = [*STANDARD_ATTRIBUTES, "email_subscribe"]
+_FACT_NAMES = ["num", "workspace_id", "external_id", "custom_attributes", *_STANDARD]
+_FACT_COLUMNS = ", ".join(_FACT_NAMES)
 #: source -> (table, id column, user number column), for the catch-up probe.
 _CHANGE_SOURCES = {
     "users": ("users", "change_id", "num"),
@@ -91,6 +92,7 @@ _CHANGE_SOURCES = {
     "purchases": ("purchases", "id", "user_num"),
     "deletions": ("segment_user_deletions", "id", "user_num"),
 }
+_MAX_ID = 2**63 - 1
 _PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 _PG_XMAX = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
@@ -275,7 +277,9 @@ class SqlSegmentRepository:
         for no, source in enumerate(SOURCES):
             table, id_col, num_col = _CHANGE_SOURCES[source]
             high, gaps = after[source]
-            where = f"{id_col} > {mark}"
+            # The upper bound makes a range PostgreSQL estimates as narrow without statistics (a table
+            # loaded in bulk and not analyzed yet): an index scan, where `> mark` alone scans the table.
+            where = f"{id_col} > {mark} AND {id_col} <= {_MAX_ID}"
             args += [workspace_id, high]
             if gaps and pg:
                 where += f" OR {id_col} = ANY({mark})"
@@ -325,31 +329,31 @@ class SqlSegmentRepository:
         with_purchases: bool,
         with_sessions: bool = False,
     ) -> list[UserFacts]:
-        cols = [users.c.num, users.c.workspace_id, users.c.external_id, users.c.custom_attributes]
-        cols += [users.c[k] for k in _STANDARD]
-        # By primary key only: with the workspace in the WHERE clause SQLite scans the workspace's index.
-        rows = self._conn.execute(select(*cols).where(users.c.num.in_(nums)))
-        found = [r._mapping for r in rows if r.workspace_id == workspace_id]
+        # Driver-level SQL (no statement building per call), by primary key / user number only: with the
+        # workspace in the WHERE clause SQLite scans the workspace's index.
+        pg = self._conn.dialect.name == "postgresql"
+        args: list[Any] = [list(nums)] if pg else list(nums)
+        in_nums = "= ANY(%s)" if pg else f"IN ({', '.join('?' * len(nums))})"
+        sql = f"SELECT {_FACT_COLUMNS} FROM users WHERE num {in_nums}"
+        found = [dict(zip(_FACT_NAMES, r, strict=True)) for r in self._conn.exec_driver_sql(sql, tuple(args))]
+        found = [r for r in found if r["workspace_id"] == workspace_id]
         by_event: dict[int, dict[str, list[float]]] = {}
         if events and found:
-            query = select(custom_events.c.user_num, custom_events.c.name, custom_events.c.time).where(
-                custom_events.c.user_num.in_(nums), custom_events.c.name.in_(sorted(events))
-            )
-            for num, name, at in self._conn.execute(query):
+            names: list[Any] = sorted(events)
+            in_names = "= ANY(%s)" if pg else f"IN ({', '.join('?' * len(names))})"
+            sql = f'SELECT user_num, name, "time" FROM custom_events WHERE user_num {in_nums} '
+            sql += f"AND name {in_names}"
+            for num, name, at in self._conn.exec_driver_sql(sql, tuple(args + ([names] if pg else names))):
                 by_event.setdefault(num, {}).setdefault(name, []).append(float(at))
         by_purchase: dict[int, list[tuple[str, float]]] = {}
         if with_purchases and found:
-            query = select(purchases.c.user_num, purchases.c.product_id, purchases.c.time).where(
-                purchases.c.user_num.in_(nums)
-            )
-            for num, product, at in self._conn.execute(query):
+            sql = f'SELECT user_num, product_id, "time" FROM purchases WHERE user_num {in_nums}'
+            for num, product, at in self._conn.exec_driver_sql(sql, tuple(args)):
                 by_purchase.setdefault(num, []).append((product, float(at)))
         by_session: dict[int, list[float]] = {}
         if with_sessions and found:
-            query = select(sdk_sessions.c.user_num, sdk_sessions.c.started_at).where(
-                sdk_sessions.c.user_num.in_(nums)
-            )
-            for num, at in self._conn.execute(query):
+            sql = f"SELECT user_num, started_at FROM sdk_sessions WHERE user_num {in_nums}"
+            for num, at in self._conn.exec_driver_sql(sql, tuple(args)):
                 by_session.setdefault(num, []).append(float(at))
         return [
             UserFacts(

@@ -24,8 +24,8 @@ from pyroaring import BitMap
 
 from cohorthub.segments.engine import evaluate
 from cohorthub.segments.model import CohortLeaf, EventLeaf, Leaf, Node, referenced_cohorts, uses_sessions
-from cohorthub.segments.ports import SOURCES, SegmentFacts
-from cohorthub.segments.reference import leaf_matches
+from cohorthub.segments.ports import SOURCES, FactsWanted, SegmentFacts
+from cohorthub.segments.reference import UserFacts, leaf_matches
 from cohorthub.segments.windows import Timeline, leaf_cutoff, next_moment
 
 _BATCH = 500
@@ -70,6 +70,7 @@ class IdWatermark:
                 continue
             kept[id_] = (at, xmax if wait_for is None and now - at >= _SETTLE else wait_for)
         self.gaps = kept
+
 
 @dataclass(slots=True)
 class _Cached:
@@ -118,9 +119,9 @@ class WorkspaceIndex:
         self, facts: SegmentFacts, *, now: float, cohorts: Collection[tuple[str, str]]
     ) -> Mapping[tuple[str, str], tuple[int, int]]:
         tick = self.clock()
-        found = facts.changes(
-            self.workspace_id, {k: (m.high, m.gaps.keys()) for k, m in self.marks.items()}, cohorts
-        )
+        leaves = list(self.leaves.items())
+        after = {k: (m.high, m.gaps.keys()) for k, m in self.marks.items()}
+        found = facts.changes(self.workspace_id, after, cohorts, _wanted(leaves))
         for source, mark in self.marks.items():
             mark.observe((id_ for id_, _ in found.rows[source]), now=tick, snapshot=found.snapshot)
         gone = BitMap(num for _, num in found.rows["deletions"] if num is not None)
@@ -131,7 +132,11 @@ class WorkspaceIndex:
         written = ("users", "events", "purchases")
         dirty = BitMap(num for source in written for _, num in found.rows[source] if num is not None)
         if dirty := dirty - gone:
-            self._recompute(facts, list(dirty), list(self.leaves.items()), now=now, changed=True)
+            covered = BitMap(found.covered)
+            users = [u for u in found.facts if u.num not in gone]
+            self._apply(users, dirty & covered, leaves, now=now, changed=True)
+            if rest := dirty - covered:  # more changed users than the probe reads facts of
+                self._recompute(facts, list(rest), leaves, now=now, changed=True)
         return found.cohorts
 
     def _recompute(
@@ -144,32 +149,45 @@ class WorkspaceIndex:
         changed: bool,
     ) -> None:
         """Re-evaluate `leaves` for the given users; `changed`: their data changed (else only time passed)."""
-        names = {k.name for k, _ in leaves if isinstance(k, EventLeaf) and k.kind == "event" and k.name}
-        wants_purchases = any(isinstance(k, EventLeaf) and k.kind == "purchase" for k, _ in leaves)
-        wants_sessions = any(uses_sessions(k) for k, _ in leaves)
-        cutoffs = {leaf: leaf_cutoff(leaf, now) for leaf, _ in leaves}
+        wanted = _wanted(leaves)
         for start in range(0, len(nums), _BATCH):
             batch = nums[start : start + _BATCH]
             users = facts.user_facts(
-                self.workspace_id, batch, events=names, purchases=wants_purchases, sessions=wants_sessions
+                self.workspace_id,
+                batch,
+                events=set(wanted.events),
+                purchases=wanted.purchases,
+                sessions=wanted.sessions,
             )
-            present = BitMap(u.num for u in users)
-            missing = BitMap(batch) - present
-            if changed:
-                self.universe_bm |= present
-                self.universe_bm -= missing
-            else:  # a user not caught up yet is left to the catch-up that will see it
-                users = [u for u in users if u.num in self.universe_bm]
-            for leaf, cached in leaves:
-                cached.bitmap -= missing
-                cutoff = cutoffs[leaf]
-                for user in users:
-                    if leaf_matches(leaf, user, now=now):
-                        cached.bitmap.add(user.num)
-                    else:
-                        cached.bitmap.discard(user.num)
-                    if cached.timeline is not None and cutoff is not None:
-                        cached.timeline.add(next_moment(leaf, user, cutoff=cutoff), user.num)
+            self._apply(users, BitMap(batch), leaves, now=now, changed=changed)
+
+    def _apply(
+        self,
+        users: list[UserFacts],
+        batch: BitMap,
+        leaves: list[tuple[Leaf, _Cached]],
+        *,
+        now: float,
+        changed: bool,
+    ) -> None:
+        """Re-evaluate `leaves` for the users of `batch`, given the facts of those still in the workspace."""
+        present = BitMap(u.num for u in users)
+        missing = batch - present
+        if changed:
+            self.universe_bm |= present
+            self.universe_bm -= missing
+        else:  # a user not caught up yet is left to the catch-up that will see it
+            users = [u for u in users if u.num in self.universe_bm]
+        for leaf, cached in leaves:
+            cached.bitmap -= missing
+            cutoff = leaf_cutoff(leaf, now)
+            for user in users:
+                if leaf_matches(leaf, user, now=now):
+                    cached.bitmap.add(user.num)
+                else:
+                    cached.bitmap.discard(user.num)
+                if cached.timeline is not None and cutoff is not None:
+                    cached.timeline.add(next_moment(leaf, user, cutoff=cutoff), user.num)
 
     def universe(self) -> BitMap:
         """Every user number of the workspace."""
@@ -215,6 +233,17 @@ class WorkspaceIndex:
 
 #: A cohort's members from (partner, cohort_id, (pk, version) as the probe read it, None: no such cohort).
 #: The bitmap is only read, never changed.
+def _wanted(leaves: list[tuple[Leaf, _Cached]]) -> FactsWanted:
+    """The facts of a changed user that re-evaluating `leaves` needs."""
+    return FactsWanted(
+        events=frozenset(
+            k.name for k, _ in leaves if isinstance(k, EventLeaf) and k.kind == "event" and k.name
+        ),
+        purchases=any(isinstance(k, EventLeaf) and k.kind == "purchase" for k, _ in leaves),
+        sessions=any(uses_sessions(k) for k, _ in leaves),
+    )
+
+
 CohortMembers = Callable[[str, str, tuple[int, int] | None], BitMap]
 
 

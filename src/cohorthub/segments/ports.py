@@ -60,18 +60,31 @@ SOURCES = ("users", "events", "purchases", "deletions")
 
 
 @dataclass(frozen=True, slots=True)
+class FactsWanted:
+    """Which facts the cached leaves need of a changed user besides the `users` row."""
+
+    events: frozenset[str] = frozenset()  # custom event names
+    purchases: bool = False
+    sessions: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Changes:
-    """What one catch-up probe read, in one round trip and (PostgreSQL) one snapshot.
+    """What one catch-up probe read, in one statement: one round trip and one snapshot.
 
     `rows`: per source, the rows past its mark or among its gaps. `cohorts`: (pk, version) of each cohort
     asked for that exists. `snapshot`: the probe's PostgreSQL snapshot bounds (xmin, xmax) as integers;
     None where ids become visible in id order (SQLite's single writer), so an id missing below the newest
-    one read is never filled later.
+    one read is never filled later. `covered`: the changed users of the workspace (the user numbers of
+    `users`, `events` and `purchases` rows), lowest first and at most a bound, whose facts the same
+    statement read; `facts`: those of them still in the workspace.
     """
 
     rows: Mapping[str, list[ChangeRow]]
     cohorts: Mapping[tuple[str, str], tuple[int, int]]
     snapshot: tuple[int, int] | None
+    covered: list[int] = field(default_factory=list)
+    facts: list[UserFacts] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,7 @@ class SegmentFacts(Protocol):
         workspace_id: str,
         after: Mapping[str, tuple[int, Collection[int]]],
         cohorts: Collection[tuple[str, str]],
+        wanted: FactsWanted | None = None,
     ) -> Changes: ...
     def user_facts(
         self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool, sessions: bool = False

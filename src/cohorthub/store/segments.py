@@ -32,6 +32,7 @@ from cohorthub.segments.ports import (
     ChangeRow,
     Changes,
     CohortState,
+    FactsWanted,
     LeafRows,
     Marks,
     SegmentRecord,
@@ -85,6 +86,10 @@ segment_user_deletions = Table(
 _STANDARD = [*STANDARD_ATTRIBUTES, "email_subscribe"]
 _FACT_NAMES = ["num", "workspace_id", "external_id", "custom_attributes", *_STANDARD]
 _FACT_COLUMNS = ", ".join(_FACT_NAMES)
+_REAL_FACTS = ("created_at",)
+_TIME = '"time"'
+#: Changed users whose facts the catch-up probe reads itself; catch-up reads any others in batches.
+_COVERED = 2000
 #: source -> (table, id column, user number column), for the catch-up probe.
 _CHANGE_SOURCES = {
     "users": ("users", "change_id", "num"),
@@ -111,6 +116,105 @@ def _record(row: Any) -> SegmentRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         archived_at=row.archived_at,
+    )
+
+
+def _json(value: Any) -> Any:
+    """A JSON aggregate as Python (psycopg decodes `json` itself; SQLite answers text)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _probe_sql(changes: str, wanted: FactsWanted | None, *, pg: bool) -> tuple[str, list[Any]]:
+    """The probe over the change rows `changes` (src, id, num, mine): one row of JSON arrays.
+
+    Its columns: the change rows; then, when `wanted`, the `users` rows, events, purchases and sessions
+    of the first `_COVERED` changed users of the workspace. Times leave SQLite as text with 17
+    significant digits (its JSON keeps 15, which would round them).
+    """
+
+    def agg(columns: str) -> str:
+        if pg:
+            return f"COALESCE(json_agg(json_build_array({columns})), '[]'::json)"
+        return f"json_group_array(json_array({columns}))"
+
+    def real(column: str) -> str:
+        return column if pg else f"printf('%.17g', {column})"
+
+    dirty = "= ANY(ARRAY(SELECT num FROM dirty))" if pg else "IN (SELECT num FROM dirty)"
+    selects = [f"(SELECT {agg('src, id, num, mine')} FROM ch)"]
+    extra: list[Any] = []
+    if wanted is not None:
+        columns = ", ".join(real(c) if c in _REAL_FACTS else c for c in _FACT_NAMES)
+        selects.append(f"(SELECT {agg(columns)} FROM users WHERE num {dirty})")
+        if wanted.events:
+            names = sorted(wanted.events)
+            in_names = "= ANY(%s)" if pg else f"IN ({', '.join('?' * len(names))})"
+            selects.append(
+                f"(SELECT {agg('user_num, name, ' + real(_TIME))} FROM custom_events "
+                f"WHERE user_num {dirty} AND name {in_names})"
+            )
+            extra += [names] if pg else names
+        else:
+            selects.append("NULL")
+        if wanted.purchases:
+            selects.append(
+                f"(SELECT {agg('user_num, product_id, ' + real(_TIME))} FROM purchases "
+                f"WHERE user_num {dirty})"
+            )
+        else:
+            selects.append("NULL")
+        if wanted.sessions:
+            selects.append(
+                f"(SELECT {agg('user_num, ' + real('started_at'))} FROM sdk_sessions WHERE user_num {dirty})"
+            )
+        else:
+            selects.append("NULL")
+    written = "src BETWEEN 0 AND 2 AND mine = 1"
+    sql = (
+        f"WITH ch(src, id, num, mine) AS ({changes}), "
+        f"dirty AS (SELECT DISTINCT num FROM ch WHERE {written} ORDER BY num LIMIT {_COVERED}) "
+        f"SELECT {', '.join(selects)}"
+    )
+    return sql, extra
+
+
+def _facts(workspace_id: str, users_: Any, events: Any, purchases_: Any, sessions: Any) -> list[UserFacts]:
+    """User facts from the probe's JSON arrays (rows of `_FACT_NAMES`; (num, name, time) events; ...)."""
+    by_event: dict[int, dict[str, list[float]]] = {}
+    for num, name, at in events or ():
+        by_event.setdefault(num, {}).setdefault(name, []).append(float(at))
+    by_purchase: dict[int, list[tuple[str, float]]] = {}
+    for num, product, at in purchases_ or ():
+        by_purchase.setdefault(num, []).append((product, float(at)))
+    by_session: dict[int, list[float]] = {}
+    for num, at in sessions or ():
+        by_session.setdefault(num, []).append(float(at))
+    out = []
+    for values in users_ or ():
+        row = dict(zip(_FACT_NAMES, values, strict=True))
+        if row["workspace_id"] != workspace_id:
+            continue
+        for name in _REAL_FACTS:
+            row[name] = float(row[name]) if row[name] is not None else None
+        num = row["num"]
+        out.append(_user(row, by_event.get(num, {}), by_purchase.get(num, []), by_session.get(num, [])))
+    return out
+
+
+def _user(
+    row: Mapping[str, Any],
+    events: dict[str, list[float]],
+    purchases_: list[tuple[str, float]],
+    sessions: list[float],
+) -> UserFacts:
+    return UserFacts(
+        num=row["num"],
+        external_id=row["external_id"],
+        standard={k: row[k] for k in _STANDARD},
+        custom=_custom(row["custom_attributes"]),
+        events=events,
+        purchases=purchases_,
+        sessions=sessions,
     )
 
 
@@ -262,13 +366,16 @@ class SqlSegmentRepository:
         workspace_id: str,
         after: Mapping[str, tuple[int, Collection[int]]],
         cohorts: Collection[tuple[str, str]],
+        wanted: FactsWanted | None = None,
     ) -> Changes:
-        """Every source's rows past its mark (or among its gaps) and the cohorts' versions: one statement.
+        """Every source's rows past its mark (or among its gaps), the cohorts' versions and, when
+        `wanted`, the facts of the first `_COVERED` changed users: one statement answering one row.
 
-        Rows are read by id only (new rows of every workspace, those of others without a user number):
-        with the workspace in the WHERE clause SQLite would walk the workspace's whole index. On
-        PostgreSQL the same statement returns its snapshot's bounds, which tell when a gap can no longer
-        be filled.
+        One row, not one per change: SQLite's driver lets go of the interpreter lock at every row it
+        steps, and under concurrent writers each step could wait for the lock again. Rows are read by id
+        only (new rows of every workspace, those of others without a user number): with the workspace in
+        the WHERE clause SQLite would walk the workspace's whole index. On PostgreSQL the same statement
+        returns its snapshot's bounds, which tell when a gap can no longer be filled.
         """
         pg = self._conn.dialect.name == "postgresql"
         mark = "%s" if pg else "?"
@@ -277,16 +384,18 @@ class SqlSegmentRepository:
         for no, source in enumerate(SOURCES):
             table, id_col, num_col = _CHANGE_SOURCES[source]
             high, gaps = after[source]
-            # The upper bound makes a range PostgreSQL estimates as narrow without statistics (a table
-            # loaded in bulk and not analyzed yet): an index scan, where `> mark` alone scans the table.
+            # One range from the lowest gap: with the upper bound PostgreSQL estimates it as narrow even
+            # without statistics (a table loaded in bulk and not analyzed yet) and scans the index, where
+            # `> mark` alone, or `OR id = ANY(gaps)`, scans the table. The ids already seen are filtered.
+            low = min(gaps, default=high + 1) - 1
             where = f"{id_col} > {mark} AND {id_col} <= {_MAX_ID}"
-            args += [workspace_id, high]
+            args += [workspace_id, low]
             if gaps and pg:
-                where += f" OR {id_col} = ANY({mark})"
-                args.append(sorted(gaps))
+                where += f" AND ({id_col} > {mark} OR {id_col} = ANY({mark}))"
+                args += [high, sorted(gaps)]
             elif gaps:
-                where += f" OR {id_col} IN ({', '.join('?' * len(gaps))})"
-                args += sorted(gaps)
+                where += f" AND ({id_col} > ? OR {id_col} IN ({', '.join('?' * len(gaps))}))"
+                args += [high, *sorted(gaps)]
             parts.append(
                 f"SELECT {no}, {id_col}, {num_col}, CASE WHEN workspace_id = {mark} THEN 1 ELSE 0 END "
                 f"FROM {table} WHERE {where}"
@@ -300,17 +409,24 @@ class SqlSegmentRepository:
             args += [workspace_id, partner, cohort_id]
         if pg:
             parts.append(f"SELECT -1, {_PG_XMIN}, {_PG_XMAX}, 0")
+        sql, extra = _probe_sql(" UNION ALL ".join(parts), wanted, pg=pg)
+        row = self._conn.exec_driver_sql(sql, tuple(args + extra)).one()
         rows: dict[str, list[ChangeRow]] = {source: [] for source in SOURCES}
         found: dict[tuple[str, str], tuple[int, int]] = {}
         snapshot: tuple[int, int] | None = None
-        for no, a, b, mine in self._conn.exec_driver_sql(" UNION ALL ".join(parts), tuple(args)):
+        for no, a, b, mine in _json(row[0]):
             if no < 0:
                 snapshot = (int(a), int(b))
             elif no < len(SOURCES):
                 rows[SOURCES[no]].append((int(a), int(b) if mine else None))
             else:
                 found[keys[no - len(SOURCES)]] = (int(a), int(b))
-        return Changes(rows, found, snapshot)
+        if wanted is None:
+            return Changes(rows, found, snapshot)
+        written = {num for source in SOURCES[:3] for _, num in rows[source] if num is not None}
+        covered = sorted(written)[:_COVERED]
+        facts = _facts(workspace_id, *(_json(v) for v in row[1:]))
+        return Changes(rows, found, snapshot, covered, facts)
 
     def user_facts(
         self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool, sessions: bool = False
@@ -356,14 +472,11 @@ class SqlSegmentRepository:
             for num, at in self._conn.exec_driver_sql(sql, tuple(args)):
                 by_session.setdefault(num, []).append(float(at))
         return [
-            UserFacts(
-                num=row["num"],
-                external_id=row["external_id"],
-                standard={k: row[k] for k in _STANDARD},
-                custom=_custom(row["custom_attributes"]),
-                events=by_event.get(row["num"], {}),
-                purchases=by_purchase.get(row["num"], []),
-                sessions=by_session.get(row["num"], []),
+            _user(
+                row,
+                by_event.get(row["num"], {}),
+                by_purchase.get(row["num"], []),
+                by_session.get(row["num"], []),
             )
             for row in found
         ]

@@ -1,11 +1,10 @@
 """Size-history points written off the request path, by one background writer per process.
 
 A size read must not queue for the database's single writer (SQLite) behind imports and
-tracks: it hands its point to `HistoryWriter.submit` and answers. The writer thread wakes at
-the first point of a batch, gathers for `interval` seconds, then stores every point submitted
-so far in one transaction (so a busy reader wakes it once a batch, not once a read).
-`flush()` waits until everything submitted before it is stored, at once (history and changes
-reads call it, so a process reads its own points).
+tracks: it hands its point to `HistoryWriter.submit` and answers. The writer thread stores
+every point submitted so far in one transaction, then waits for more. `flush()` waits until
+everything submitted before it is stored (history and changes reads call it, so a process
+reads its own points).
 """
 
 from __future__ import annotations
@@ -31,10 +30,8 @@ class HistoryPoint:
 class HistoryWriter:
     """Queues points and stores them in batches on a daemon thread."""
 
-    def __init__(self, store: Callable[[list[HistoryPoint]], None], *, interval: float = 0.5) -> None:
+    def __init__(self, store: Callable[[list[HistoryPoint]], None]) -> None:
         self._store = store
-        self._interval = interval
-        self._urgent = False
         self._cond = threading.Condition()
         self._pending: list[HistoryPoint] = []
         self._submitted = 0
@@ -44,29 +41,24 @@ class HistoryWriter:
     def submit(self, point: HistoryPoint) -> None:
         """Queue a point; it is stored shortly after, whatever the writer's queue."""
         with self._cond:
-            first = not self._pending
             self._pending.append(point)
             self._submitted += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="segment-history", daemon=True)
                 self._thread.start()
-            if first:
-                self._cond.notify_all()
+            self._cond.notify_all()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until every point submitted so far is stored (or given up on)."""
         with self._cond:
             target = self._submitted
-            self._urgent = True
-            self._cond.notify_all()
             self._cond.wait_for(lambda: self._done >= target, timeout=timeout)
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._pending))
-                self._cond.wait_for(lambda: self._urgent, timeout=self._interval)
-                batch, self._pending, self._urgent = self._pending, [], False
+                batch, self._pending = self._pending, []
             try:
                 self._store(batch)
             except Exception:  # a lost history point must not stop the next ones

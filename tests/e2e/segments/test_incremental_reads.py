@@ -80,7 +80,8 @@ def test_each_kind_of_write_is_caught_up_exactly(
             post("/partners/heap/cohorts/users", {**keys, "cohort_id": cohort_id, "cohort_changes": [change]})
 
         for cohort_id in "ab":
-            post("/partners/heap/cohorts", {**keys, "cohort_id": cohort_id, "name": cohort_id, "created_at": T1})
+            named = {**keys, "cohort_id": cohort_id, "name": cohort_id, "created_at": T1}
+            post("/partners/heap/cohorts", named)
         track(attributes=[{"external_id": f"u{i}", "plan": "pro" if i % 2 else "free"} for i in range(8)])
         cohort("a", [f"u{i}" for i in range(6)])
         sid = http.post("/segments", json={"name": "mixed", "filter": FILTER}).json()["id"]
@@ -100,7 +101,8 @@ def test_each_kind_of_write_is_caught_up_exactly(
         agrees("import: leave", set())
         track(events=[{"external_id": "u6", "name": "played", "time": T1}] * 2)
         agrees("events", {"u6"})
-        track(purchases=[{"external_id": "u7", "product_id": "gold", "currency": "USD", "price": 1, "time": T1}])
+        gold = {"product_id": "gold", "currency": "USD", "price": 1, "time": T1}
+        track(purchases=[{"external_id": "u7", **gold}])
         agrees("purchase", {"u6", "u7"})
         track(attributes=[{"external_id": "u9", "plan": "pro"}])  # a new user, in no cohort yet
         agrees("new user", {"u6", "u7"})

@@ -19,12 +19,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pyroaring import BitMap
 
 from cohorthub.segments.engine import evaluate
 from cohorthub.segments.model import CohortLeaf, EventLeaf, Leaf, Node, referenced_cohorts, uses_sessions
-from cohorthub.segments.ports import SOURCES, FactsWanted, SegmentFacts
+from cohorthub.segments.ports import SOURCES, Changes, FactsWanted, SegmentFacts, SegmentRecord
 from cohorthub.segments.reference import UserFacts, leaf_matches
 from cohorthub.segments.windows import Timeline, leaf_cutoff, next_moment
 
@@ -32,6 +33,7 @@ _BATCH = 500
 _MAX_GAPS = 10_000
 _MAX_SLIDE = 100_000
 _SETTLE = 0.5
+_MAX_DEFINITIONS = 4096
 
 
 class IdWatermark:
@@ -72,6 +74,20 @@ class IdWatermark:
         self.gaps = kept
 
 
+@dataclass(frozen=True, slots=True)
+class KnownSegment:
+    """A segment's definition as parsed at its last evaluation, and what storage held then.
+
+    `stored`: the filter and `updated_at` of the segment and of every segment it uses; an evaluation
+    reads the stored ones again in its probe and uses this definition only while they are the same.
+    """
+
+    record: SegmentRecord
+    node: Node
+    definitions: Mapping[str, Node]
+    stored: Mapping[str, tuple[Any, float]]
+
+
 @dataclass(slots=True)
 class _Cached:
     """One leaf's members, and for a relative-time leaf the moments its window will pass."""
@@ -97,15 +113,21 @@ class WorkspaceIndex:
         self.marks = {source: IdWatermark(0, margin=margin) for source in SOURCES}
 
     def refresh(
-        self, facts: SegmentFacts, *, now: float, cohorts: Collection[tuple[str, str]] = ()
-    ) -> Mapping[tuple[str, str], tuple[int, int]]:
+        self,
+        facts: SegmentFacts,
+        *,
+        now: float,
+        cohorts: Collection[tuple[str, str]] = (),
+        segments: Collection[str] = (),
+    ) -> Changes:
         """Load on first use, then apply every change since the last refresh: one probe.
 
-        Returns (pk, version) of each of `cohorts` that exists, read by the same probe.
+        The probe also reads (pk, version) of each of `cohorts` and the stored definition of each of
+        `segments`; it is returned.
         """
         if not self.ready:
             self._warm(facts)
-        return self._catch_up(facts, now=now, cohorts=cohorts)
+        return self._catch_up(facts, now=now, cohorts=cohorts, segments=segments)
 
     def _warm(self, facts: SegmentFacts) -> None:
         marks = facts.marks(self.workspace_id)  # before reading, so later changes are caught up
@@ -116,12 +138,17 @@ class WorkspaceIndex:
         self.ready = True
 
     def _catch_up(
-        self, facts: SegmentFacts, *, now: float, cohorts: Collection[tuple[str, str]]
-    ) -> Mapping[tuple[str, str], tuple[int, int]]:
+        self,
+        facts: SegmentFacts,
+        *,
+        now: float,
+        cohorts: Collection[tuple[str, str]],
+        segments: Collection[str],
+    ) -> Changes:
         tick = self.clock()
         leaves = list(self.leaves.items())
         after = {k: (m.high, m.gaps.keys()) for k, m in self.marks.items()}
-        found = facts.changes(self.workspace_id, after, cohorts, _wanted(leaves))
+        found = facts.changes(self.workspace_id, after, cohorts, _wanted(leaves), segments)
         for source, mark in self.marks.items():
             mark.observe((id_ for id_, _ in found.rows[source]), now=tick, snapshot=found.snapshot)
         gone = BitMap(num for _, num in found.rows["deletions"] if num is not None)
@@ -137,7 +164,7 @@ class WorkspaceIndex:
             self._apply(users, dirty & covered, leaves, now=now, changed=True)
             if rest := dirty - covered:  # more changed users than the probe reads facts of
                 self._recompute(facts, list(rest), leaves, now=now, changed=True)
-        return found.cohorts
+        return found
 
     def _recompute(
         self,
@@ -281,6 +308,7 @@ class SegmentIndexes:
         self._lock = threading.Lock()
         self._workspaces: dict[str, WorkspaceIndex] = {}
         self._history: dict[int, tuple[float, int, float]] = {}  # pk -> (at, size, snapshot at)
+        self._definitions: OrderedDict[tuple[str, str], KnownSegment] = OrderedDict()
 
     def workspace(self, workspace_id: str) -> WorkspaceIndex:
         """The index of one workspace (created empty on first use)."""
@@ -302,12 +330,45 @@ class SegmentIndexes:
         now: float,
     ) -> BitMap:
         """The members of `node` after catching up with every committed change."""
+        members, _ = self.evaluate_checked(
+            facts, cohorts=cohorts, workspace_id=workspace_id, node=node, definitions=definitions, now=now
+        )
+        return members
+
+    def evaluate_checked(
+        self,
+        facts: SegmentFacts,
+        *,
+        cohorts: CohortMembers,
+        workspace_id: str,
+        node: Node,
+        definitions: Mapping[str, Node],
+        now: float,
+        segments: Collection[str] = (),
+    ) -> tuple[BitMap, Mapping[str, tuple[str, float]]]:
+        """`evaluate`, and the stored (filter text, updated_at) of `segments`, read by the same probe."""
         index = self.workspace(workspace_id)
         wanted = referenced_cohorts(node).union(*(referenced_cohorts(d) for d in definitions.values()))
         with index.lock:
-            states = index.refresh(facts, now=now, cohorts=sorted(wanted))
-            source = _Source(index, facts, cohorts, states, now)
-            return evaluate(node, source=source, definitions=definitions)
+            found = index.refresh(facts, now=now, cohorts=sorted(wanted), segments=segments)
+            source = _Source(index, facts, cohorts, found.cohorts, now)
+            return evaluate(node, source=source, definitions=definitions), found.segments
+
+    def known_definition(self, workspace_id: str, segment_id: str) -> KnownSegment | None:
+        """The definition `remember_definition` last kept for a segment."""
+        with self._lock:
+            return self._definitions.get((workspace_id, segment_id))
+
+    def remember_definition(self, workspace_id: str, segment_id: str, value: KnownSegment | None) -> None:
+        """Keep (or with None forget) a segment's parsed definition, for the next evaluation to check."""
+        with self._lock:
+            if value is None:
+                self._definitions.pop((workspace_id, segment_id), None)
+                return
+            self._definitions[(workspace_id, segment_id)] = value
+            self._definitions.move_to_end((workspace_id, segment_id))
+            while len(self._definitions) > _MAX_DEFINITIONS:
+                self._definitions.popitem(last=False)
 
     def history_due(self, segment_pk: int, size: int, *, now: float, every: float = 60.0) -> bool | None:
         """None: nothing to record; False: a size point; True: a size point and a snapshot.

@@ -77,7 +77,8 @@ class Changes:
     None where ids become visible in id order (SQLite's single writer), so an id missing below the newest
     one read is never filled later. `covered`: the changed users of the workspace (the user numbers of
     `users`, `events` and `purchases` rows), lowest first and at most a bound, whose facts the same
-    statement read; `facts`: those of them still in the workspace.
+    statement read; `facts`: those of them still in the workspace. `segments`: (stored filter text,
+    updated_at) of each segment asked for that exists.
     """
 
     rows: Mapping[str, list[ChangeRow]]
@@ -85,6 +86,7 @@ class Changes:
     snapshot: tuple[int, int] | None
     covered: list[int] = field(default_factory=list)
     facts: list[UserFacts] = field(default_factory=list)
+    segments: Mapping[str, tuple[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,7 @@ class SegmentFacts(Protocol):
         after: Mapping[str, tuple[int, Collection[int]]],
         cohorts: Collection[tuple[str, str]],
         wanted: FactsWanted | None = None,
+        segments: Collection[str] = (),
     ) -> Changes: ...
     def user_facts(
         self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool, sessions: bool = False

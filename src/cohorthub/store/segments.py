@@ -88,6 +88,7 @@ _FACT_NAMES = ["num", "workspace_id", "external_id", "custom_attributes", *_STAN
 _FACT_COLUMNS = ", ".join(_FACT_NAMES)
 _REAL_FACTS = ("created_at",)
 _TIME = '"time"'
+_FILTER = '"filter"'
 #: Changed users whose facts the catch-up probe reads itself; catch-up reads any others in batches.
 _COVERED = 2000
 #: source -> (table, id column, user number column), for the catch-up probe.
@@ -124,12 +125,15 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _probe_sql(changes: str, wanted: FactsWanted | None, *, pg: bool) -> tuple[str, list[Any]]:
+def _probe_sql(
+    changes: str, wanted: FactsWanted | None, workspace_id: str, segment_ids: list[str], *, pg: bool
+) -> tuple[str, list[Any]]:
     """The probe over the change rows `changes` (src, id, num, mine): one row of JSON arrays.
 
-    Its columns: the change rows; then, when `wanted`, the `users` rows, events, purchases and sessions
-    of the first `_COVERED` changed users of the workspace. Times leave SQLite as text with 17
-    significant digits (its JSON keeps 15, which would round them).
+    Its columns: the change rows; (id, filter, updated_at) of the segments `segment_ids`; then, when
+    `wanted`, the `users` rows, events, purchases and sessions of the first `_COVERED` changed users of
+    the workspace. Times leave SQLite as text with 17 significant digits (its JSON keeps 15, which
+    would round them).
     """
 
     def agg(columns: str) -> str:
@@ -143,6 +147,15 @@ def _probe_sql(changes: str, wanted: FactsWanted | None, *, pg: bool) -> tuple[s
     dirty = "= ANY(ARRAY(SELECT num FROM dirty))" if pg else "IN (SELECT num FROM dirty)"
     selects = [f"(SELECT {agg('src, id, num, mine')} FROM ch)"]
     extra: list[Any] = []
+    if segment_ids:
+        in_ids = "= ANY(%s)" if pg else f"IN ({', '.join('?' * len(segment_ids))})"
+        at = "CAST(updated_at AS TEXT)" if pg else real("updated_at")
+        mark = "%s" if pg else "?"
+        columns = f"id, {_FILTER}, {at}"
+        selects.append(f"(SELECT {agg(columns)} FROM segments WHERE workspace_id = {mark} AND id {in_ids})")
+        extra += [workspace_id, segment_ids] if pg else [workspace_id, *segment_ids]
+    else:
+        selects.append("NULL")
     if wanted is not None:
         columns = ", ".join(real(c) if c in _REAL_FACTS else c for c in _FACT_NAMES)
         selects.append(f"(SELECT {agg(columns)} FROM users WHERE num {dirty})")
@@ -367,9 +380,11 @@ class SqlSegmentRepository:
         after: Mapping[str, tuple[int, Collection[int]]],
         cohorts: Collection[tuple[str, str]],
         wanted: FactsWanted | None = None,
+        segments: Collection[str] = (),
     ) -> Changes:
-        """Every source's rows past its mark (or among its gaps), the cohorts' versions and, when
-        `wanted`, the facts of the first `_COVERED` changed users: one statement answering one row.
+        """Every source's rows past its mark (or among its gaps), the cohorts' versions, the stored
+        definitions of `segments` and, when `wanted`, the facts of the first `_COVERED` changed users: one
+        statement answering one row.
 
         One row, not one per change: SQLite's driver lets go of the interpreter lock at every row it
         steps, and under concurrent writers each step could wait for the lock again. Rows are read by id
@@ -409,8 +424,9 @@ class SqlSegmentRepository:
             args += [workspace_id, partner, cohort_id]
         if pg:
             parts.append(f"SELECT -1, {_PG_XMIN}, {_PG_XMAX}, 0")
-        sql, extra = _probe_sql(" UNION ALL ".join(parts), wanted, pg=pg)
+        sql, extra = _probe_sql(" UNION ALL ".join(parts), wanted, workspace_id, sorted(segments), pg=pg)
         row = self._conn.exec_driver_sql(sql, tuple(args + extra)).one()
+        stored = {id_: (text, float(at)) for id_, text, at in _json(row[1]) or ()}
         rows: dict[str, list[ChangeRow]] = {source: [] for source in SOURCES}
         found: dict[tuple[str, str], tuple[int, int]] = {}
         snapshot: tuple[int, int] | None = None
@@ -422,11 +438,11 @@ class SqlSegmentRepository:
             else:
                 found[keys[no - len(SOURCES)]] = (int(a), int(b))
         if wanted is None:
-            return Changes(rows, found, snapshot)
+            return Changes(rows, found, snapshot, segments=stored)
         written = {num for source in SOURCES[:3] for _, num in rows[source] if num is not None}
         covered = sorted(written)[:_COVERED]
-        facts = _facts(workspace_id, *(_json(v) for v in row[1:]))
-        return Changes(rows, found, snapshot, covered, facts)
+        facts = _facts(workspace_id, *(_json(v) for v in row[2:]))
+        return Changes(rows, found, snapshot, covered, facts, stored)
 
     def user_facts(
         self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool, sessions: bool = False

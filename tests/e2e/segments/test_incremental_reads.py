@@ -114,3 +114,46 @@ def test_each_kind_of_write_is_caught_up_exactly(
         agrees("merge", {"u6", "u7", "u8", "u9"})
         post("/users/delete", {"external_ids": ["u0", "u6"]})
         agrees("delete", {"u7", "u8", "u9"})
+
+
+def test_a_definition_changed_by_another_process_is_read_again(
+    container: Container, live_server: LiveServer, settings: Settings
+) -> None:
+    with container.uow() as uow:
+        ws, key = workspaces.create_workspace(uow=uow, name="Acme", now=NOW)
+    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key.key}"}) as http:
+        http.post("/users/track", json={"attributes": [{"external_id": f"u{i}", "n": i} for i in range(6)]})
+
+        def at_least(n: int) -> dict[str, Any]:
+            return {"type": "custom_attribute", "attribute": "n", "data_type": "number", "op": "ge",
+                    "value": n}  # fmt: skip
+
+        def create(name: str, raw: dict[str, Any]) -> str:
+            return str(http.post("/segments", json={"name": name, "filter": raw}).json()["id"])
+
+        inner = create("inner", at_least(2))
+        uses = {"type": "segment", "segment_id": inner, "op": "includes"}
+        outer = create("outer", {"and": [uses, at_least(1)]})
+
+        def size() -> int:
+            answer = http.get(f"/segments/{outer}/size")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["size"] == len(_fresh_members(settings, ws.id, outer))
+            return int(answer.json()["size"])
+
+        assert size() == 4
+        other = bootstrap(settings, run_migrations=False)
+        try:
+            for sid, name, raw, expected in [
+                (inner, "inner", at_least(4), 2),  # a segment the read uses
+                (outer, "outer", {"and": [uses, at_least(5)]}, 1),  # the segment read
+            ]:
+                with other.uow() as uow:
+                    draft = services.SegmentDraft(name=name, filter=raw)
+                    services.update_segment(uow=uow, workspace_id=ws.id, segment_id=sid, draft=draft, now=NOW)
+                assert size() == expected
+        finally:
+            other.close()
+        renamed = http.put(f"/segments/{outer}", json={"name": "renamed", "filter": at_least(0)})
+        assert renamed.status_code == 200, renamed.text
+        assert size() == 6

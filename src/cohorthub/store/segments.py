@@ -132,8 +132,8 @@ def _probe_sql(
 
     Its columns: the change rows; (id, filter, updated_at) of the segments `segment_ids`; then, when
     `wanted`, the `users` rows, events, purchases and sessions of the first `_COVERED` changed users of
-    the workspace. Times leave SQLite as text with 17 significant digits (its JSON keeps 15, which
-    would round them).
+    the workspace. Times leave SQLite as text with 17 significant digits (`%!.17g`: its JSON keeps 15
+    digits and its plain `%.17g` 16, which would cut them).
     """
 
     def agg(columns: str) -> str:
@@ -142,7 +142,7 @@ def _probe_sql(
         return f"json_group_array(json_array({columns}))"
 
     def real(column: str) -> str:
-        return column if pg else f"printf('%.17g', {column})"
+        return column if pg else f"printf('%!.17g', {column})"
 
     dirty = "= ANY(ARRAY(SELECT num FROM dirty))" if pg else "IN (SELECT num FROM dirty)"
     selects = [f"(SELECT {agg('src, id, num, mine')} FROM ch)"]

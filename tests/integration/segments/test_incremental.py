@@ -9,7 +9,7 @@ import pytest
 from cohorthub.bootstrap import Container, bootstrap
 from cohorthub.config import Settings
 from cohorthub.segments import services
-from cohorthub.segments.model import DAY
+from cohorthub.segments.model import DAY, parse_time
 from cohorthub.store import segments as store
 from tests.integration.segments import factories as f
 
@@ -74,3 +74,17 @@ def test_a_clock_move_and_a_change_between_reads_equal_a_fresh_evaluation(
         uow.commit()
     for later in (NOW + 150, NOW + 250, NOW + DAY + 200, NOW - 60):  # the last: the clock went back
         assert _members(container, ws, raw, later) == _fresh(settings, ws, raw, later), later
+
+
+def test_times_of_changed_users_keep_every_digit(container: Container, settings: Settings) -> None:
+    edge = "2027-01-15T08:00:00.123456Z"
+    raw = {"type": "event", "event": "play", "op": "last_after", "time": edge}
+    with container.uow() as uow:
+        ws = f.workspace(uow.conn, now=NOW)
+        num = f.user(uow.conn, ws, now=NOW)
+        uow.commit()
+    assert _members(container, ws, raw, NOW) == set()  # the leaf is built; the event comes by catch-up
+    with container.uow() as uow:
+        f.event(uow.conn, ws, num, "play", at=parse_time(edge) + 5e-7)  # 17 significant digits
+        uow.commit()
+    assert _members(container, ws, raw, NOW) == {num} == _fresh(settings, ws, raw, NOW)

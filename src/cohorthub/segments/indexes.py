@@ -1,15 +1,17 @@
 """Maintained in-memory indexes the engine reads: per workspace, the universe of user
 numbers, one bitmap per leaf in use and one per cohort, caught up before each evaluation.
 
-Catch-up (docs/segments.md "Freshness") reads only what changed since the last look: users
-whose change stamp (`users.change_id`, set by trigger on every write) is past a watermark, and
-event and purchase rows and deletion tombstones past theirs; values still missing below a
-watermark are re-read for a safety margin, as a later-committing writer may fill them. A read
-costs what changed since the previous one, whatever the write rate. The users found are
-re-evaluated against every cached leaf; re-applying a change is harmless. A leaf is built by one narrow query
+Catch-up (docs/segments.md "Indexes and freshness") reads only what changed since the last look,
+in one statement (`SegmentFacts.changes`): users whose change stamp (`users.change_id`) is past a
+watermark, event and purchase rows and deletion tombstones past theirs, the versions of the cohort
+leaves, the stored definitions asked for, and the facts of the changed users. On PostgreSQL values
+still missing below a watermark are re-read until the snapshot shows that no writer can fill them
+(`IdWatermark`); on SQLite there are none. A read costs what changed since the previous one,
+whatever the write rate. The users found are re-evaluated against every cached leaf; re-applying a
+change is harmless. A leaf is built by one narrow query
 (`SegmentFacts.leaf_rows`); a relative-time leaf then slides with the clock through its
 `windows.Timeline`, re-evaluating only the users whose window edge the new minute crossed.
-Cohort leaves come from the cohort membership cache (`cohorts.services.cohort_bitmap`).
+Cohort leaves come from the cohort membership cache, at the probed version or newer.
 """
 
 from __future__ import annotations

@@ -330,25 +330,10 @@ class SegmentIndexes:
         node: Node,
         definitions: Mapping[str, Node],
         now: float,
-    ) -> BitMap:
-        """The members of `node` after catching up with every committed change."""
-        members, _ = self.evaluate_checked(
-            facts, cohorts=cohorts, workspace_id=workspace_id, node=node, definitions=definitions, now=now
-        )
-        return members
-
-    def evaluate_checked(
-        self,
-        facts: SegmentFacts,
-        *,
-        cohorts: CohortMembers,
-        workspace_id: str,
-        node: Node,
-        definitions: Mapping[str, Node],
-        now: float,
         segments: Collection[str] = (),
     ) -> tuple[BitMap, Mapping[str, tuple[str, float]]]:
-        """`evaluate`, and the stored (filter text, updated_at) of `segments`, read by the same probe."""
+        """The members of `node` after catching up with every committed change, and the stored
+        (filter text, updated_at) of `segments`, read by the same probe."""
         index = self.workspace(workspace_id)
         wanted = referenced_cohorts(node).union(*(referenced_cohorts(d) for d in definitions.values()))
         with index.lock:

@@ -226,7 +226,7 @@ def _evaluate(
         except (NotFound, InvalidInput):
             return BitMap()
 
-    return indexes.evaluate_checked(
+    return indexes.evaluate(
         uow.segments,
         cohorts=cohort_members,
         workspace_id=workspace_id,

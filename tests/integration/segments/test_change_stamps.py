@@ -43,7 +43,7 @@ def test_a_read_costs_what_changed_since_the_previous_one(container: Container) 
         uow.commit()
     with container.uow(readonly=True) as uow:
         counting = CountingFacts(uow.segments)
-        members = container.segments.evaluate(
+        members, _ = container.segments.evaluate(
             counting,  # type: ignore[arg-type]
             cohorts=lambda _p, _c, _s: BitMap(),
             workspace_id=ws,

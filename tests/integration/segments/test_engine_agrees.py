@@ -51,11 +51,10 @@ def engine_members(c: Container, ws: str, raw: dict[str, Any], *, now: float = N
             )
 
         node = parse_filter(raw)
-        return set(
-            c.segments.evaluate(
-                uow.segments, cohorts=cohorts, workspace_id=ws, node=node, definitions={}, now=now
-            )
+        members, _ = c.segments.evaluate(
+            uow.segments, cohorts=cohorts, workspace_id=ws, node=node, definitions={}, now=now
         )
+        return set(members)
 
 
 def _reference(raw: dict[str, Any], users: dict[int, UserFacts], *, now: float = NOW) -> set[int]:

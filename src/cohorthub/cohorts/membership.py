@@ -118,6 +118,11 @@ class MembershipCache:
         self.put(cohort.pk, fresh)
         return fresh
 
+    def held(self, cohort_pk: int) -> Membership | None:
+        """The newest committed membership held for a cohort, without reading storage (or None)."""
+        with self._lock:
+            return self._entries.get(cohort_pk)
+
     def put(self, cohort_pk: int, membership: Membership) -> None:
         """Remember a committed membership unless a newer one is already held."""
         with self._lock:

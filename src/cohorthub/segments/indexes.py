@@ -1,15 +1,17 @@
 """Maintained in-memory indexes the engine reads: per workspace, the universe of user
 numbers, one bitmap per leaf in use and one per cohort, caught up before each evaluation.
 
-Catch-up (docs/segments.md "Freshness") reads only what changed since the last look: users
-whose change stamp (`users.change_id`, set by trigger on every write) is past a watermark, and
-event and purchase rows and deletion tombstones past theirs; values still missing below a
-watermark are re-read for a safety margin, as a later-committing writer may fill them. A read
-costs what changed since the previous one, whatever the write rate. The users found are
-re-evaluated against every cached leaf; re-applying a change is harmless. A leaf is built by one narrow query
+Catch-up (docs/segments.md "Indexes and freshness") reads only what changed since the last look,
+in one statement (`SegmentFacts.changes`): users whose change stamp (`users.change_id`) is past a
+watermark, event and purchase rows and deletion tombstones past theirs, the versions of the cohort
+leaves, the stored definitions asked for, and the facts of the changed users. On PostgreSQL values
+still missing below a watermark are re-read until the snapshot shows that no writer can fill them
+(`IdWatermark`); on SQLite there are none. A read costs what changed since the previous one,
+whatever the write rate. The users found are re-evaluated against every cached leaf; re-applying a
+change is harmless. A leaf is built by one narrow query
 (`SegmentFacts.leaf_rows`); a relative-time leaf then slides with the clock through its
 `windows.Timeline`, re-evaluating only the users whose window edge the new minute crossed.
-Cohort leaves come from the cohort membership cache (`cohorts.services.cohort_bitmap`).
+Cohort leaves come from the cohort membership cache, at the probed version or newer.
 """
 
 from __future__ import annotations
@@ -17,39 +19,75 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pyroaring import BitMap
 
 from cohorthub.segments.engine import evaluate
-from cohorthub.segments.model import CohortLeaf, EventLeaf, Leaf, Node, uses_sessions
-from cohorthub.segments.ports import SegmentFacts
-from cohorthub.segments.reference import leaf_matches
+from cohorthub.segments.model import CohortLeaf, EventLeaf, Leaf, Node, referenced_cohorts, uses_sessions
+from cohorthub.segments.ports import SOURCES, Changes, FactsWanted, SegmentFacts, SegmentRecord
+from cohorthub.segments.reference import UserFacts, leaf_matches
 from cohorthub.segments.windows import Timeline, leaf_cutoff, next_moment
 
 _BATCH = 500
 _MAX_GAPS = 10_000
 _MAX_SLIDE = 100_000
+_SETTLE = 0.5
+_MAX_DEFINITIONS = 4096
 
 
 class IdWatermark:
-    """Autoincrement ids seen so far: everything up to `high`, except gaps still young."""
+    """Increasing ids seen so far: everything up to `high`, except gaps a writer may still fill.
+
+    Where ids become visible in id order (`snapshot` None: SQLite's single writer) an id missing
+    below `high` is never filled, so there are no gaps. On PostgreSQL a sequence value is taken
+    before its transaction commits, by a transaction that started before the probe that finds
+    the hole. Once the hole is `_SETTLE` seconds old (the writer has had its transaction id by
+    then: it takes one with its first row), a probe notes its snapshot's `xmax`; a later probe
+    whose snapshot `xmin` has passed that value runs after every transaction that could fill the
+    hole has ended, and having read it, drops it. A hole is dropped after `margin` seconds at the
+    latest (a transaction that stays open longer than that is not waited for).
+    """
 
     def __init__(self, high: int, *, margin: float) -> None:
         self.high = high
         self.margin = margin
-        self.gaps: dict[int, float] = {}
+        self.gaps: dict[int, tuple[float, int | None]] = {}  # id -> (first missed at, xmax to pass)
 
-    def observe(self, ids: Iterable[int], *, now: float) -> None:
-        """Record ids just read; remember the holes below them for `margin` seconds."""
+    def observe(self, ids: Iterable[int], *, now: float, snapshot: tuple[int, int] | None = None) -> None:
+        """Record ids just read by a probe with `snapshot` (xmin, xmax); remember the holes below them."""
         for id_ in sorted(set(ids)):
             self.gaps.pop(id_, None)
             if id_ > self.high:
-                if id_ - self.high <= _MAX_GAPS:
-                    self.gaps.update(dict.fromkeys(range(self.high + 1, id_), now))
+                if snapshot is not None and id_ - self.high <= _MAX_GAPS:
+                    self.gaps.update(dict.fromkeys(range(self.high + 1, id_), (now, None)))
                 self.high = id_
-        self.gaps = {k: v for k, v in self.gaps.items() if now - v < self.margin}
+        if snapshot is None:
+            self.gaps.clear()
+            return
+        xmin, xmax = snapshot
+        kept: dict[int, tuple[float, int | None]] = {}
+        for id_, (at, wait_for) in self.gaps.items():
+            if now - at >= self.margin or (wait_for is not None and xmin >= wait_for):
+                continue
+            kept[id_] = (at, xmax if wait_for is None and now - at >= _SETTLE else wait_for)
+        self.gaps = kept
+
+
+@dataclass(frozen=True, slots=True)
+class KnownSegment:
+    """A segment's definition as parsed at its last evaluation, and what storage held then.
+
+    `stored`: the filter and `updated_at` of the segment and of every segment it uses; an evaluation
+    reads the stored ones again in its probe and uses this definition only while they are the same.
+    """
+
+    record: SegmentRecord
+    node: Node
+    definitions: Mapping[str, Node]
+    stored: Mapping[str, tuple[Any, float]]
 
 
 @dataclass(slots=True)
@@ -74,42 +112,61 @@ class WorkspaceIndex:
         self.ready = False
         self.universe_bm = BitMap()
         self.leaves: OrderedDict[Leaf, _Cached] = OrderedDict()
-        self.changes = IdWatermark(0, margin=margin)
-        self.events = IdWatermark(0, margin=margin)
-        self.purchases = IdWatermark(0, margin=margin)
-        self.deletions = IdWatermark(0, margin=margin)
+        self.marks = {source: IdWatermark(0, margin=margin) for source in SOURCES}
 
-    def refresh(self, facts: SegmentFacts, *, now: float) -> None:
-        """Load on first use, else apply every change since the last refresh."""
+    def refresh(
+        self,
+        facts: SegmentFacts,
+        *,
+        now: float,
+        cohorts: Collection[tuple[str, str]] = (),
+        segments: Collection[str] = (),
+    ) -> Changes:
+        """Load on first use, then apply every change since the last refresh: one probe.
+
+        The probe also reads (pk, version) of each of `cohorts` and the stored definition of each of
+        `segments`; it is returned.
+        """
         if not self.ready:
             self._warm(facts)
-        else:
-            self._catch_up(facts, now=now)
+        return self._catch_up(facts, now=now, cohorts=cohorts, segments=segments)
 
     def _warm(self, facts: SegmentFacts) -> None:
         marks = facts.marks(self.workspace_id)  # before reading, so later changes are caught up
         self.universe_bm = facts.universe(self.workspace_id)
-        self.changes.high = marks.change_id
-        self.events.high, self.purchases.high = marks.event_id, marks.purchase_id
-        self.deletions.high = marks.deletion_id
+        self.marks["users"].high = marks.change_id
+        self.marks["events"].high, self.marks["purchases"].high = marks.event_id, marks.purchase_id
+        self.marks["deletions"].high = marks.deletion_id
         self.ready = True
 
-    def _catch_up(self, facts: SegmentFacts, *, now: float) -> None:
-        ws, tick = self.workspace_id, self.clock()
-        dirty: set[int] = set()
-        for source, mark in (("users", self.changes), ("events", self.events), ("purchases", self.purchases)):
-            found = facts.rows_after(source, ws, mark.high, mark.gaps)
-            mark.observe((id_ for id_, _ in found), now=tick)
-            dirty.update(num for _, num in found if num is not None)
-        gone_rows = facts.rows_after("deletions", ws, self.deletions.high, self.deletions.gaps)
-        self.deletions.observe((id_ for id_, _ in gone_rows), now=tick)
-        gone = BitMap(num for _, num in gone_rows if num is not None)
+    def _catch_up(
+        self,
+        facts: SegmentFacts,
+        *,
+        now: float,
+        cohorts: Collection[tuple[str, str]],
+        segments: Collection[str],
+    ) -> Changes:
+        tick = self.clock()
+        leaves = list(self.leaves.items())
+        after = {k: (m.high, m.gaps.keys()) for k, m in self.marks.items()}
+        found = facts.changes(self.workspace_id, after, cohorts, _wanted(leaves), segments)
+        for source, mark in self.marks.items():
+            mark.observe((id_ for id_, _ in found.rows[source]), now=tick, snapshot=found.snapshot)
+        gone = BitMap(num for _, num in found.rows["deletions"] if num is not None)
         if gone:
             self.universe_bm -= gone
             for cached in self.leaves.values():
                 cached.bitmap -= gone
-        if dirty := dirty - set(gone):
-            self._recompute(facts, sorted(dirty), list(self.leaves.items()), now=now, changed=True)
+        written = ("users", "events", "purchases")
+        dirty = BitMap(num for source in written for _, num in found.rows[source] if num is not None)
+        if dirty := dirty - gone:
+            covered = BitMap(found.covered)
+            users = [u for u in found.facts if u.num not in gone]
+            self._apply(users, dirty & covered, leaves, now=now, changed=True)
+            if rest := dirty - covered:  # more changed users than the probe reads facts of
+                self._recompute(facts, list(rest), leaves, now=now, changed=True)
+        return found
 
     def _recompute(
         self,
@@ -121,32 +178,45 @@ class WorkspaceIndex:
         changed: bool,
     ) -> None:
         """Re-evaluate `leaves` for the given users; `changed`: their data changed (else only time passed)."""
-        names = {k.name for k, _ in leaves if isinstance(k, EventLeaf) and k.kind == "event" and k.name}
-        wants_purchases = any(isinstance(k, EventLeaf) and k.kind == "purchase" for k, _ in leaves)
-        wants_sessions = any(uses_sessions(k) for k, _ in leaves)
-        cutoffs = {leaf: leaf_cutoff(leaf, now) for leaf, _ in leaves}
+        wanted = _wanted(leaves)
         for start in range(0, len(nums), _BATCH):
             batch = nums[start : start + _BATCH]
             users = facts.user_facts(
-                self.workspace_id, batch, events=names, purchases=wants_purchases, sessions=wants_sessions
+                self.workspace_id,
+                batch,
+                events=set(wanted.events),
+                purchases=wanted.purchases,
+                sessions=wanted.sessions,
             )
-            present = BitMap(u.num for u in users)
-            missing = BitMap(batch) - present
-            if changed:
-                self.universe_bm |= present
-                self.universe_bm -= missing
-            else:  # a user not caught up yet is left to the catch-up that will see it
-                users = [u for u in users if u.num in self.universe_bm]
-            for leaf, cached in leaves:
-                cached.bitmap -= missing
-                cutoff = cutoffs[leaf]
-                for user in users:
-                    if leaf_matches(leaf, user, now=now):
-                        cached.bitmap.add(user.num)
-                    else:
-                        cached.bitmap.discard(user.num)
-                    if cached.timeline is not None and cutoff is not None:
-                        cached.timeline.add(next_moment(leaf, user, cutoff=cutoff), user.num)
+            self._apply(users, BitMap(batch), leaves, now=now, changed=changed)
+
+    def _apply(
+        self,
+        users: list[UserFacts],
+        batch: BitMap,
+        leaves: list[tuple[Leaf, _Cached]],
+        *,
+        now: float,
+        changed: bool,
+    ) -> None:
+        """Re-evaluate `leaves` for the users of `batch`, given the facts of those still in the workspace."""
+        present = BitMap(u.num for u in users)
+        missing = batch - present
+        if changed:
+            self.universe_bm |= present
+            self.universe_bm -= missing
+        else:  # a user not caught up yet is left to the catch-up that will see it
+            users = [u for u in users if u.num in self.universe_bm]
+        for leaf, cached in leaves:
+            cached.bitmap -= missing
+            cutoff = leaf_cutoff(leaf, now)
+            for user in users:
+                if leaf_matches(leaf, user, now=now):
+                    cached.bitmap.add(user.num)
+                else:
+                    cached.bitmap.discard(user.num)
+                if cached.timeline is not None and cutoff is not None:
+                    cached.timeline.add(next_moment(leaf, user, cutoff=cutoff), user.num)
 
     def universe(self) -> BitMap:
         """Every user number of the workspace."""
@@ -190,21 +260,40 @@ class WorkspaceIndex:
         return _Cached(bitmap, Timeline(cutoff, rows.moments) if cutoff is not None else None)
 
 
-CohortMembers = Callable[[str, str], BitMap]
+#: A cohort's members from (partner, cohort_id, (pk, version) as the probe read it, None: no such cohort).
+#: The bitmap is only read, never changed.
+def _wanted(leaves: list[tuple[Leaf, _Cached]]) -> FactsWanted:
+    """The facts of a changed user that re-evaluating `leaves` needs."""
+    return FactsWanted(
+        events=frozenset(
+            k.name for k, _ in leaves if isinstance(k, EventLeaf) and k.kind == "event" and k.name
+        ),
+        purchases=any(isinstance(k, EventLeaf) and k.kind == "purchase" for k, _ in leaves),
+        sessions=any(uses_sessions(k) for k, _ in leaves),
+    )
+
+
+CohortMembers = Callable[[str, str, tuple[int, int] | None], BitMap]
 
 
 class _Source:
     def __init__(
-        self, index: WorkspaceIndex, facts: SegmentFacts, cohorts: CohortMembers, now: float
+        self,
+        index: WorkspaceIndex,
+        facts: SegmentFacts,
+        cohorts: CohortMembers,
+        states: Mapping[tuple[str, str], tuple[int, int]],
+        now: float,
     ) -> None:
-        self.index, self.facts, self.cohorts, self.now = index, facts, cohorts, now
+        self.index, self.facts, self.cohorts, self.states, self.now = index, facts, cohorts, states, now
 
     def universe(self) -> BitMap:
         return self.index.universe()
 
     def leaf(self, leaf: Leaf) -> BitMap:
         if isinstance(leaf, CohortLeaf):
-            members = self.cohorts(leaf.partner, leaf.cohort_id)
+            key = (leaf.partner, leaf.cohort_id)
+            members = self.cohorts(leaf.partner, leaf.cohort_id, self.states.get(key))
             return members if leaf.op == "includes" else self.index.universe_bm - members
         return self.index.leaf_bitmap(self.facts, leaf, now=self.now)
 
@@ -221,6 +310,7 @@ class SegmentIndexes:
         self._lock = threading.Lock()
         self._workspaces: dict[str, WorkspaceIndex] = {}
         self._history: dict[int, tuple[float, int, float]] = {}  # pk -> (at, size, snapshot at)
+        self._definitions: OrderedDict[tuple[str, str], KnownSegment] = OrderedDict()
 
     def workspace(self, workspace_id: str) -> WorkspaceIndex:
         """The index of one workspace (created empty on first use)."""
@@ -240,12 +330,32 @@ class SegmentIndexes:
         node: Node,
         definitions: Mapping[str, Node],
         now: float,
-    ) -> BitMap:
-        """The members of `node` after catching up with every committed change."""
+        segments: Collection[str] = (),
+    ) -> tuple[BitMap, Mapping[str, tuple[str, float]]]:
+        """The members of `node` after catching up with every committed change, and the stored
+        (filter text, updated_at) of `segments`, read by the same probe."""
         index = self.workspace(workspace_id)
+        wanted = referenced_cohorts(node).union(*(referenced_cohorts(d) for d in definitions.values()))
         with index.lock:
-            index.refresh(facts, now=now)
-            return evaluate(node, source=_Source(index, facts, cohorts, now), definitions=definitions)
+            found = index.refresh(facts, now=now, cohorts=sorted(wanted), segments=segments)
+            source = _Source(index, facts, cohorts, found.cohorts, now)
+            return evaluate(node, source=source, definitions=definitions), found.segments
+
+    def known_definition(self, workspace_id: str, segment_id: str) -> KnownSegment | None:
+        """The definition `remember_definition` last kept for a segment."""
+        with self._lock:
+            return self._definitions.get((workspace_id, segment_id))
+
+    def remember_definition(self, workspace_id: str, segment_id: str, value: KnownSegment | None) -> None:
+        """Keep (or with None forget) a segment's parsed definition, for the next evaluation to check."""
+        with self._lock:
+            if value is None:
+                self._definitions.pop((workspace_id, segment_id), None)
+                return
+            self._definitions[(workspace_id, segment_id)] = value
+            self._definitions.move_to_end((workspace_id, segment_id))
+            while len(self._definitions) > _MAX_DEFINITIONS:
+                self._definitions.popitem(last=False)
 
     def history_due(self, segment_pk: int, size: int, *, now: float, every: float = 60.0) -> bool | None:
         """None: nothing to record; False: a size point; True: a size point and a snapshot.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,6 +51,44 @@ class Marks:
     deletion_id: int
 
 
+#: (id, user_num) of one change row; user_num is None for a row of another workspace.
+ChangeRow = tuple[int, int | None]
+
+#: The change sources catch-up follows, each an increasing id: user change stamps, events, purchases,
+#: and deletion tombstones.
+SOURCES = ("users", "events", "purchases", "deletions")
+
+
+@dataclass(frozen=True, slots=True)
+class FactsWanted:
+    """Which facts the cached leaves need of a changed user besides the `users` row."""
+
+    events: frozenset[str] = frozenset()  # custom event names
+    purchases: bool = False
+    sessions: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one catch-up probe read, in one statement: one round trip and one snapshot.
+
+    `rows`: per source, the rows past its mark or among its gaps. `cohorts`: (pk, version) of each cohort
+    asked for that exists. `snapshot`: the probe's PostgreSQL snapshot bounds (xmin, xmax) as integers;
+    None where ids become visible in id order (SQLite's single writer), so an id missing below the newest
+    one read is never filled later. `covered`: the changed users of the workspace (the user numbers of
+    `users`, `events` and `purchases` rows), lowest first and at most a bound, whose facts the same
+    statement read; `facts`: those of them still in the workspace. `segments`: (stored filter text,
+    updated_at) of each segment asked for that exists.
+    """
+
+    rows: Mapping[str, list[ChangeRow]]
+    cohorts: Mapping[tuple[str, str], tuple[int, int]]
+    snapshot: tuple[int, int] | None
+    covered: list[int] = field(default_factory=list)
+    facts: list[UserFacts] = field(default_factory=list)
+    segments: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class LeafRows:
     """A leaf's members as storage found them: `nums`, or the workspace's other users when `complement`.
@@ -70,9 +108,14 @@ class SegmentFacts(Protocol):
     def marks(self, workspace_id: str) -> Marks: ...
     def universe(self, workspace_id: str) -> BitMap: ...
     def leaf_rows(self, workspace_id: str, leaf: Leaf, *, now: float) -> LeafRows: ...
-    def rows_after(
-        self, source: str, workspace_id: str, after: int, extra: Iterable[int]
-    ) -> list[tuple[int, int | None]]: ...
+    def changes(
+        self,
+        workspace_id: str,
+        after: Mapping[str, tuple[int, Collection[int]]],
+        cohorts: Collection[tuple[str, str]],
+        wanted: FactsWanted | None = None,
+        segments: Collection[str] = (),
+    ) -> Changes: ...
     def user_facts(
         self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool, sessions: bool = False
     ) -> list[UserFacts]: ...

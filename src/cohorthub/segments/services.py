@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -11,9 +13,10 @@ from pyroaring import BitMap
 from cohorthub.cohorts.membership import MembershipCache
 from cohorthub.cohorts.services import cohort_bitmap, memberships_of
 from cohorthub.errors import InvalidInput, NotFound
+from cohorthub.partners.services import get_partner
 from cohorthub.segments.errors import InvalidSegment, SegmentCycle, SegmentNotFound, SegmentUserNotFound
 from cohorthub.segments.history import HistoryPoint
-from cohorthub.segments.indexes import SegmentIndexes
+from cohorthub.segments.indexes import KnownSegment, SegmentIndexes
 from cohorthub.segments.model import (
     FILTER_VERSION,
     CohortLeaf,
@@ -132,10 +135,30 @@ def evaluate_segment(
     segment_id: str,
     now: float,
 ) -> tuple[SegmentRecord, BitMap]:
-    """The segment and its exact members now."""
+    """The segment and its exact members now.
+
+    The definition parsed at the previous evaluation serves while the catch-up probe finds the segment and
+    every segment it uses unchanged in storage (no statement of its own); else it is read again.
+    """
+    known = indexes.known_definition(workspace_id, segment_id)
+    if known is not None:
+        members, stored = _evaluate(
+            uow, indexes, membership, workspace_id, known.node, known.definitions, now, check=known.stored
+        )
+        if all(i in stored and _unchanged(stored[i], known.stored[i]) for i in known.stored):
+            return known.record, members
     record = require_segment(uow=uow, workspace_id=workspace_id, segment_id=segment_id)
-    node, definitions = _definitions(uow.segments, record)
-    return record, _evaluate(uow, indexes, membership, workspace_id, node, definitions, now)
+    node = parse_filter(record.filter)
+    seen = {record.id: (record.filter, record.updated_at)}
+    definitions = _resolve(uow.segments, workspace_id, node, seen)
+    indexes.remember_definition(workspace_id, segment_id, KnownSegment(record, node, definitions, seen))
+    members, _ = _evaluate(uow, indexes, membership, workspace_id, node, definitions, now)
+    return record, members
+
+
+def _unchanged(stored: tuple[str, float], known: tuple[Any, float]) -> bool:
+    """Whether a segment's stored (filter text, updated_at) is what a definition was parsed from."""
+    return stored[1] == known[1] and json.loads(stored[0]) == known[0]
 
 
 #: A filter every user matches (the workspace's whole population).
@@ -166,7 +189,8 @@ def evaluate_filter(
     if raw is not None:
         _check_references(uow.segments, workspace_id, "", node, raw)
     definitions = _resolve(uow.segments, workspace_id, node)
-    return _evaluate(uow, indexes, membership, workspace_id, node, definitions, now)
+    members, _ = _evaluate(uow, indexes, membership, workspace_id, node, definitions, now)
+    return members
 
 
 def _evaluate(
@@ -175,15 +199,31 @@ def _evaluate(
     membership: MembershipCache,
     workspace_id: str,
     node: Node,
-    definitions: dict[str, Node],
+    definitions: Mapping[str, Node],
     now: float,
-) -> BitMap:
-    def cohort_members(partner: str, cohort_id: str) -> BitMap:
+    *,
+    check: Collection[str] = (),
+) -> tuple[BitMap, Mapping[str, tuple[str, float]]]:
+    """The members, and the stored (filter text, updated_at) of the segments `check`, by one probe."""
+
+    def cohort_members(partner: str, cohort_id: str, state: tuple[int, int] | None) -> BitMap:
+        """The held bitmap when it is at the version the probe read or newer (an import of this process
+        that committed since); else the cohort caught up from its log. A cohort that is gone, or of a
+        partner no longer known, is empty."""
+        try:
+            get_partner(partner)
+        except (NotFound, InvalidInput):
+            return BitMap()
+        if state is None:
+            return BitMap()
+        held = membership.held(state[0])
+        if held is not None and held.version >= state[1]:
+            return held.bitmap
         try:
             return cohort_bitmap(
                 uow=uow, cache=membership, workspace_id=workspace_id, partner=partner, cohort_id=cohort_id
             )
-        except (NotFound, InvalidInput):  # a cohort that is gone (or a partner no longer known) is empty
+        except (NotFound, InvalidInput):
             return BitMap()
 
     return indexes.evaluate(
@@ -193,6 +233,7 @@ def _evaluate(
         node=node,
         definitions=definitions,
         now=now,
+        segments=check,
     )
 
 
@@ -292,7 +333,13 @@ def _definitions(repo: SegmentRepository, record: SegmentRecord) -> tuple[Node, 
     return node, _resolve(repo, record.workspace_id, node)
 
 
-def _resolve(repo: SegmentRepository, workspace_id: str, node: Node) -> dict[str, Node]:
+def _resolve(
+    repo: SegmentRepository,
+    workspace_id: str,
+    node: Node,
+    seen: dict[str, tuple[Any, float]] | None = None,
+) -> dict[str, Node]:
+    """The definitions of every segment `node` uses, directly or not; `seen` gets (filter, updated_at)."""
     definitions: dict[str, Node] = {}
     pending = sorted(referenced_segments(node))
     while pending:
@@ -303,6 +350,8 @@ def _resolve(repo: SegmentRepository, workspace_id: str, node: Node) -> dict[str
         if other is None:
             raise SegmentNotFound(f"No segment with id {segment_id}")
         definitions[segment_id] = parse_filter(other.filter)
+        if seen is not None:
+            seen[segment_id] = (other.filter, other.updated_at)
         pending.extend(referenced_segments(definitions[segment_id]))
     return definitions
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pyroaring import BitMap
@@ -22,16 +22,23 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
 
 from cohorthub.segments.model import STANDARD_ATTRIBUTES, Leaf
-from cohorthub.segments.ports import CohortState, LeafRows, Marks, SegmentRecord
+from cohorthub.segments.ports import (
+    SOURCES,
+    ChangeRow,
+    Changes,
+    CohortState,
+    FactsWanted,
+    LeafRows,
+    Marks,
+    SegmentRecord,
+)
 from cohorthub.segments.reference import UserFacts
 from cohorthub.store import segment_leaves
-from cohorthub.store.apps import sdk_sessions
 from cohorthub.store.tables import cohorts, custom_events, purchases, users
 
 _meta = MetaData()
@@ -77,16 +84,23 @@ segment_user_deletions = Table(
 )
 
 _STANDARD = [*STANDARD_ATTRIBUTES, "email_subscribe"]
-_ID_SOURCES = {
-    "users": (users.c.change_id, users.c.num, users.c.workspace_id),
-    "events": (custom_events.c.id, custom_events.c.user_num, custom_events.c.workspace_id),
-    "purchases": (purchases.c.id, purchases.c.user_num, purchases.c.workspace_id),
-    "deletions": (
-        segment_user_deletions.c.id,
-        segment_user_deletions.c.user_num,
-        segment_user_deletions.c.workspace_id,
-    ),
+_FACT_NAMES = ["num", "workspace_id", "external_id", "custom_attributes", *_STANDARD]
+_FACT_COLUMNS = ", ".join(_FACT_NAMES)
+_REAL_FACTS = ("created_at",)
+_TIME = '"time"'
+_FILTER = '"filter"'
+#: Changed users whose facts the catch-up probe reads itself; catch-up reads any others in batches.
+_COVERED = 2000
+#: source -> (table, id column, user number column), for the catch-up probe.
+_CHANGE_SOURCES = {
+    "users": ("users", "change_id", "num"),
+    "events": ("custom_events", "id", "user_num"),
+    "purchases": ("purchases", "id", "user_num"),
+    "deletions": ("segment_user_deletions", "id", "user_num"),
 }
+_MAX_ID = 2**63 - 1
+_PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+_PG_XMAX = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
 
 def _record(row: Any) -> SegmentRecord:
@@ -103,6 +117,117 @@ def _record(row: Any) -> SegmentRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         archived_at=row.archived_at,
+    )
+
+
+def _json(value: Any) -> Any:
+    """A JSON aggregate as Python (psycopg decodes `json` itself; SQLite answers text)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _probe_sql(
+    changes: str, wanted: FactsWanted | None, workspace_id: str, segment_ids: list[str], *, pg: bool
+) -> tuple[str, list[Any]]:
+    """The probe over the change rows `changes` (src, id, num, mine): one row of JSON arrays.
+
+    Its columns: the change rows; (id, filter, updated_at) of the segments `segment_ids`; then, when
+    `wanted`, the `users` rows, events, purchases and sessions of the first `_COVERED` changed users of
+    the workspace. Times leave SQLite as text with 17 significant digits (`%!.17g`: its JSON keeps 15
+    digits and its plain `%.17g` 16, which would cut them).
+    """
+
+    def agg(columns: str) -> str:
+        if pg:
+            return f"COALESCE(json_agg(json_build_array({columns})), '[]'::json)"
+        return f"json_group_array(json_array({columns}))"
+
+    def real(column: str) -> str:
+        return column if pg else f"printf('%!.17g', {column})"
+
+    dirty = "= ANY(ARRAY(SELECT num FROM dirty))" if pg else "IN (SELECT num FROM dirty)"
+    selects = [f"(SELECT {agg('src, id, num, mine')} FROM ch)"]
+    extra: list[Any] = []
+    if segment_ids:
+        in_ids = "= ANY(%s)" if pg else f"IN ({', '.join('?' * len(segment_ids))})"
+        at = "CAST(updated_at AS TEXT)" if pg else real("updated_at")
+        mark = "%s" if pg else "?"
+        columns = f"id, {_FILTER}, {at}"
+        selects.append(f"(SELECT {agg(columns)} FROM segments WHERE workspace_id = {mark} AND id {in_ids})")
+        extra += [workspace_id, segment_ids] if pg else [workspace_id, *segment_ids]
+    else:
+        selects.append("NULL")
+    if wanted is not None:
+        columns = ", ".join(real(c) if c in _REAL_FACTS else c for c in _FACT_NAMES)
+        selects.append(f"(SELECT {agg(columns)} FROM users WHERE num {dirty})")
+        if wanted.events:
+            names = sorted(wanted.events)
+            in_names = "= ANY(%s)" if pg else f"IN ({', '.join('?' * len(names))})"
+            selects.append(
+                f"(SELECT {agg('user_num, name, ' + real(_TIME))} FROM custom_events "
+                f"WHERE user_num {dirty} AND name {in_names})"
+            )
+            extra += [names] if pg else names
+        else:
+            selects.append("NULL")
+        if wanted.purchases:
+            selects.append(
+                f"(SELECT {agg('user_num, product_id, ' + real(_TIME))} FROM purchases "
+                f"WHERE user_num {dirty})"
+            )
+        else:
+            selects.append("NULL")
+        if wanted.sessions:
+            selects.append(
+                f"(SELECT {agg('user_num, ' + real('started_at'))} FROM sdk_sessions WHERE user_num {dirty})"
+            )
+        else:
+            selects.append("NULL")
+    written = "src BETWEEN 0 AND 2 AND mine = 1"
+    sql = (
+        f"WITH ch(src, id, num, mine) AS ({changes}), "
+        f"dirty AS (SELECT DISTINCT num FROM ch WHERE {written} ORDER BY num LIMIT {_COVERED}) "
+        f"SELECT {', '.join(selects)}"
+    )
+    return sql, extra
+
+
+def _facts(workspace_id: str, users_: Any, events: Any, purchases_: Any, sessions: Any) -> list[UserFacts]:
+    """User facts from the probe's JSON arrays (rows of `_FACT_NAMES`; (num, name, time) events; ...)."""
+    by_event: dict[int, dict[str, list[float]]] = {}
+    for num, name, at in events or ():
+        by_event.setdefault(num, {}).setdefault(name, []).append(float(at))
+    by_purchase: dict[int, list[tuple[str, float]]] = {}
+    for num, product, at in purchases_ or ():
+        by_purchase.setdefault(num, []).append((product, float(at)))
+    by_session: dict[int, list[float]] = {}
+    for num, at in sessions or ():
+        by_session.setdefault(num, []).append(float(at))
+    out = []
+    for values in users_ or ():
+        row = dict(zip(_FACT_NAMES, values, strict=True))
+        if row["workspace_id"] != workspace_id:
+            continue
+        for name in _REAL_FACTS:
+            row[name] = float(row[name]) if row[name] is not None else None
+        num = row["num"]
+        out.append(_user(row, by_event.get(num, {}), by_purchase.get(num, []), by_session.get(num, [])))
+    return out
+
+
+def _user(
+    row: Mapping[str, Any],
+    events: dict[str, list[float]],
+    purchases_: list[tuple[str, float]],
+    sessions: list[float],
+) -> UserFacts:
+    return UserFacts(
+        num=row["num"],
+        external_id=row["external_id"],
+        standard={k: row[k] for k in _STANDARD},
+        custom=_custom(row["custom_attributes"]),
+        events=events,
+        purchases=purchases_,
+        sessions=sessions,
     )
 
 
@@ -249,20 +374,75 @@ class SqlSegmentRepository:
         """The members of one leaf at `now`, by one narrow query (`store/segment_leaves.py`)."""
         return segment_leaves.leaf_rows(self._conn, workspace_id, leaf, now=now)
 
-    def rows_after(
-        self, source: str, workspace_id: str, after: int, extra: Iterable[int]
-    ) -> list[tuple[int, int | None]]:
-        """(id, user_num) of user changes, event, purchase or deletion rows past `after` or among `extra`.
+    def changes(
+        self,
+        workspace_id: str,
+        after: Mapping[str, tuple[int, Collection[int]]],
+        cohorts: Collection[tuple[str, str]],
+        wanted: FactsWanted | None = None,
+        segments: Collection[str] = (),
+    ) -> Changes:
+        """Every source's rows past its mark (or among its gaps), the cohorts' versions, the stored
+        definitions of `segments` and, when `wanted`, the facts of the first `_COVERED` changed users: one
+        statement answering one row.
 
-        Rows of other workspaces come with user_num None: their ids are no gaps to wait for.
+        One row, not one per change: SQLite's driver lets go of the interpreter lock at every row it
+        steps, and under concurrent writers each step could wait for the lock again. Rows are read by id
+        only (new rows of every workspace, those of others without a user number): with the workspace in
+        the WHERE clause SQLite would walk the workspace's whole index. On PostgreSQL the same statement
+        returns its snapshot's bounds, which tell when a gap can no longer be filled.
         """
-        id_col, num_col, ws_col = _ID_SOURCES[source]
-        extra = list(extra)
-        wanted = or_(id_col > after, id_col.in_(extra)) if extra else id_col > after
-        # By id only (new rows of every workspace): with the workspace in the WHERE clause SQLite would
-        # walk the workspace's whole (workspace_id, name, user_num) index.
-        rows = self._conn.execute(select(id_col, num_col, ws_col).where(wanted))
-        return [(int(r[0]), int(r[1]) if r[2] == workspace_id else None) for r in rows]
+        pg = self._conn.dialect.name == "postgresql"
+        mark = "%s" if pg else "?"
+        parts: list[str] = []
+        args: list[Any] = []
+        for no, source in enumerate(SOURCES):
+            table, id_col, num_col = _CHANGE_SOURCES[source]
+            high, gaps = after[source]
+            # One range from the lowest gap: with the upper bound PostgreSQL estimates it as narrow even
+            # without statistics (a table loaded in bulk and not analyzed yet) and scans the index, where
+            # `> mark` alone, or `OR id = ANY(gaps)`, scans the table. The ids already seen are filtered.
+            low = min(gaps, default=high + 1) - 1
+            where = f"{id_col} > {mark} AND {id_col} <= {_MAX_ID}"
+            args += [workspace_id, low]
+            if gaps and pg:
+                where += f" AND ({id_col} > {mark} OR {id_col} = ANY({mark}))"
+                args += [high, sorted(gaps)]
+            elif gaps:
+                where += f" AND ({id_col} > ? OR {id_col} IN ({', '.join('?' * len(gaps))}))"
+                args += [high, *sorted(gaps)]
+            parts.append(
+                f"SELECT {no}, {id_col}, {num_col}, CASE WHEN workspace_id = {mark} THEN 1 ELSE 0 END "
+                f"FROM {table} WHERE {where}"
+            )
+        keys = list(cohorts)
+        for no, (partner, cohort_id) in enumerate(keys, start=len(SOURCES)):
+            parts.append(
+                f"SELECT {no}, pk, version, 1 FROM cohorts "
+                f"WHERE workspace_id = {mark} AND partner = {mark} AND cohort_id = {mark}"
+            )
+            args += [workspace_id, partner, cohort_id]
+        if pg:
+            parts.append(f"SELECT -1, {_PG_XMIN}, {_PG_XMAX}, 0")
+        sql, extra = _probe_sql(" UNION ALL ".join(parts), wanted, workspace_id, sorted(segments), pg=pg)
+        row = self._conn.exec_driver_sql(sql, tuple(args + extra)).one()
+        stored = {id_: (text, float(at)) for id_, text, at in _json(row[1]) or ()}
+        rows: dict[str, list[ChangeRow]] = {source: [] for source in SOURCES}
+        found: dict[tuple[str, str], tuple[int, int]] = {}
+        snapshot: tuple[int, int] | None = None
+        for no, a, b, mine in _json(row[0]):
+            if no < 0:
+                snapshot = (int(a), int(b))
+            elif no < len(SOURCES):
+                rows[SOURCES[no]].append((int(a), int(b) if mine else None))
+            else:
+                found[keys[no - len(SOURCES)]] = (int(a), int(b))
+        if wanted is None:
+            return Changes(rows, found, snapshot, segments=stored)
+        written = {num for source in SOURCES[:3] for _, num in rows[source] if num is not None}
+        covered = sorted(written)[:_COVERED]
+        facts = _facts(workspace_id, *(_json(v) for v in row[2:]))
+        return Changes(rows, found, snapshot, covered, facts, stored)
 
     def user_facts(
         self, workspace_id: str, nums: list[int], *, events: set[str], purchases: bool, sessions: bool = False
@@ -281,41 +461,38 @@ class SqlSegmentRepository:
         with_purchases: bool,
         with_sessions: bool = False,
     ) -> list[UserFacts]:
-        cols = [users.c.num, users.c.workspace_id, users.c.external_id, users.c.custom_attributes]
-        cols += [users.c[k] for k in _STANDARD]
-        # By primary key only: with the workspace in the WHERE clause SQLite scans the workspace's index.
-        rows = self._conn.execute(select(*cols).where(users.c.num.in_(nums)))
-        found = [r._mapping for r in rows if r.workspace_id == workspace_id]
+        # Driver-level SQL (no statement building per call), by primary key / user number only: with the
+        # workspace in the WHERE clause SQLite scans the workspace's index.
+        pg = self._conn.dialect.name == "postgresql"
+        args: list[Any] = [list(nums)] if pg else list(nums)
+        in_nums = "= ANY(%s)" if pg else f"IN ({', '.join('?' * len(nums))})"
+        sql = f"SELECT {_FACT_COLUMNS} FROM users WHERE num {in_nums}"
+        found = [dict(zip(_FACT_NAMES, r, strict=True)) for r in self._conn.exec_driver_sql(sql, tuple(args))]
+        found = [r for r in found if r["workspace_id"] == workspace_id]
         by_event: dict[int, dict[str, list[float]]] = {}
         if events and found:
-            query = select(custom_events.c.user_num, custom_events.c.name, custom_events.c.time).where(
-                custom_events.c.user_num.in_(nums), custom_events.c.name.in_(sorted(events))
-            )
-            for num, name, at in self._conn.execute(query):
+            names: list[Any] = sorted(events)
+            in_names = "= ANY(%s)" if pg else f"IN ({', '.join('?' * len(names))})"
+            sql = f'SELECT user_num, name, "time" FROM custom_events WHERE user_num {in_nums} '
+            sql += f"AND name {in_names}"
+            for num, name, at in self._conn.exec_driver_sql(sql, tuple(args + ([names] if pg else names))):
                 by_event.setdefault(num, {}).setdefault(name, []).append(float(at))
         by_purchase: dict[int, list[tuple[str, float]]] = {}
         if with_purchases and found:
-            query = select(purchases.c.user_num, purchases.c.product_id, purchases.c.time).where(
-                purchases.c.user_num.in_(nums)
-            )
-            for num, product, at in self._conn.execute(query):
+            sql = f'SELECT user_num, product_id, "time" FROM purchases WHERE user_num {in_nums}'
+            for num, product, at in self._conn.exec_driver_sql(sql, tuple(args)):
                 by_purchase.setdefault(num, []).append((product, float(at)))
         by_session: dict[int, list[float]] = {}
         if with_sessions and found:
-            query = select(sdk_sessions.c.user_num, sdk_sessions.c.started_at).where(
-                sdk_sessions.c.user_num.in_(nums)
-            )
-            for num, at in self._conn.execute(query):
+            sql = f"SELECT user_num, started_at FROM sdk_sessions WHERE user_num {in_nums}"
+            for num, at in self._conn.exec_driver_sql(sql, tuple(args)):
                 by_session.setdefault(num, []).append(float(at))
         return [
-            UserFacts(
-                num=row["num"],
-                external_id=row["external_id"],
-                standard={k: row[k] for k in _STANDARD},
-                custom=_custom(row["custom_attributes"]),
-                events=by_event.get(row["num"], {}),
-                purchases=by_purchase.get(row["num"], []),
-                sessions=by_session.get(row["num"], []),
+            _user(
+                row,
+                by_event.get(row["num"], {}),
+                by_purchase.get(row["num"], []),
+                by_session.get(row["num"], []),
             )
             for row in found
         ]

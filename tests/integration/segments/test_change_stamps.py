@@ -7,7 +7,7 @@ from pyroaring import BitMap
 
 from cohorthub.bootstrap import Container
 from cohorthub.segments.model import parse_filter
-from cohorthub.segments.ports import SegmentFacts
+from cohorthub.segments.ports import Changes, SegmentFacts
 from tests.integration.segments import factories as f
 from tests.integration.segments.test_engine_agrees import engine_members
 
@@ -22,11 +22,10 @@ class CountingFacts:
         self.facts = facts
         self.user_rows = 0
 
-    def rows_after(self, source: str, *args: object) -> list[tuple[int, int | None]]:
-        rows: list[tuple[int, int | None]] = self.facts.rows_after(source, *args)  # type: ignore[arg-type]
-        if source == "users":
-            self.user_rows += len(rows)
-        return rows
+    def changes(self, *args: object) -> Changes:
+        found: Changes = self.facts.changes(*args)  # type: ignore[arg-type]
+        self.user_rows += len(found.rows["users"])
+        return found
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.facts, name)
@@ -44,9 +43,9 @@ def test_a_read_costs_what_changed_since_the_previous_one(container: Container) 
         uow.commit()
     with container.uow(readonly=True) as uow:
         counting = CountingFacts(uow.segments)
-        members = container.segments.evaluate(
+        members, _ = container.segments.evaluate(
             counting,  # type: ignore[arg-type]
-            cohorts=lambda _p, _c: BitMap(),
+            cohorts=lambda _p, _c, _s: BitMap(),
             workspace_id=ws,
             node=parse_filter(ES),
             definitions={},

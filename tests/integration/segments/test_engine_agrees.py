@@ -45,17 +45,16 @@ def engine_members(c: Container, ws: str, raw: dict[str, Any], *, now: float = N
     """The engine's answer through the store, with cohorts from the cohort membership cache."""
     with c.uow(readonly=True) as uow:
 
-        def cohorts(partner: str, cohort_id: str) -> BitMap:
+        def cohorts(partner: str, cohort_id: str, _state: object) -> BitMap:
             return cohort_bitmap(
                 uow=uow, cache=c.membership, workspace_id=ws, partner=partner, cohort_id=cohort_id
             )
 
         node = parse_filter(raw)
-        return set(
-            c.segments.evaluate(
-                uow.segments, cohorts=cohorts, workspace_id=ws, node=node, definitions={}, now=now
-            )
+        members, _ = c.segments.evaluate(
+            uow.segments, cohorts=cohorts, workspace_id=ws, node=node, definitions={}, now=now
         )
+        return set(members)
 
 
 def _reference(raw: dict[str, Any], users: dict[int, UserFacts], *, now: float = NOW) -> set[int]:

@@ -43,11 +43,29 @@ def test_segment_membership_leaves_are_evaluated_once_and_excludes_invert() -> N
     assert set(evaluate(outer, source=FactsSource(users), definitions={"s1": inner})) == {2}
 
 
-def test_watermark_rereads_gaps_until_the_margin_passes() -> None:
+def test_watermark_keeps_no_gaps_where_ids_become_visible_in_order() -> None:
     mark = IdWatermark(10, margin=30)
-    mark.observe([11, 14], now=100.0)
+    mark.observe([11, 14], now=100.0)  # SQLite: 12 and 13 were taken by no committed write, for good
+    assert (mark.high, mark.gaps) == (14, {})
+
+
+def test_watermark_rereads_a_gap_until_every_transaction_that_could_fill_it_has_ended() -> None:
+    mark = IdWatermark(10, margin=30)
+    mark.observe([11, 14], now=100.0, snapshot=(500, 510))
     assert (mark.high, sorted(mark.gaps)) == (14, [12, 13])
-    mark.observe([12], now=110.0)  # a slower writer committed 12
+    mark.observe([12], now=100.1, snapshot=(505, 512))  # a slower writer committed 12
     assert sorted(mark.gaps) == [13]
-    mark.observe([], now=131.0)  # 13 was rolled back: forgotten after the margin
+    mark.observe([], now=100.6, snapshot=(505, 515))  # settled: waits for the transactions before 515
+    mark.observe([], now=100.7, snapshot=(514, 516))  # one of them may still write 13
+    assert sorted(mark.gaps) == [13]
+    mark.observe([], now=100.8, snapshot=(515, 517))  # all ended, and this probe read no 13
+    assert mark.gaps == {}
+
+
+def test_watermark_forgets_a_gap_after_the_margin_whatever_stays_open() -> None:
+    mark = IdWatermark(10, margin=30)
+    mark.observe([11, 14], now=100.0, snapshot=(500, 510))
+    mark.observe([], now=129.0, snapshot=(500, 600))  # a transaction older than the gap stays open
+    assert sorted(mark.gaps) == [12, 13]
+    mark.observe([], now=131.0, snapshot=(500, 600))
     assert mark.gaps == {}

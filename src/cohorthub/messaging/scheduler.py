@@ -121,10 +121,13 @@ class JobRunner:
         deferred: dict[float, list[int]] = {}
         users_done = 0
         size = self._options.batch_size
+        renewed = started
         with self._sender.pipeline() as pipe:
             for start in range(0, len(nums), size):
-                if not self._extend(job):
-                    return None
+                if self._now() - renewed > self._options.lease_seconds / 4:
+                    renewed = self._now()
+                    if not self._extend(job):
+                        return None
                 with self._uow(readonly=True) as uow:
                     users = uow.messaging.facts.users(job.workspace_id, nums[start : start + size])
                     ready = self._filter(uow, job, spec, users, notes, deferred)

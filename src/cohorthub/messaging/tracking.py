@@ -11,7 +11,20 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
+
+
+@lru_cache(maxsize=8)
+def _keyed(secret: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with `secret`, copied for each signature (cheaper than keying anew)."""
+    return hmac.new(secret, digestmod=hashlib.sha256)
+
+
+@lru_cache(maxsize=1024)
+def _quoted(url: str) -> str:
+    return quote(url, safe="")
+
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'\s>]+)\2""", re.IGNORECASE)
 
@@ -25,7 +38,9 @@ class Tracker:
 
     def sign(self, action: str, send_row_id: int, url: str = "") -> str:
         """The signature of one link."""
-        digest = hmac.new(self.secret, f"{action}:{send_row_id}:{url}".encode(), hashlib.sha256).digest()
+        mac = _keyed(self.secret).copy()
+        mac.update(f"{action}:{send_row_id}:{url}".encode())
+        digest = mac.digest()
         return base64.urlsafe_b64encode(digest[:18]).decode()
 
     def verify(self, action: str, send_row_id: int, signature: str, url: str = "") -> bool:
@@ -38,7 +53,7 @@ class Tracker:
 
     def click_url(self, send_row_id: int, url: str) -> str:
         """The click redirect for `url`."""
-        return f"{self.base_url}/t/c/{send_row_id}/{self.sign('c', send_row_id, url)}?u={quote(url, safe='')}"
+        return f"{self.base_url}/t/c/{send_row_id}/{self.sign('c', send_row_id, url)}?u={_quoted(url)}"
 
     def unsubscribe_url(self, send_row_id: int) -> str:
         """The unsubscribe link (GET shows a confirmation, POST unsubscribes: RFC 8058 one-click)."""

@@ -9,7 +9,9 @@ cannot send a user the same message twice. A worker killed between the two trans
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -132,6 +134,32 @@ class _Sent:
     outcomes: list[Outcome]
 
 
+_gc_lock = threading.Lock()
+_gc_users = 0
+_gc_saved: tuple[int, int, int] = (700, 10, 10)
+
+
+class _FewerCollections:
+    """While a pipeline runs, the cyclic garbage collector runs rarely: a batch holds tens of thousands
+    of young objects (users, rendered parts, events) that each collection would scan again, for no
+    cycles to find (a sixth of the CPU of a campaign went there). Restored when the last pipeline ends."""
+
+    def __enter__(self) -> None:
+        global _gc_users, _gc_saved
+        with _gc_lock:
+            if _gc_users == 0:
+                _gc_saved = gc.get_threshold()
+                gc.set_threshold(max(_gc_saved[0], 200_000), *_gc_saved[1:])
+            _gc_users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        global _gc_users
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0:
+                gc.set_threshold(*_gc_saved)
+
+
 class Pipeline:
     """Sends batches one after another: while one batch is on the wire, the next is rendered.
 
@@ -145,6 +173,7 @@ class Pipeline:
     def __init__(self, sender: Sender) -> None:
         self._sender = sender
         self._pending: Future[_Sent] | None = None
+        self._collections = _FewerCollections()
         self.tally = Tally()
 
     def submit(self, workspace_id: str, items: Sequence[Item]) -> None:
@@ -165,10 +194,14 @@ class Pipeline:
         return pending.result() if pending is not None else None
 
     def __enter__(self) -> Pipeline:
+        self._collections.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.wait()
+        try:
+            self.wait()
+        finally:
+            self._collections.__exit__()
 
 
 class Sender:

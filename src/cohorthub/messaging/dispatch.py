@@ -84,6 +84,7 @@ class Tally:
     failed: int = 0
     aborted: int = 0
     skipped: int = 0
+    unreachable: int = 0  # addresses that bounced for good before
 
     def add(self, other: Tally) -> None:
         """Count another tally in."""
@@ -92,6 +93,7 @@ class Tally:
         self.failed += other.failed
         self.aborted += other.aborted
         self.skipped += other.skipped
+        self.unreachable += other.unreachable
 
 
 def render_item(item: Item) -> dict[str, str]:
@@ -280,6 +282,18 @@ class Sender:
         tally: Tally,
         now: float,
     ) -> dict[SendKey, int]:
+        bounced = uow.messaging.ledger.suppressed(
+            workspace_id,
+            [r.item.user.email for r in rendered if _channel(r.item) == "email" and r.item.user.email],
+        )
+        if bounced:
+            kept = [
+                r
+                for r in rendered
+                if _channel(r.item) != "email" or (r.item.user.email or "").lower() not in bounced
+            ]
+            tally.unreachable += len(rendered) - len(kept)
+            rendered = kept
         ids = uow.messaging.ledger.reserve(
             workspace_id,
             [
@@ -414,6 +428,7 @@ def _email(item: Item, parts: dict[str, str], row_id: int, tracker: Tracker) -> 
         list_unsubscribe=item.list_unsubscribe,
         message_id_domain=sender_domain(m.sender),
         unsubscribe_url=unsubscribe,
+        return_path=tracker.return_path(envelope_sender(m.sender), row_id) if row_id else None,
     )
 
 

@@ -81,12 +81,14 @@ def build_email(
     list_unsubscribe: bool,
     message_id_domain: str,
     unsubscribe_url: str | None = None,
+    return_path: str | None = None,
 ) -> OutgoingEmail:
     """A multipart/alternative message with tracked links, an open pixel and RFC 8058 headers.
 
     Written directly as bytes (quoted-printable UTF-8 parts): the standard library's `email`
     package spends milliseconds per message, which would cap a campaign at a few hundred per second.
-    `unsubscribe_url`: the row's unsubscribe link when the caller has it already.
+    `unsubscribe_url`: the row's unsubscribe link when the caller has it already; `return_path`: the
+    envelope sender (where bounces go), the sender's address when absent.
     """
     body = tracker.rewrite_links(html, send_row_id)
     pixel = f'<img src="{tracker.open_url(send_row_id)}" width="1" height="1" alt="" style="display:none">'
@@ -123,7 +125,7 @@ def build_email(
             f"\r\n--{boundary}--\r\n".encode(),
         ]
     )
-    return OutgoingEmail(sender=envelope_sender(sender), to=to, data=data)
+    return OutgoingEmail(sender=return_path or envelope_sender(sender), to=to, data=data)
 
 
 @lru_cache(maxsize=256)

@@ -156,7 +156,7 @@ class JobRunner:
         note = (
             f"sent {tally.sent}, delivered {tally.delivered}, failed {tally.failed}, "
             f"aborted {tally.aborted}, already sent {tally.skipped}, "
-            f"unreachable {notes['unreachable']}, capped {notes['capped']}, "
+            f"unreachable {notes['unreachable'] + tally.unreachable}, capped {notes['capped']}, "
             f"deferred {sum(len(g) for g in deferred.values())}"
         )
         return self._finish(job, users_done, note)

@@ -26,6 +26,8 @@ def _quoted(url: str) -> str:
     return quote(url, safe="")
 
 
+#: The tag a return path carries: `+cb{ledger id}-{16 hex digits of signature}` before the `@`.
+_BOUNCE_TAG = re.compile(r"\+cb([0-9]{1,18})-([0-9a-f]{16})@", re.IGNORECASE)
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'\s>]+)\2""", re.IGNORECASE)
 
 
@@ -46,6 +48,28 @@ class Tracker:
     def verify(self, action: str, send_row_id: int, signature: str, url: str = "") -> bool:
         """True when the signature matches."""
         return hmac.compare_digest(self.sign(action, send_row_id, url), signature)
+
+    def return_path(self, address: str, send_row_id: int) -> str:
+        """The envelope sender (VERP) of one message: `local+cb{row}-{signature}@domain`, so that a bounce
+        names the message it is about, and cannot be forged for another one. Lower-case hex: mail
+        systems may change the case of a local part."""
+        local, at, domain = address.rpartition("@")
+        if not at:
+            return address
+        mac = _keyed(self.secret).copy()
+        mac.update(f"b:{send_row_id}:".encode())
+        return f"{local}+cb{send_row_id}-{mac.hexdigest()[:16]}@{domain}"
+
+    def bounced_row(self, address: str) -> int | None:
+        """The ledger row a bounce sent to `address` (a return path of ours) is about; None when the
+        address carries no tag or its signature does not match."""
+        found = _BOUNCE_TAG.search(address)
+        if found is None:
+            return None
+        row = int(found.group(1))
+        local, _, domain = address[: found.start()], "@", address[found.end() :]
+        expected = self.return_path(f"{local}@{domain}", row)
+        return row if hmac.compare_digest(expected.lower(), address.strip().lower()) else None
 
     def open_url(self, send_row_id: int) -> str:
         """The open pixel's URL."""

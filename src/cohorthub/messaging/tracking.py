@@ -51,13 +51,13 @@ class Tracker:
 
     def return_path(self, address: str, send_row_id: int) -> str:
         """The envelope sender (VERP) of one message: `local+cb{row}-{signature}@domain`, so that a bounce
-        names the message it is about, and cannot be forged for another one. Lower-case hex: mail
-        systems may change the case of a local part."""
+        names the message it is about, and cannot be forged for another message or address. Lower-case
+        hex, the address signed in lower case: mail systems may change the case of a local part."""
         local, at, domain = address.rpartition("@")
         if not at:
             return address
         mac = _keyed(self.secret).copy()
-        mac.update(f"b:{send_row_id}:".encode())
+        mac.update(f"b:{send_row_id}:{address.lower()}".encode())
         return f"{local}+cb{send_row_id}-{mac.hexdigest()[:16]}@{domain}"
 
     def bounced_row(self, address: str) -> int | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from cohorthub.currents.envelope import Envelope
 from cohorthub.messaging.context import liquid_values
 from cohorthub.messaging.email import build_email, envelope_sender, sender_domain
 from cohorthub.messaging.events import Source, message_event, user_of
@@ -259,9 +260,15 @@ class Sender:
         (or Abort) events of `rendered`; then build the e-mails of the rows that were new."""
         with self._uow() as uow:
             now = self._now()
+            events: list[Envelope] = []
             if sent is not None:
-                self._settle(uow, sent, tally, now)
-            ids = self._reserve(uow, workspace_id, rendered, tally, now) if rendered else {}
+                events = self._settle(uow, sent, tally, now)
+                if sent.batch.workspace_id != workspace_id:
+                    uow.outbox.append(sent.batch.workspace_id, events, now=now)
+                    events = []
+            ids = self._reserve(uow, workspace_id, rendered, tally, now, events) if rendered else {}
+            if not rendered:
+                uow.outbox.append(workspace_id, events, now=now)
             uow.commit()
         todo = [(ids[r.item.key], r) for r in rendered if r.parts is not None and r.item.key in ids]
         if not todo:
@@ -281,7 +288,10 @@ class Sender:
         rendered: Sequence[_Rendered],
         tally: Tally,
         now: float,
+        events: list[Envelope],
     ) -> dict[SendKey, int]:
+        """Ledger rows and Send (or Abort) events of a rendered batch; `events` (the previous batch's
+        outcomes) are written with them, in one outbox statement."""
         bounced = uow.messaging.ledger.suppressed(
             workspace_id,
             [r.item.user.email for r in rendered if _channel(r.item) == "email" and r.item.user.email],
@@ -307,7 +317,6 @@ class Sender:
             ],
             now=now,
         )
-        events = []
         aborted = []
         for r in rendered:
             row_id = ids.get(r.item.key)
@@ -342,8 +351,8 @@ class Sender:
         uow.outbox.append(workspace_id, events, now=now)
         return ids
 
-    def _settle(self, uow: MessagingUnitOfWork, sent: _Sent, tally: Tally, now: float) -> None:
-        """Record what became of a batch that was on the wire, with its events."""
+    def _settle(self, uow: MessagingUnitOfWork, sent: _Sent, tally: Tally, now: float) -> list[Envelope]:
+        """Record what became of a batch that was on the wire; return its events (for the outbox)."""
         todo = sent.batch.todo
         events = []
         for (_row_id, r), outcome in zip(todo, sent.outcomes, strict=True):
@@ -356,7 +365,7 @@ class Sender:
         )
         for program_id in {r.item.source.program_id for _, r in todo}:
             uow.messaging.programs.mark_sent(program_id, now)
-        uow.outbox.append(sent.batch.workspace_id, events, now=now)
+        return events
 
     def transmit(self, batch: _Reserved) -> _Sent:
         """Hand a reserved batch to the channels (the sending thread)."""

@@ -19,9 +19,12 @@ _RESERVE_PG = (
     " ON CONFLICT (program_id, step_id, user_num, dispatch_id) DO NOTHING"
     " RETURNING id, program_id, step_id, user_num, dispatch_id"
 )
+#: The ids twice: `id = ANY(…)` makes the primary key find the rows (joined alone with the unnest, the
+#: planner hashes the whole ledger when its statistics are stale, every batch).
 _SETTLE_PG = (
     "UPDATE msg_sends SET state = t.s, error = t.e, updated_at = %s"
-    " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS t(i, s, e) WHERE msg_sends.id = t.i"
+    " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS t(i, s, e)"
+    " WHERE msg_sends.id = ANY(%s::bigint[]) AND msg_sends.id = t.i"
 )
 _TOUCHABLE = {"opened_at", "clicked_at", "unsubscribed_at", "converted_at"}
 
@@ -115,7 +118,7 @@ class SqlLedgerStore:
         outcomes = list(outcomes)
         if len(outcomes) > 1 and self._conn.dialect.name == "postgresql":
             ids, states, errors = (list(c) for c in zip(*outcomes, strict=True))
-            self._conn.exec_driver_sql(_SETTLE_PG, (now, ids, states, errors))
+            self._conn.exec_driver_sql(_SETTLE_PG, (now, ids, states, errors, ids))
             return
         params = [{"b_id": i, "b_state": s, "b_error": e, "b_now": now} for i, s, e in outcomes]
         if params:

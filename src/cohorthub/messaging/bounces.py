@@ -76,6 +76,11 @@ def _address(value: str | None) -> str | None:
     return text or None
 
 
+def _storable(text: str) -> str:
+    """The report's words as text both stores hold: no NUL, no lone surrogate (undecodable bytes)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
 def _blocks(part: Message) -> list[Message]:
     payload = part.get_payload()
     if isinstance(payload, list):
@@ -110,7 +115,9 @@ def parse_dsn(raw: bytes) -> list[Report]:
                     status=".".join(found.groups()) if found else "",
                     recipient=_address(block.get("Final-Recipient"))
                     or _address(block.get("Original-Recipient")),
-                    diagnostic=" ".join(str(_address(block.get("Diagnostic-Code")) or "").split())[:1000]
+                    diagnostic=_storable(
+                        " ".join(str(_address(block.get("Diagnostic-Code")) or "").split())[:1000]
+                    )
                     or None,
                 )
             )

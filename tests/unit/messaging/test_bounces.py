@@ -51,3 +51,11 @@ def test_what_is_not_a_dsn_gives_no_report() -> None:
     assert parse_dsn(b"") == []
     assert parse_dsn(b"\x00\xff" * 100) == []
     assert parse_dsn(DSN.replace(b"message/delivery-status", b"text/plain")) == []
+
+
+def test_a_diagnostic_with_nul_or_undecodable_bytes_is_kept_as_storable_text() -> None:
+    raw = DSN.replace(b"550 5.1.1\r\n  user unknown", b"550 \x00\xff\xfe bad")
+    [first, _] = parse_dsn(raw)
+    assert first.diagnostic is not None and "\x00" not in first.diagnostic
+    first.diagnostic.encode("utf-8")  # no lone surrogate left
+    assert first.diagnostic.startswith("550 ")

@@ -8,7 +8,10 @@ library's `email` package as a mail server builds them, and handed to cohorthub'
 from __future__ import annotations
 
 import email.policy
+import os
 import smtplib
+import subprocess
+import sys
 import time
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
@@ -224,3 +227,40 @@ def test_a_soft_bounce_handed_over_http_and_what_the_endpoint_refuses(
     sink.senders.clear()
     _send_campaign(container, ws.id, port, "D")
     assert sink.to() == ["ana@example.com"]  # a soft bounce does not make the address unreachable
+
+
+def test_the_cli_bounce_listener_records_a_bounce(
+    container: Container, database_url: str, smtp: tuple[SmtpSink, int]
+) -> None:
+    """`cohorthub campaigns bounces --listen` in its own process, reached over SMTP as an MTA would."""
+    sink, port = smtp
+    ws, _ = _setup(container, port, ["ana"])
+    program = _send_campaign(container, ws, port)
+    path = _return_paths(sink)["ana@example.com"]
+    listen = free_port()
+    cli = [sys.executable, "-m", "cohorthub.cli.main"]
+    args = [*cli, "campaigns", "bounces", "--listen", f"127.0.0.1:{listen}", "--database", database_url]
+    listener = subprocess.Popen(
+        args, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                mta = smtplib.SMTP("127.0.0.1", listen, timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and listener.poll() is None, "the listener did not start"
+                time.sleep(0.1)
+        with mta:
+            report = dsn(
+                path, "ana@example.com", action="failed", status="5.2.1", diagnostic="550 5.2.1 disabled"
+            )
+            mta.sendmail("", [path], report)
+    finally:
+        listener.terminate()
+        assert listener.wait(timeout=30) is not None
+    assert _states(container, program) == {"ana@example.com": "bounced"}
+    assert [e["properties"]["bounce_reason"] for e in _events(container, "users.messages.email.Bounce")] == [
+        "550 5.2.1 disabled"
+    ]

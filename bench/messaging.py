@@ -22,6 +22,7 @@ smtplib). cohorthub uses PIPELINING when offered (two round trips per message). 
 
     .venv/bin/python bench/messaging.py                          # 100k users, SQLite and PostgreSQL
     .venv/bin/python bench/messaging.py --users 1000000 --stores sqlite
+    .venv/bin/python bench/messaging.py --users 1000000 --reaction 0 --audience-only   # the 1M audience
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def _users(c: Container, ws: str, count: int) -> None:
     raw.close()
 
 
-def _campaign(store: str, users: int, tmp: Path, port: int, connections: int) -> None:
+def _campaign(store: str, users: int, tmp: Path, port: int, connections: int, send: bool = True) -> None:
     url = _database(store, tmp)
     try:
         c = bootstrap(Settings(database_url=url, public_url="https://hub.test"))
@@ -204,6 +205,9 @@ def _campaign(store: str, users: int, tmp: Path, port: int, connections: int) ->
             f"  audience: {len(members):,} users, first {times[0] * 1000:.0f} ms, "
             f"warm {times[-1] * 1000:.0f} ms"
         )
+        if not send:
+            c.close()
+            return
         body = {"name": "Bench", "channel": "email", "email": EMAIL, "delivery": {"type": "now"},
                 "audience": {"segment_ids": [segment.id]}}  # fmt: skip
         with c.uow() as uow:
@@ -333,6 +337,9 @@ def main() -> None:
     parser.add_argument(
         "--connections", type=int, default=4, help="SMTP connections (ours and the baseline's)"
     )
+    parser.add_argument(
+        "--audience-only", action="store_true", help="time the audience of --users, send nothing"
+    )
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sink-log", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -345,7 +352,7 @@ def main() -> None:
             for store in args.stores.split(","):
                 print(f"{store}:")
                 if args.users:
-                    _campaign(store, args.users, Path(tmp), port, args.connections)
+                    _campaign(store, args.users, Path(tmp), port, args.connections, not args.audience_only)
                 if args.reaction:
                     _reaction(store, args.reaction, Path(tmp))
     finally:

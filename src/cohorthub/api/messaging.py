@@ -61,6 +61,16 @@ def _trigger(fn: Callable[..., dict[str, Any]]) -> Work:
     return work
 
 
+def _schedule_change(fn: Callable[..., dict[str, Any]], kind: str) -> Work:
+    def work(c: Container, ws: str, body: Any, _r: Request) -> Any:
+        with c.uow() as uow:
+            if fn is triggers.update_schedule:
+                return fn(uow=uow, workspace_id=ws, body=body, kind=kind, now=c.now())
+            return fn(uow=uow, workspace_id=ws, body=body, kind=kind)
+
+    return work
+
+
 def _send_id(c: Container, ws: str, body: Any, _r: Request) -> Any:
     with c.uow(readonly=True) as uow:
         return triggers.create_send_id(uow=uow, workspace_id=ws, body=body)
@@ -213,6 +223,19 @@ ROUTES: list[BaseRoute] = [
     *_braze("/campaigns/trigger/send", "campaigns.trigger.send", _trigger(triggers.trigger_campaign)),
     *_braze("/canvas/trigger/send", "canvas.trigger.send", _trigger(triggers.trigger_canvas)),
     *_braze("/messages/send", "messages.send", _trigger(triggers.send_messages)),
+    *(
+        route
+        for base, kind, create in (
+            ("campaigns", "campaign", triggers.schedule_campaign),
+            ("canvas", "canvas", triggers.schedule_canvas),
+        )
+        for action, work in (
+            ("create", _trigger(create)),
+            ("update", _schedule_change(triggers.update_schedule, kind)),
+            ("delete", _schedule_change(triggers.delete_schedule, kind)),
+        )
+        for route in _braze(f"/{base}/trigger/schedule/{action}", f"{base}.trigger.send", work)
+    ),
     *_braze("/sends/id/create", "sends.id.create", _send_id),
     *_braze("/campaigns/list", "campaigns.list", _export_list("campaign"), status=200, method="GET"),
     *_braze("/campaigns/details", "campaigns.details", _details("campaign"), status=200, method="GET"),
@@ -254,6 +277,30 @@ OPERATIONS: list[Operation] = [
         response=wire.Dispatched,
         status=201,
         errors=ERRORS,
+    ),
+    *(
+        Operation(
+            "POST",
+            f"/{base}/trigger/schedule/{action}",
+            summary,
+            "messaging",
+            response=wire.Dispatched if action == "create" else None,
+            status=201,
+            errors=ERRORS,
+            description=description,
+        )
+        for base, name in (("campaigns", "campaign"), ("canvas", "Canvas"))
+        for action, summary, description in (
+            (
+                "create",
+                f"Schedule an API-triggered {name} call",
+                'The trigger call\'s fields and `schedule` (`{"time"}`: ISO 8601, UTC when no offset; '
+                "`in_local_time` and `at_optimal_time` are not supported). The answer adds `schedule_id` "
+                "(the dispatch id).",
+            ),
+            ("update", f"Move a scheduled {name} call", "`schedule_id` and a new `schedule`; 404 once sent."),
+            ("delete", f"Cancel a scheduled {name} call", "`schedule_id`; 404 once sent or cancelled."),
+        )
     ),
     Operation(
         "POST",

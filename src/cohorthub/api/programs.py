@@ -10,19 +10,25 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cohorthub.api import messaging_wire as wire
 from cohorthub.api.cohorts import iso
+from cohorthub.api.http import JSONResponse, api_key, container, in_thread, read_body
 from cohorthub.api.messaging import ERRORS, Work, endpoint
 from cohorthub.api.openapi import Operation
 from cohorthub.bootstrap import Container
 from cohorthub.errors import InvalidInput
-from cohorthub.messaging import services
+from cohorthub.messaging import bounces, services
 from cohorthub.messaging.dispatch import Item, Sender
 from cohorthub.messaging.events import Source
 from cohorthub.messaging.ports import MessagingUnitOfWork, Program, UserRow
 from cohorthub.runtimes import default_channels, tracker_for
+from cohorthub.workspaces.services import authenticate_rest_key
+
+#: The largest DSN the bounce endpoint reads (a report quotes the original message, usually in part).
+MAX_DSN_BYTES = 4 * 1024 * 1024
 
 KIND_OF = {"campaigns": "campaign", "canvases": "canvas"}
 
@@ -188,7 +194,38 @@ def _management(plural: str) -> list[Route]:
     return routes
 
 
-ROUTES: list[BaseRoute] = [*_management("campaigns"), *_management("canvases")]
+async def _bounce(request: Request) -> Response:
+    """A DSN (the raw message) received by a mail system and handed over: recorded or ignored."""
+    c = container(request)
+    key = api_key(request, None)
+
+    def workspace() -> str:
+        with c.uow(readonly=True) as uow:
+            return authenticate_rest_key(uow=uow, key=key, permission="campaigns.write").workspace_id
+
+    ws = await in_thread(workspace)
+    raw = await read_body(request, MAX_DSN_BYTES)
+    if not raw.strip():
+        raise InvalidInput("Request body is empty: the bounce message (a DSN, RFC 3464) is expected")
+    recipient = request.query_params.get("recipient", "").strip()
+
+    def record() -> dict[str, Any]:
+        tracker = tracker_for(c)
+        with c.uow() as uow:
+            result = bounces.record_bounce(
+                uow=uow, tracker=tracker, raw=raw, recipients=[recipient] if recipient else [],
+                now=c.now(), workspace_id=ws,
+            )  # fmt: skip
+        return {"outcome": result.outcome, "reason": result.reason, "message": "success"}
+
+    return JSONResponse(await in_thread(record))
+
+
+ROUTES: list[BaseRoute] = [
+    *_management("campaigns"),
+    *_management("canvases"),
+    Route("/messaging/bounces", _bounce, methods=["POST"]),
+]
 
 
 def _management_operations(kind: str) -> list[Operation]:
@@ -262,4 +299,20 @@ OPERATIONS: list[Operation] = [
         "GET", "/messaging/canvases", "List Canvases", "messaging", response=wire.ProgramList, errors=ERRORS
     ),
     *(op for kind in ("campaign", "canvas") for op in _management_operations(kind)),
+    Operation(
+        "POST",
+        "/messaging/bounces",
+        "Hand over a bounce (a delivery status notification, RFC 3464)",
+        "messaging",
+        errors=(400, 401, 403, 413),
+        query=(("recipient", "the address the DSN was sent to, when its headers do not say it"),),
+        request_media={"text/plain": {"type": "string"}},
+        description="The body is the raw DSN as received (any content type, e.g. `message/rfc822`). "
+        "It is matched to its message by the return "
+        "path it was sent to (`recipient`, else its `Delivered-To`, `X-Original-To`, `Envelope-To` or "
+        "`To` header), which carries the message's signed ledger id. A permanent failure records a "
+        "Bounce (later sends skip the address), a transient one a SoftBounce, a delay a Deferral; "
+        'anything else is ignored and counted. 200 `{"outcome": "bounced"|"soft_bounced"|'
+        '"deferred"|"ignored", "reason"}`.',
+    ),
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,11 +15,12 @@ import typer
 from cohorthub.api.programs import program_json
 from cohorthub.cli.common import DatabaseOption, JsonOption, emit, err_console, wired
 from cohorthub.errors import InvalidInput
-from cohorthub.messaging import services
+from cohorthub.messaging import bounces, services
+from cohorthub.messaging.channels.bounce_listener import BounceListener
 from cohorthub.messaging.dispatch import Item
 from cohorthub.messaging.events import Source
 from cohorthub.messaging.ports import UserRow
-from cohorthub.runtimes import messaging_runtime, start_messaging
+from cohorthub.runtimes import messaging_runtime, start_messaging, tracker_for
 
 Workspace = Annotated[str, typer.Option("--workspace", help="Workspace id.")]
 IdArg = Annotated[str, typer.Argument(help="Campaign or Canvas id.")]
@@ -186,6 +188,40 @@ def _group(kind: str, title: str) -> typer.Typer:
                 err_console.print("messaging worker running")
                 while thread.is_alive():
                     thread.join(timeout=0.5)
+
+        @app.command("bounces")
+        def bounces_(
+            listen: Annotated[
+                str, typer.Option("--listen", help="host:port of the SMTP server that receives bounces.")
+            ] = "127.0.0.1:2525",
+            database: DatabaseOption = None,
+        ) -> None:
+            """Receive bounces (DSNs, RFC 3464) over SMTP until interrupted: each is matched to its message
+            by the signed return path it was sent to; Bounce, SoftBounce or Deferral; others ignored."""
+            host, _, port = listen.rpartition(":")
+            if not host or not port.isdigit():
+                raise InvalidInput(f"--listen: expected host:port, got {listen!r}")
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            with wired(database) as c:
+                tracker = tracker_for(c)
+
+                def record(raw: bytes, recipients: list[str]) -> bounces.BounceResult:
+                    with c.uow() as uow:
+                        return bounces.record_bounce(
+                            uow=uow, tracker=tracker, raw=raw, recipients=recipients, now=c.now()
+                        )
+
+                listener = BounceListener(record, host=host.strip("[]"), port=int(port))
+                listener.start()
+                stop = threading.Event()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, lambda *_: stop.set())
+                err_console.print(f"receiving bounces on {listen}")
+                try:
+                    while not stop.wait(0.5):
+                        pass
+                finally:
+                    listener.stop()
 
     return app
 

@@ -7,6 +7,7 @@ import html as html_lib
 import itertools
 import re
 import secrets
+import time
 from email.header import Header
 from email.headerregistry import Address
 from email.utils import formataddr, formatdate, parseaddr
@@ -54,6 +55,12 @@ def _address(value: str) -> str:
     return formataddr((name, address), charset="utf-8") if name else address or value
 
 
+@lru_cache(maxsize=4)
+def _date(second: int) -> str:
+    """The Date header's value for this second (the same for every message sent within it)."""
+    return formatdate(second, usegmt=True)
+
+
 def _qp(text: str) -> bytes:
     """Quoted-printable UTF-8 with CRLF line ends."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -73,11 +80,15 @@ def build_email(
     tracker: Tracker,
     list_unsubscribe: bool,
     message_id_domain: str,
+    unsubscribe_url: str | None = None,
+    return_path: str | None = None,
 ) -> OutgoingEmail:
     """A multipart/alternative message with tracked links, an open pixel and RFC 8058 headers.
 
     Written directly as bytes (quoted-printable UTF-8 parts): the standard library's `email`
     package spends milliseconds per message, which would cap a campaign at a few hundred per second.
+    `unsubscribe_url`: the row's unsubscribe link when the caller has it already; `return_path`: the
+    envelope sender (where bounces go), the sender's address when absent.
     """
     body = tracker.rewrite_links(html, send_row_id)
     pixel = f'<img src="{tracker.open_url(send_row_id)}" width="1" height="1" alt="" style="display:none">'
@@ -88,14 +99,14 @@ def build_email(
         f"From: {_address(sender)}",
         f"To: {to}",
         f"Subject: {_header(subject)}",
-        f"Date: {formatdate(usegmt=True)}",
+        f"Date: {_date(int(time.time()))}",
         f"Message-ID: <m{send_row_id}.{unique}@{message_id_domain}>",
         "MIME-Version: 1.0",
     ]
     if reply_to and reply_to != "NO_REPLY_TO":
         lines.append(f"Reply-To: {_address(reply_to)}")
     if list_unsubscribe:
-        lines.append(f"List-Unsubscribe: <{tracker.unsubscribe_url(send_row_id)}>")
+        lines.append(f"List-Unsubscribe: <{unsubscribe_url or tracker.unsubscribe_url(send_row_id)}>")
         lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     for name, value in headers.items():
         clean = "".join(ch for ch in name if 33 <= ord(ch) <= 126 and ch != ":")
@@ -114,7 +125,7 @@ def build_email(
             f"\r\n--{boundary}--\r\n".encode(),
         ]
     )
-    return OutgoingEmail(sender=envelope_sender(sender), to=to, data=data)
+    return OutgoingEmail(sender=return_path or envelope_sender(sender), to=to, data=data)
 
 
 @lru_cache(maxsize=256)

@@ -9,6 +9,7 @@ cannot know (IP pool, ESP, device model…) are left out rather than invented.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cohorthub.currents.envelope import Envelope, event_user, new_envelope
@@ -45,6 +46,14 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "users.messages.email.Delivery": (*_EMAIL, "esp", "from_domain"),
     "users.messages.email.Bounce": (*_EMAIL, "bounce_reason", "esp", "from_domain", "is_drop"),
     "users.messages.email.SoftBounce": (*_EMAIL, "bounce_reason", "esp", "from_domain"),
+    "users.messages.email.Deferral": (
+        *_EMAIL,
+        "deferral_reason",
+        "recipient_domain",
+        "attempt_count",
+        "esp",
+        "from_domain",
+    ),
     "users.messages.email.Open": (*_EMAIL, "user_agent", "machine_open", "is_amp"),
     "users.messages.email.Click": (*_EMAIL, "url", "link_id", "link_alias", "user_agent", "is_amp"),
     "users.messages.email.Retry": (*_EMAIL, "retry_type", "retry_log"),
@@ -79,6 +88,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+_ALLOWED = {name: frozenset(fields) for name, fields in FIELDS.items()}
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
@@ -104,21 +115,23 @@ class Source:
         """The Canvas step's id ("" for a campaign)."""
         return self.canvas_step_id or ""
 
-    def ids(self) -> dict[str, Any]:
-        """The identifying properties."""
-        out: dict[str, Any] = {
-            "campaign_id": self.campaign_id,
-            "campaign_name": self.campaign_name,
-            "canvas_id": self.canvas_id,
-            "canvas_name": self.canvas_name,
-            "canvas_variation_id": self.canvas_variation_id,
-            "canvas_variation_name": "Variant 1" if self.canvas_variation_id else None,
-            "canvas_step_id": self.canvas_step_id,
-            "canvas_step_name": self.canvas_step_name,
-            "message_variation_id": self.message_variation_id,
-            "message_variation_name": "Variant 1" if self.message_variation_id else None,
-        }
-        return {k: v for k, v in out.items() if v is not None}
+
+@lru_cache(maxsize=256)
+def _ids(source: Source) -> dict[str, Any]:
+    """A source's identifying properties (the same for each of its messages: computed once; read only)."""
+    out: dict[str, Any] = {
+        "campaign_id": source.campaign_id,
+        "campaign_name": source.campaign_name,
+        "canvas_id": source.canvas_id,
+        "canvas_name": source.canvas_name,
+        "canvas_variation_id": source.canvas_variation_id,
+        "canvas_variation_name": "Variant 1" if source.canvas_variation_id else None,
+        "canvas_step_id": source.canvas_step_id,
+        "canvas_step_name": source.canvas_step_name,
+        "message_variation_id": source.message_variation_id,
+        "message_variation_name": "Variant 1" if source.message_variation_id else None,
+    }
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def user_of(user: UserRow) -> dict[str, str]:
@@ -130,7 +143,8 @@ def message_event(
     event_type: str, source: Source, user: dict[str, str], *, time: float, **extra: Any
 ) -> Envelope:
     """One event of `event_type` with the source's ids and `extra`, limited to the sample's fields."""
-    allowed = FIELDS[event_type]
-    props = {k: v for k, v in {**source.ids(), **extra}.items() if k in allowed and v is not None}
+    allowed = _ALLOWED[event_type]
+    props = {k: v for k, v in _ids(source).items() if k in allowed}
+    props.update((k, v) for k, v in extra.items() if v is not None and k in allowed)
     props["app_group_id"] = source.workspace_id
     return new_envelope(event_type, time=time, user=user, properties=props)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cohorthub.currents.envelope import Envelope
 from cohorthub.messaging.errors import ProgramNotFound
 from cohorthub.messaging.events import Source, message_event, user_of
 from cohorthub.messaging.ports import MessagingUnitOfWork, SendRow
@@ -12,7 +13,8 @@ class InvalidLink(ProgramNotFound):
     """A tracking link whose signature does not match (or whose message is gone): 404."""
 
 
-def _source(uow: MessagingUnitOfWork, row: SendRow) -> Source:
+def source_of(uow: MessagingUnitOfWork, row: SendRow) -> Source:
+    """The campaign, or Canvas and step, a ledger row's message belongs to (for its events)."""
     program = uow.messaging.programs.get(row.workspace_id, row.key.program_id)
     if program is None:
         return Source(row.workspace_id)
@@ -46,29 +48,33 @@ def _row(
     return row
 
 
+def row_event(
+    uow: MessagingUnitOfWork, row: SendRow, event_type: str, now: float, **extra: object
+) -> Envelope | None:
+    """An event about a ledger row's message, with its source, user and ids (None: the user is gone)."""
+    users = uow.messaging.facts.users(row.workspace_id, [row.key.user_num])
+    if not users:
+        return None
+    return message_event(
+        event_type,
+        source_of(uow, row),
+        user_of(users[0]),
+        time=now,
+        dispatch_id=row.key.dispatch_id,
+        send_id=row.send_id,
+        email_address=row.address,
+        **extra,
+    )
+
+
 def _record(
     uow: MessagingUnitOfWork, row: SendRow, column: str, event: str, now: float, **extra: object
 ) -> None:
     first = uow.messaging.ledger.touch(row.id, column, now=now)
     if first or event.endswith("Click"):
-        users = uow.messaging.facts.users(row.workspace_id, [row.key.user_num])
-        if users:
-            uow.outbox.append(
-                row.workspace_id,
-                [
-                    message_event(
-                        event,
-                        _source(uow, row),
-                        user_of(users[0]),
-                        time=now,
-                        dispatch_id=row.key.dispatch_id,
-                        send_id=row.send_id,
-                        email_address=row.address,
-                        **extra,
-                    )
-                ],
-                now=now,
-            )
+        found = row_event(uow, row, event, now, **extra)
+        if found is not None:
+            uow.outbox.append(row.workspace_id, [found], now=now)
     uow.commit()
 
 

@@ -121,10 +121,13 @@ class JobRunner:
         deferred: dict[float, list[int]] = {}
         users_done = 0
         size = self._options.batch_size
+        renewed = started
         with self._sender.pipeline() as pipe:
             for start in range(0, len(nums), size):
-                if not self._extend(job):
-                    return None
+                if self._now() - renewed > self._options.lease_seconds / 4:
+                    renewed = self._now()
+                    if not self._extend(job):
+                        return None
                 with self._uow(readonly=True) as uow:
                     users = uow.messaging.facts.users(job.workspace_id, nums[start : start + size])
                     ready = self._filter(uow, job, spec, users, notes, deferred)
@@ -153,7 +156,7 @@ class JobRunner:
         note = (
             f"sent {tally.sent}, delivered {tally.delivered}, failed {tally.failed}, "
             f"aborted {tally.aborted}, already sent {tally.skipped}, "
-            f"unreachable {notes['unreachable']}, capped {notes['capped']}, "
+            f"unreachable {notes['unreachable'] + tally.unreachable}, capped {notes['capped']}, "
             f"deferred {sum(len(g) for g in deferred.values())}"
         )
         return self._finish(job, users_done, note)
@@ -268,7 +271,21 @@ class JobRunner:
         ]
 
     def _enter_canvas(self, program: Program, job: Job) -> None:
+        """A Canvas's scheduled entry: the recipients of a scheduled API call (each with its properties),
+        else the entry segment's members (the properties of the call, if any)."""
         spec = services.canvas_spec(program)
+        recipients = job.payload.get("recipients")
+        entered = 0
+        if recipients:
+            with self._uow() as uow:
+                for r in recipients:
+                    props = r.get("trigger_properties") or {}
+                    trigger = f"job:{job.id}"
+                    entered += enter_users(
+                        uow, program, spec, [r["num"]], trigger=trigger, properties=props, now=self._now()
+                    )
+                uow.commit()
+            return self._finish(job, entered, f"entered {entered}")
         with self._uow(readonly=True) as uow:
             flt = (
                 {"type": "segment", "segment_id": spec.entry.segment_id, "op": "includes"}
@@ -278,10 +295,16 @@ class JobRunner:
             members = list(self._audience(uow, job.workspace_id, flt))
         with self._uow() as uow:
             entered = enter_users(
-                uow, program, spec, members, trigger=f"job:{job.id}", properties={}, now=self._now()
+                uow,
+                program,
+                spec,
+                members,
+                trigger=f"job:{job.id}",
+                properties=job.payload.get("trigger_properties") or {},
+                now=self._now(),
             )
             uow.commit()
-        self._finish(job, entered, f"entered {entered}")
+        return self._finish(job, entered, f"entered {entered}")
 
     def _requeue(self, program: Program, job: Job, now: float) -> None:
         if program.kind != "campaign" or not job.payload.get("broadcast"):

@@ -11,8 +11,23 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
 
+
+@lru_cache(maxsize=8)
+def _keyed(secret: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with `secret`, copied for each signature (cheaper than keying anew)."""
+    return hmac.new(secret, digestmod=hashlib.sha256)
+
+
+@lru_cache(maxsize=1024)
+def _quoted(url: str) -> str:
+    return quote(url, safe="")
+
+
+#: The tag a return path carries: `+cb{ledger id}-{16 hex digits of signature}` before the `@`.
+_BOUNCE_TAG = re.compile(r"\+cb([0-9]{1,18})-([0-9a-f]{16})@", re.IGNORECASE)
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'\s>]+)\2""", re.IGNORECASE)
 
 
@@ -25,12 +40,36 @@ class Tracker:
 
     def sign(self, action: str, send_row_id: int, url: str = "") -> str:
         """The signature of one link."""
-        digest = hmac.new(self.secret, f"{action}:{send_row_id}:{url}".encode(), hashlib.sha256).digest()
+        mac = _keyed(self.secret).copy()
+        mac.update(f"{action}:{send_row_id}:{url}".encode())
+        digest = mac.digest()
         return base64.urlsafe_b64encode(digest[:18]).decode()
 
     def verify(self, action: str, send_row_id: int, signature: str, url: str = "") -> bool:
         """True when the signature matches."""
         return hmac.compare_digest(self.sign(action, send_row_id, url), signature)
+
+    def return_path(self, address: str, send_row_id: int) -> str:
+        """The envelope sender (VERP) of one message: `local+cb{row}-{signature}@domain`, so that a bounce
+        names the message it is about, and cannot be forged for another message or address. Lower-case
+        hex, the address signed in lower case: mail systems may change the case of a local part."""
+        local, at, domain = address.rpartition("@")
+        if not at:
+            return address
+        mac = _keyed(self.secret).copy()
+        mac.update(f"b:{send_row_id}:{address.lower()}".encode())
+        return f"{local}+cb{send_row_id}-{mac.hexdigest()[:16]}@{domain}"
+
+    def bounced_row(self, address: str) -> int | None:
+        """The ledger row a bounce sent to `address` (a return path of ours) is about; None when the
+        address carries no tag or its signature does not match."""
+        found = _BOUNCE_TAG.search(address)
+        if found is None:
+            return None
+        row = int(found.group(1))
+        local, _, domain = address[: found.start()], "@", address[found.end() :]
+        expected = self.return_path(f"{local}@{domain}", row)
+        return row if hmac.compare_digest(expected.lower(), address.strip().lower()) else None
 
     def open_url(self, send_row_id: int) -> str:
         """The open pixel's URL."""
@@ -38,7 +77,7 @@ class Tracker:
 
     def click_url(self, send_row_id: int, url: str) -> str:
         """The click redirect for `url`."""
-        return f"{self.base_url}/t/c/{send_row_id}/{self.sign('c', send_row_id, url)}?u={quote(url, safe='')}"
+        return f"{self.base_url}/t/c/{send_row_id}/{self.sign('c', send_row_id, url)}?u={_quoted(url)}"
 
     def unsubscribe_url(self, send_row_id: int) -> str:
         """The unsubscribe link (GET shows a confirmation, POST unsubscribes: RFC 8058 one-click)."""

@@ -19,6 +19,7 @@ import msgspec
 from cohorthub.messaging import services
 from cohorthub.messaging.errors import InvalidProgram, InvalidSendRequest, ProgramNotFound
 from cohorthub.messaging.journeys import enter_users
+from cohorthub.messaging.model import parse_time
 from cohorthub.messaging.ports import Job, MessagingUnitOfWork, Program
 from cohorthub.text import unstorable_path
 
@@ -126,22 +127,23 @@ def _queue(
     body: Any,
     idempotency_key: str | None,
     now: float,
+    due: float | None = None,
 ) -> str:
     jobs = uow.messaging.jobs
     if idempotency_key is None and (
         earlier := jobs.find(_idem_key(program.workspace_id, program.id, body, None, now, shift=1))
     ):
         return earlier
-    job = Job(0, program.workspace_id, program.id, services.new_dispatch_id(), send_id, now, payload)
+    job = Job(0, program.workspace_id, program.id, services.new_dispatch_id(), send_id, due or now, payload)
     return jobs.add(
         job, idem_key=_idem_key(program.workspace_id, program.id, body, idempotency_key, now), now=now
     )
 
 
-def trigger_campaign(
-    *, uow: MessagingUnitOfWork, workspace_id: str, body: Any, idempotency_key: str | None = None, now: float
-) -> dict[str, Any]:
-    """`POST /campaigns/trigger/send`: queue an API-triggered campaign's dispatch; 201 means durable."""
+def _campaign_call(
+    uow: MessagingUnitOfWork, workspace_id: str, body: Any
+) -> tuple[Program, dict[str, Any], str | None, list[str]]:
+    """The API campaign a trigger call names, its dispatch payload, its send id and non-fatal errors."""
     if not isinstance(body, dict):
         raise _fail("Bad Request", "the body must be a JSON object")
     _storable(body)
@@ -164,22 +166,34 @@ def trigger_campaign(
         raise _fail("Bad Request", "attachments are not supported")
     send_id = _send_id(body.get("send_id"))
     common = _properties(body.get("trigger_properties"), "trigger_properties")
+    payload, errors = _audience_payload(uow, workspace_id, body, common, ("trigger_properties",))
+    return program, payload, send_id, errors
+
+
+def _audience_payload(
+    uow: MessagingUnitOfWork,
+    workspace_id: str,
+    body: dict[str, Any],
+    common: dict[str, Any],
+    props_keys: tuple[str, ...],
+) -> tuple[dict[str, Any], list[str]]:
+    """A dispatch's payload: `broadcast` (with the call's properties) or the resolved recipients (each
+    with the call's properties overlaid by its own); and the non-fatal errors."""
     broadcast = _flag(body, "broadcast")
     recipients = body.get("recipients")
     if broadcast and recipients:
         raise _fail("Bad Request", "broadcast cannot be true when recipients are given")
-    errors: list[str] = []
     if broadcast:
-        payload: dict[str, Any] = {"broadcast": True, "trigger_properties": common}
-    elif recipients:
-        resolved, errors = resolve_recipients(uow, workspace_id, recipients, ("trigger_properties",))
-        for r in resolved:
-            r["trigger_properties"] = {**common, **r["trigger_properties"]}
-        payload = {"recipients": resolved}
-    else:
+        return {"broadcast": True, "trigger_properties": common}, []
+    if not recipients:
         raise _fail("No Recipients", "give recipients, or broadcast: true")
-    dispatch_id = _queue(uow, program, payload, send_id, body, idempotency_key, now)
-    uow.commit()
+    resolved, errors = resolve_recipients(uow, workspace_id, recipients, props_keys)
+    for r in resolved:
+        r["trigger_properties"] = {**common, **r["trigger_properties"]}
+    return {"recipients": resolved}, errors
+
+
+def _answer(dispatch_id: str, send_id: str | None, errors: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"dispatch_id": dispatch_id, "message": "success"}
     if send_id:
         out["send_id"] = send_id
@@ -188,10 +202,103 @@ def trigger_campaign(
     return out
 
 
-def trigger_canvas(
+def trigger_campaign(
     *, uow: MessagingUnitOfWork, workspace_id: str, body: Any, idempotency_key: str | None = None, now: float
 ) -> dict[str, Any]:
-    """`POST /canvas/trigger/send`: enter the recipients (or the whole entry audience) into an API Canvas."""
+    """`POST /campaigns/trigger/send`: queue an API-triggered campaign's dispatch; 201 means durable."""
+    program, payload, send_id, errors = _campaign_call(uow, workspace_id, body)
+    dispatch_id = _queue(uow, program, payload, send_id, body, idempotency_key, now)
+    uow.commit()
+    return _answer(dispatch_id, send_id, errors)
+
+
+def _schedule_time(raw: Any, now: float) -> float:
+    """The `schedule` object's time (`time` only: local and optimal times are not supported)."""
+    if not isinstance(raw, dict) or "time" not in raw:
+        raise _fail("Bad Request", "schedule must be an object with a time")
+    for flag in ("in_local_time", "at_optimal_time"):
+        if raw.get(flag) not in (None, False, "false"):
+            raise _fail("Bad Request", f"schedule.{flag} is not supported; give a time")
+    try:
+        when = parse_time(raw["time"], "schedule.time")
+    except InvalidProgram as exc:
+        raise _fail("Bad Request", str(exc)) from exc
+    if when < now:
+        raise _fail("Bad Request", "schedule.time is in the past")
+    return when
+
+
+def schedule_campaign(
+    *, uow: MessagingUnitOfWork, workspace_id: str, body: Any, idempotency_key: str | None = None, now: float
+) -> dict[str, Any]:
+    """`POST /campaigns/trigger/schedule/create`: a trigger call sent at `schedule.time`; its `schedule_id`
+    is its dispatch id."""
+    program, payload, send_id, errors = _campaign_call(uow, workspace_id, body)
+    due = _schedule_time(body.get("schedule"), now)
+    dispatch_id = _queue(uow, program, payload, send_id, body, idempotency_key, now, due)
+    uow.commit()
+    return {**_answer(dispatch_id, send_id, errors), "schedule_id": dispatch_id}
+
+
+def _scheduled_program(
+    uow: MessagingUnitOfWork, workspace_id: str, body: Any, kind: str
+) -> tuple[Program, str]:
+    if not isinstance(body, dict):
+        raise _fail("Bad Request", "the body must be a JSON object")
+    _storable(body)
+    name = "Campaign" if kind == "campaign" else "Canvas"
+    program_id, schedule_id = body.get(f"{kind}_id"), body.get("schedule_id")
+    if not isinstance(program_id, str) or not program_id:
+        raise _fail(f"Invalid {name} ID", f"{kind}_id is required")
+    if not isinstance(schedule_id, str) or not schedule_id:
+        raise _fail("Bad Request", "schedule_id is required")
+    program = uow.messaging.programs.get(workspace_id, program_id)
+    if program is None or program.kind != kind:
+        raise _fail(f"Invalid {name} ID", f"no {name} with id {program_id}")
+    return program, schedule_id
+
+
+def update_schedule(
+    *, uow: MessagingUnitOfWork, workspace_id: str, body: Any, kind: str, now: float
+) -> dict[str, Any]:
+    """`POST /campaigns/trigger/schedule/update` (and Canvas's): move a scheduled call not yet sent (the
+    whole schedule is replaced); 404 when there is none."""
+    program, schedule_id = _scheduled_program(uow, workspace_id, body, kind)
+    due = _schedule_time(body.get("schedule"), now)
+    if not uow.messaging.jobs.reschedule(program.id, schedule_id, due_at=due, payload=None):
+        raise ProgramNotFound(f"No scheduled call {schedule_id} waiting to be sent")
+    uow.commit()
+    return {"message": "success"}
+
+
+def delete_schedule(*, uow: MessagingUnitOfWork, workspace_id: str, body: Any, kind: str) -> dict[str, Any]:
+    """`POST /campaigns/trigger/schedule/delete` (and Canvas's): cancel a scheduled call not yet sent."""
+    program, schedule_id = _scheduled_program(uow, workspace_id, body, kind)
+    if not uow.messaging.jobs.cancel(program.id, schedule_id):
+        raise ProgramNotFound(f"No scheduled call {schedule_id} waiting to be sent")
+    uow.commit()
+    return {"message": "success"}
+
+
+def schedule_canvas(
+    *, uow: MessagingUnitOfWork, workspace_id: str, body: Any, idempotency_key: str | None = None, now: float
+) -> dict[str, Any]:
+    """`POST /canvas/trigger/schedule/create`: enter the recipients (or the entry audience) at
+    `schedule.time`; its `schedule_id` is its dispatch id. Only an active API Canvas can be scheduled."""
+    program, _spec = _api_canvas(uow, workspace_id, body)
+    if program.status != "active":
+        raise _fail("Invalid Canvas ID", f"the Canvas is {program.status}")
+    due = _schedule_time(body.get("schedule"), now)
+    common = _canvas_properties(body)
+    payload, errors = _audience_payload(
+        uow, workspace_id, body, common, ("canvas_entry_properties", "context")
+    )
+    dispatch_id = _queue(uow, program, payload, None, body, idempotency_key, now, due)
+    uow.commit()
+    return {**_answer(dispatch_id, None, errors), "schedule_id": dispatch_id}
+
+
+def _api_canvas(uow: MessagingUnitOfWork, workspace_id: str, body: Any) -> tuple[Program, Any]:
     if not isinstance(body, dict):
         raise _fail("Bad Request", "the body must be a JSON object")
     _storable(body)
@@ -204,6 +311,22 @@ def trigger_canvas(
     spec = services.canvas_spec(program)
     if spec.entry.type != "api":
         raise _fail("Invalid Canvas ID", "the Canvas is not API-triggered")
+    return program, spec
+
+
+def _canvas_properties(body: dict[str, Any]) -> dict[str, Any]:
+    """`canvas_entry_properties` and `context` (which wins)."""
+    return {
+        **_properties(body.get("canvas_entry_properties"), "canvas_entry_properties"),
+        **_properties(body.get("context"), "context"),
+    }
+
+
+def trigger_canvas(
+    *, uow: MessagingUnitOfWork, workspace_id: str, body: Any, idempotency_key: str | None = None, now: float
+) -> dict[str, Any]:
+    """`POST /canvas/trigger/send`: enter the recipients (or the whole entry audience) into an API Canvas."""
+    program, spec = _api_canvas(uow, workspace_id, body)
     dispatch_id = services.new_dispatch_id()
     if program.status in ("paused", "archived", "draft"):
         notice = {
@@ -216,10 +339,7 @@ def trigger_canvas(
             ),
         }[program.status]
         return {"notice": notice, "dispatch_id": dispatch_id, "message": "success"}
-    common = {
-        **_properties(body.get("canvas_entry_properties"), "canvas_entry_properties"),
-        **_properties(body.get("context"), "context"),
-    }
+    common = _canvas_properties(body)
     broadcast = _flag(body, "broadcast")
     recipients = body.get("recipients")
     if broadcast and recipients:

@@ -26,6 +26,7 @@ class SmtpSink:
     received: list[tuple[list[str], Message]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     pipelining: bool = True  # offer PIPELINING (RFC 2920) in the EHLO reply
+    senders: list[str] = field(default_factory=list)  # each accepted message's envelope sender
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -45,6 +46,7 @@ class SmtpSink:
         """Keep the message."""
         with self.lock:
             self.received.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
+            self.senders.append(str(envelope.mail_from))
         return "250 Message accepted for delivery"
 
     def to(self) -> list[str]:

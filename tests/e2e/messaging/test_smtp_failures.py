@@ -20,7 +20,8 @@ MESSAGE = OutgoingEmail(sender="a@shop.test", to="u@example.com", data=b"Subject
 
 
 class FlakyServer:
-    """Speaks just enough SMTP; `behaviour(n)` for the n-th connection: ok, drop (after the data) or hang."""
+    """Speaks just enough SMTP; `behaviour(n)` for the n-th connection: ok, drop (after the data), hang, or
+    drop-second (takes the first message, drops the connection after the second one's data)."""
 
     def __init__(self, behaviour: list[str], *, pipelining: bool = False) -> None:
         self.behaviour = behaviour
@@ -51,7 +52,7 @@ class FlakyServer:
                     if end < 0:
                         break
                     buffer, in_data = buffer[end + 5 :], False
-                    if mode == "drop":
+                    if mode == "drop" or (mode == "drop-second" and self.accepted == 1):
                         return  # the connection goes away before the server's answer
                     if mode == "hang":
                         threading.Event().wait(3)
@@ -125,6 +126,18 @@ def test_refusals_are_bounces_and_the_connection_serves_the_next_message(pipelin
     assert outcomes[1].detail == "550 5.1.1 no such user" and outcomes[2].status == 452
     assert sink.to() == ["a@example.com", "b@example.com"]
     assert sink.received[0][1].get_payload() == ".starts with a dot\r\n"  # dot-stuffed on the wire
+
+
+@pytest.mark.parametrize("server", [["drop-second", "ok"]], indirect=True)
+def test_a_connection_lost_mid_batch_resends_only_the_message_in_flight(server: FlakyServer) -> None:
+    """Back-to-back messages (a message's content and the next one's commands in one write): the message
+    whose content was on the wire is sent again once (a Retry); those not yet sent go out normally."""
+    transport = SmtpTransport(SmtpConfig(port=server.port, timeout=2))
+    messages = [OutgoingEmail("a@shop.test", f"u{n}@example.com", MESSAGE.data) for n in range(4)]
+    outcomes = transport.send(messages)
+    transport.close()
+    assert [o.state for o in outcomes] == ["delivered"] * 4 and server.accepted == 4
+    assert [o.retries for o in outcomes] == [0, 1, 0, 0]
 
 
 def test_a_refused_connection_is_a_failure() -> None:

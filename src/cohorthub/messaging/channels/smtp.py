@@ -85,7 +85,77 @@ class SmtpTransport:
 
     def send(self, messages: Sequence[OutgoingEmail]) -> list[Outcome]:
         """Hand each message to the server; one outcome per message, in order."""
-        return [self._send_one(m) for m in messages]
+        outcomes: list[Outcome] = []
+        lost = False  # the next message's content was on the wire when the connection went
+        while len(outcomes) < len(messages):
+            message = messages[len(outcomes)]
+            if lost:
+                again = self._attempt(message)
+                outcomes.append(
+                    Outcome("failed", again, retries=1)
+                    if isinstance(again, str)
+                    else dataclasses.replace(again, retries=1)
+                )
+                lost = False
+            elif self._conn is not None and self._pipelining:
+                done, lost = self._chain(messages[len(outcomes) :])
+                outcomes.extend(done)
+            else:
+                outcomes.append(self._send_one(message))
+        return outcomes
+
+    def _chain(self, messages: Sequence[OutgoingEmail]) -> tuple[list[Outcome], bool]:
+        """Messages back to back, one round trip each (RFC 2920): a message's content, its end of data
+        and the next message's MAIL, RCPT and DATA go out in one write.
+
+        Returns the outcomes of the first messages and whether the connection went while the next
+        one's content was on the wire (then it is sent again once); stops at a lost connection or 421.
+        """
+        conn = self._conn
+        assert conn is not None
+        done: list[Outcome] = []
+        tail = b""  # what goes before the next commands: a content and its end, an empty end, or RSET
+        in_flight = False
+        try:
+            for m in messages:
+                conn.send(
+                    tail + b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (m.sender.encode(), m.to.encode())
+                )
+                if tail and not self._answered(conn, in_flight, done):
+                    return done, False
+                tail, in_flight = b"", False
+                mail, rcpt, data = conn.getreply(), conn.getreply(), conn.getreply()
+                refusal = next(
+                    (r for r, ok in ((mail, 250), (rcpt, 250)) if r[0] != ok and r[0] != 251), None
+                )
+                if data[0] == 354 and refusal is None:
+                    tail, in_flight = _content(m.data), True
+                    continue
+                code, text = refusal or data
+                done.append(_refused(code, text))
+                if code == 421:
+                    self._drop()
+                    return done, False
+                # a server that took DATA without a recipient gets an empty message; otherwise RSET
+                tail = b".\r\n" if data[0] == 354 else b"RSET\r\n"
+            if tail:
+                conn.send(tail)
+                if not self._answered(conn, in_flight, done):
+                    return done, False
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self._drop()
+            return done, in_flight
+        return done, False
+
+    def _answered(self, conn: smtplib.SMTP, content: bool, done: list[Outcome]) -> bool:
+        """Read the answer to a tail (a message's end of data: its outcome; or a reset); False on 421."""
+        code, text = conn.getreply()
+        if content:
+            done.append(Outcome("delivered") if code == 250 else _refused(code, text))
+        if code == 421:
+            self._drop()
+            return False
+        return True
 
     def _send_one(self, message: OutgoingEmail) -> Outcome:
         """One message; sent again once on a new connection when the first one was lost (`retries` 1)."""
@@ -131,8 +201,7 @@ class SmtpTransport:
                 conn.send(b".\r\n")
                 conn.getreply()
                 return self._refusal(*refusal)
-            data_end = b".\r\n" if message.data.endswith(b"\r\n") else b"\r\n.\r\n"
-            conn.send(_DOTS.sub(b"..", message.data) + data_end)
+            conn.send(_content(message.data))
             code, text = conn.getreply()
             return Outcome("delivered") if code == 250 else self._refusal(code, text)
         return self._refusal(*(refusal or data), reset=True)
@@ -162,6 +231,11 @@ class SmtpTransport:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
+
+
+def _content(data: bytes) -> bytes:
+    """A message as sent after the 354: dot-stuffed, ending with the end-of-data line."""
+    return _DOTS.sub(b"..", data) + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
 
 
 def _refused(code: int, text: bytes | str) -> Outcome:

@@ -14,6 +14,12 @@ from cohorthub.store.tables import cohort_changes, cohorts, custom_events, purch
 
 _decode = msgspec.json.Decoder()
 _STANDARD = ("first_name", "last_name", "gender", "dob", "country", "home_city", "language", "phone")
+#: By primary key only: with a workspace condition too, a planner without statistics (a freshly filled
+#: table) scans the whole workspace for every batch; the workspace is checked on the rows instead.
+_USERS_SQL = (
+    f"SELECT workspace_id, num, braze_id, external_id, email, email_subscribe, time_zone, custom_attributes, "
+    f"{', '.join(_STANDARD)} FROM {users.name} WHERE num {{among}} ORDER BY num"
+)
 
 
 class SqlFactStore:
@@ -23,36 +29,32 @@ class SqlFactStore:
         self._conn = conn
 
     def users(self, workspace_id: str, nums: list[int]) -> list[UserRow]:
-        """The users with these numbers (missing ones are left out), in number order."""
+        """The users with these numbers (missing ones are left out), in number order.
+
+        One plain statement per 5,000 users (a send batch reads 500): its text is the same for every
+        batch of a size, and rows come back as tuples (the per-row cost matters at campaign scale)."""
         out: list[UserRow] = []
-        c = users.c
+        pg = self._conn.dialect.name == "postgresql"
         for start in range(0, len(nums), 5000):
             chunk = nums[start : start + 5000]
-            stmt = (
-                select(
-                    c.num,
-                    c.braze_id,
-                    c.external_id,
-                    c.email,
-                    c.email_subscribe,
-                    c.time_zone,
-                    c.custom_attributes,
-                    *(c[name] for name in _STANDARD),
-                )
-                .where(c.workspace_id == workspace_id, self._among(c.num, chunk))
-                .order_by(c.num)
-            )
-            for r in self._conn.execute(stmt):
+            if pg:
+                rows = self._conn.exec_driver_sql(_USERS_SQL.format(among="= ANY(%s::bigint[])"), (chunk,))
+            else:
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.exec_driver_sql(_USERS_SQL.format(among=f"IN ({marks})"), tuple(chunk))
+            for ws, num, braze_id, external_id, email, subscribe, zone, custom, *standard in rows:
+                if ws != workspace_id:
+                    continue
                 out.append(
                     UserRow(
-                        num=r.num,
-                        braze_id=r.braze_id,
-                        external_id=r.external_id,
-                        email=r.email,
-                        email_subscribe=r.email_subscribe,
-                        time_zone=r.time_zone,
-                        attributes={name: getattr(r, name) for name in _STANDARD},
-                        custom_attributes=_decode.decode(r.custom_attributes or "{}"),
+                        num=num,
+                        braze_id=braze_id,
+                        external_id=external_id,
+                        email=email,
+                        email_subscribe=subscribe,
+                        time_zone=zone,
+                        attributes=dict(zip(_STANDARD, standard, strict=True)),
+                        custom_attributes=_decode.decode(custom or "{}"),
                     )
                 )
         return out

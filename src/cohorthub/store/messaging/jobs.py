@@ -106,6 +106,34 @@ class SqlJobStore:
         )
         return int(result.rowcount)
 
+    def reschedule(
+        self, program_id: str, dispatch_id: str, *, due_at: float, payload: dict[str, Any] | None
+    ) -> bool:
+        """Move a dispatch that has not started (and replace its payload when given); False when there is
+        none (unknown, started, done or cancelled)."""
+        values: dict[str, Any] = {"due_at": due_at}
+        if payload is not None:
+            values["payload"] = msgspec.json.encode(payload).decode()
+        result = self._conn.execute(
+            update(jobs)
+            .where(
+                jobs.c.program_id == program_id, jobs.c.dispatch_id == dispatch_id, jobs.c.state == "pending"
+            )
+            .values(**values)
+        )
+        return result.rowcount == 1
+
+    def cancel(self, program_id: str, dispatch_id: str) -> bool:
+        """Cancel one dispatch that has not started; False when there is none."""
+        result = self._conn.execute(
+            update(jobs)
+            .where(
+                jobs.c.program_id == program_id, jobs.c.dispatch_id == dispatch_id, jobs.c.state == "pending"
+            )
+            .values(state="cancelled")
+        )
+        return result.rowcount == 1
+
     def list(self, program_id: str) -> list[dict[str, Any]]:
         """A program's jobs, newest first (at most 100)."""
         stmt = (

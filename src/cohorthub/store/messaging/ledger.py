@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from cohorthub.messaging.ports import ReceivedRow, SendKey, SendRow
-from cohorthub.store.messaging.schema import insert_for, rates, sends
+from cohorthub.store.messaging.schema import insert_for, rates, sends, suppressions
 
 #: PostgreSQL: a batch in one statement with array parameters (short, prepared once).
 _RESERVE_PG = (
@@ -19,9 +19,12 @@ _RESERVE_PG = (
     " ON CONFLICT (program_id, step_id, user_num, dispatch_id) DO NOTHING"
     " RETURNING id, program_id, step_id, user_num, dispatch_id"
 )
+#: The ids twice: `id = ANY(…)` makes the primary key find the rows (joined alone with the unnest, the
+#: planner hashes the whole ledger when its statistics are stale, every batch).
 _SETTLE_PG = (
     "UPDATE msg_sends SET state = t.s, error = t.e, updated_at = %s"
-    " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS t(i, s, e) WHERE msg_sends.id = t.i"
+    " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS t(i, s, e)"
+    " WHERE msg_sends.id = ANY(%s::bigint[]) AND msg_sends.id = t.i"
 )
 _TOUCHABLE = {"opened_at", "clicked_at", "unsubscribed_at", "converted_at"}
 
@@ -115,7 +118,7 @@ class SqlLedgerStore:
         outcomes = list(outcomes)
         if len(outcomes) > 1 and self._conn.dialect.name == "postgresql":
             ids, states, errors = (list(c) for c in zip(*outcomes, strict=True))
-            self._conn.exec_driver_sql(_SETTLE_PG, (now, ids, states, errors))
+            self._conn.exec_driver_sql(_SETTLE_PG, (now, ids, states, errors, ids))
             return
         params = [{"b_id": i, "b_state": s, "b_error": e, "b_now": now} for i, s, e in outcomes]
         if params:
@@ -125,6 +128,39 @@ class SqlLedgerStore:
                 .values(state=bindparam("b_state"), error=bindparam("b_error"), updated_at=bindparam("b_now"))
             )
             self._conn.execute(stmt, params)
+
+    def bounce(self, send_row_id: int, state: str, error: str, *, now: float) -> bool:
+        """A bounce reported after the message was handed over: the row becomes `state` (`bounced` or
+        `soft_bounced`); False when that is known already (a repeated report: a soft bounce after any
+        bounce, a bounce after a bounce) or the row is not an e-mail."""
+        result = self._conn.execute(
+            update(sends)
+            .where(
+                sends.c.id == send_row_id,
+                sends.c.channel == "email",
+                sends.c.state.not_in(("bounced",) if state == "bounced" else ("bounced", "soft_bounced")),
+            )
+            .values(state=state, error=error[:1000], updated_at=now)
+        )
+        return result.rowcount == 1
+
+    def suppress(self, workspace_id: str, address: str, reason: str, send_row_id: int, *, now: float) -> None:
+        """Mark an address as unreachable (it bounced for good): later sends skip it."""
+        self._conn.execute(
+            insert_for(self._conn, suppressions)
+            .values(workspace_id=workspace_id, address=address.lower(), reason=reason[:1000],
+                    send_row_id=send_row_id, created_at=now)
+            .on_conflict_do_nothing(index_elements=["workspace_id", "address"])
+        )  # fmt: skip
+
+    def suppressed(self, workspace_id: str, addresses: Sequence[str]) -> set[str]:
+        """Which of these addresses (lower case) bounced for good."""
+        wanted = sorted({a.lower() for a in addresses})
+        if not wanted:
+            return set()
+        c = suppressions.c
+        stmt = select(c.address).where(c.workspace_id == workspace_id, c.address.in_(wanted))
+        return {str(a) for a in self._conn.execute(stmt).scalars()}
 
     def mark_stale(self, program_id: str, dispatch_id: str, *, before: float, now: float) -> int:
         """Rows left `sending` by a worker that died: the message may or may not have left (`unknown`)."""

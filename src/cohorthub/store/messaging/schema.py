@@ -121,6 +121,16 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
+suppressions = Table(
+    "msg_suppressions",
+    _meta,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("address", String(320), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("send_row_id", BigInteger),
+    Column("created_at", Float, nullable=False),
+)
+
 
 def insert_for(conn: Connection, table: Table) -> Any:
     """The dialect's INSERT (with `on_conflict_do_nothing`)."""

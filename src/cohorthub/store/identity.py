@@ -32,6 +32,7 @@ from cohorthub.identity.errors import UsersLocked
 from cohorthub.identity.model import STANDARD_FIELDS, Profile, UserAlias
 from cohorthub.identity.ports import Activity, Summary
 from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
+from cohorthub.store.statistics import note_inserted
 from cohorthub.store.tables import custom_events, purchases, user_aliases, user_devices, users
 
 _OWNED = (user_aliases, user_devices, custom_events, purchases)
@@ -81,35 +82,9 @@ class SqlUserRepository:
         """
         if lock and self._pg:
             self._lock_identifiers(lock_keys(workspace_id, lookup))
-        conditions: list[str] = []
-        params: list[Any] = [workspace_id]
-        for column, values in (
-            ("external_id", lookup.external_ids),
-            ("braze_id", lookup.braze_ids),
-            ("email", lookup.emails),
-            ("phone", lookup.phones),
-        ):
-            if values:
-                conditions.append(self._in(column, sorted(values), params))
-        if lookup.aliases:
-            pairs = sorted((a.label, a.name) for a in lookup.aliases)
-            params.append(workspace_id)
-            conditions.append(
-                f"num IN (SELECT user_num FROM user_aliases WHERE workspace_id = {self._mark} AND "
-                f"{self._pairs_in(pairs, params)})"
-            )
-        if lookup.device_ids:
-            params.append(workspace_id)
-            conditions.append(
-                f"num IN (SELECT user_num FROM user_devices WHERE workspace_id = {self._mark} AND "
-                f"{self._in('device_id', sorted(lookup.device_ids), params)})"
-            )
-        if not conditions:
+        sql, params = (self._pg_users_named if self._pg else self._sqlite_users_named)(workspace_id, lookup)
+        if not sql:
             return Loaded([], {})
-        sql = (
-            f"SELECT {_USER_COLUMNS} FROM users WHERE workspace_id = {self._mark} "
-            f"AND ({' OR '.join(conditions)}) ORDER BY num"
-        )
         if lock and self._pg:
             sql += " FOR NO KEY UPDATE"
         rows = self._conn.exec_driver_sql(sql, tuple(params)).all()
@@ -122,18 +97,77 @@ class SqlUserRepository:
             for num, label, name in self._conn.exec_driver_sql(sql, tuple(alias_params)):
                 by_num[num].aliases.add(UserAlias(label, name))
         # The named devices' owners, and the devices of anonymous users (a merge names one of them).
-        device_params: list[Any] = [workspace_id]
-        named: list[str] = []
-        if lookup.device_ids:
-            named.append(self._in("device_id", sorted(lookup.device_ids), device_params))
-        if anonymous := sorted(p.num for p in profiles if p.anonymous):
-            named.append(self._in("user_num", anonymous, device_params))
-        devices: dict[str, int] = {}
-        if named:
-            sql = f"SELECT device_id, user_num FROM user_devices WHERE workspace_id = {self._mark} AND "
-            sql += "(" + " OR ".join(named) + ")"
-            devices = dict(self._conn.exec_driver_sql(sql, tuple(device_params)).all())
+        anonymous = sorted(p.num for p in profiles if p.anonymous)
+        devices = self._device_owners(workspace_id, sorted(lookup.device_ids), anonymous)
         return Loaded(profiles, devices)
+
+    def _sqlite_users_named(self, workspace_id: str, lookup: Lookup) -> tuple[str, list[Any]]:
+        """One query: the workspace's users matching any identifier of the lookup ("" for none)."""
+        conditions: list[str] = []
+        params: list[Any] = [workspace_id]
+        for column, values in _columns(lookup):
+            conditions.append(self._in(column, values, params))
+        if lookup.aliases:
+            pairs = sorted((a.label, a.name) for a in lookup.aliases)
+            params.append(workspace_id)
+            conditions.append(
+                "num IN (SELECT user_num FROM user_aliases WHERE workspace_id = ? AND "
+                f"{self._pairs_in(pairs, params)})"
+            )
+        if lookup.device_ids:
+            params.append(workspace_id)
+            conditions.append(
+                "num IN (SELECT user_num FROM user_devices WHERE workspace_id = ? AND "
+                f"{self._in('device_id', sorted(lookup.device_ids), params)})"
+            )
+        if not conditions:
+            return "", params
+        where = " OR ".join(conditions)
+        return f"SELECT {_USER_COLUMNS} FROM users WHERE workspace_id = ? AND ({where}) ORDER BY num", params
+
+    def _pg_users_named(self, workspace_id: str, lookup: Lookup) -> tuple[str, list[Any]]:
+        """One query: each kind of identifier is its own index lookup, then the users are read by number.
+
+        A single `OR` of the kinds let a planner without fresh statistics (autovacuum off or late,
+        a table grown from empty) scan every user of the workspace, once per request or per row.
+        """
+        params: list[Any] = []
+        found: list[str] = []
+        for column, values in _columns(lookup):
+            params += [workspace_id, values]
+            found.append(f"SELECT num FROM users WHERE workspace_id = %s AND {column} = ANY(%s)")
+        if lookup.aliases:
+            pairs = sorted((a.label, a.name) for a in lookup.aliases)
+            params += [[p[0] for p in pairs], [p[1] for p in pairs], workspace_id]
+            # LATERAL … OFFSET 0: one primary-key probe per alias, whatever the statistics say.
+            found.append(
+                "SELECT a.user_num FROM unnest(%s::text[], %s::text[]) AS p(label, name) CROSS JOIN "
+                "LATERAL (SELECT user_num FROM user_aliases WHERE workspace_id = %s AND "
+                "alias_label = p.label AND alias_name = p.name OFFSET 0) AS a"
+            )
+        if lookup.device_ids:
+            params += [workspace_id, sorted(lookup.device_ids)]
+            found.append("SELECT user_num FROM user_devices WHERE workspace_id = %s AND device_id = ANY(%s)")
+        if not found:
+            return "", params
+        nums = " UNION ".join(found)
+        return f"SELECT {_USER_COLUMNS} FROM users WHERE num = ANY(ARRAY({nums})) ORDER BY num", params
+
+    def _device_owners(
+        self, workspace_id: str, device_ids: list[str], user_nums: list[int]
+    ) -> dict[str, int]:
+        """The owner of each named device, and every device of the given users."""
+        params: list[Any] = []
+        found: list[str] = []
+        if device_ids:
+            params.append(workspace_id)
+            found.append(f"workspace_id = {self._mark} AND {self._in('device_id', device_ids, params)}")
+        if user_nums:
+            found.append(self._in("user_num", user_nums, params))
+        if not found:
+            return {}
+        sql = " UNION ".join(f"SELECT device_id, user_num FROM user_devices WHERE {f}" for f in found)
+        return dict(self._conn.exec_driver_sql(sql, tuple(params)).all())
 
     def _lock_identifiers(self, keys: list[int]) -> None:
         if not keys:
@@ -195,6 +229,7 @@ class SqlUserRepository:
     def apply(self, workspace_id: str, changes: ChangeSet, *, now: float) -> dict[int, int]:
         """Write a change set; return the stored number of each user it created."""
         stored = self._insert_users(workspace_id, changes.created)
+        note_inserted(self._conn, len(changes.created) + len(changes.devices) + len(changes.new_aliases))
 
         def real(num: int) -> int:
             return stored.get(num, num)
@@ -366,6 +401,17 @@ def _values(p: Profile) -> tuple[Any, ...]:
     get = p.fields.get
     custom = _encode_custom(p.custom).decode()
     return (p.external_id, *map(get, STANDARD_FIELDS), custom, p.updated_at)
+
+
+def _columns(lookup: Lookup) -> list[tuple[str, list[str]]]:
+    """The users columns a lookup names values of, with the values sorted."""
+    named = (
+        ("external_id", lookup.external_ids),
+        ("braze_id", lookup.braze_ids),
+        ("email", lookup.emails),
+        ("phone", lookup.phones),
+    )
+    return [(column, sorted(values)) for column, values in named if values]
 
 
 def _profile(row: Any) -> Profile:

@@ -26,7 +26,7 @@ ERRORS = (400, 401, 403, 413, 415, 423)
 
 
 def _track(c: Container, workspace_id: str, body: Any) -> dict[str, Any]:
-    with c.uow() as uow:
+    with c.uow(group=True) as uow:  # SQLite: one commit (one fsync) for concurrent requests
         result = services.track_users(
             uow=uow, workspace_id=workspace_id, body=body, listeners=c.identity_listeners, now=c.now()
         )

@@ -59,6 +59,8 @@ class SqliteWriter:
         self._conn: Connection | None = None
         self._members: list[Ticket] = []
         self._broken: BaseException | None = None
+        self.commits = 0  # group COMMITs made, and the requests they acknowledged (for tests, metrics)
+        self.acknowledged = 0
 
     def acquire(self, timeout: float) -> None:
         """Become the writer, or `ResourceLocked` after `timeout` seconds."""
@@ -71,6 +73,12 @@ class SqliteWriter:
                 self._waiting -= 1
         if not got:
             raise ResourceLocked()
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for the writer now."""
+        with self._state:
+            return self._waiting
 
     def release(self) -> None:
         """Stop being the writer (a plain writer, after its own transaction)."""
@@ -115,6 +123,8 @@ class SqliteWriter:
         try:
             if error is None:
                 conn.commit()
+                self.commits += 1
+                self.acknowledged += len(members)
         except BaseException as exc:
             error = exc
         finally:

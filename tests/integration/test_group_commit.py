@@ -69,6 +69,14 @@ class Requests:
         if hold:
             assert self.held.wait(10)
 
+    def group(self, failing: str, fail: Any) -> None:
+        """a (held), b, `failing` and d: the last three queue behind a, then all run."""
+        self.start("a", hold=True)
+        self.start("b")
+        self.start(failing, fail=fail)
+        self.start("d")
+        self.release_when_queued(3)
+
     def release_when_queued(self, count: int) -> None:
         """Let the held request go once `count` others wait for the writer; wait for all."""
         writer = sqlite_writer(self.c.engine)
@@ -101,11 +109,7 @@ def test_queued_requests_commit_once_and_a_failing_one_undoes_only_its_own_work(
 ) -> None:
     requests = Requests(container, ws)
     with counted(container) as made:
-        requests.start("a", hold=True)
-        requests.start("b")
-        requests.start("c", fail=lambda uow: None)
-        requests.start("d")
-        requests.release_when_queued(3)
+        requests.group("c", fail=lambda uow: None)
     assert made == [1, 3]  # one COMMIT (one fsync) acknowledged a, b and d
     assert {k: v for k, v in requests.outcomes.items() if k != "c"} == dict.fromkeys("abd", "committed")
     failure = requests.outcomes["c"]
@@ -117,11 +121,7 @@ def test_no_request_of_a_group_whose_transaction_is_lost_is_acknowledged(
     container: Container, ws: str
 ) -> None:
     requests = Requests(container, ws)
-    requests.start("a", hold=True)
-    requests.start("b")
-    requests.start("lost", fail=lambda uow: uow.conn.exec_driver_sql("ROLLBACK"))  # the transaction is gone
-    requests.start("d")
-    requests.release_when_queued(3)
+    requests.group("lost", fail=lambda uow: uow.conn.exec_driver_sql("ROLLBACK"))  # the transaction is gone
     committed = {k for k, v in requests.outcomes.items() if v == "committed"}
     assert "a" not in committed  # it was in the lost transaction: its commit() raised
     assert requests.stored() == committed  # every acknowledged change is there, and only those

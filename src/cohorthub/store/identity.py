@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -40,6 +41,7 @@ _OWNED = (user_aliases, user_devices, custom_events, purchases)
 
 #: A profile's custom attributes as stored: compact JSON, keys sorted (the hot path of every write).
 _encode_custom = msgspec.json.Encoder(order="sorted").encode
+_decode_custom = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def _json(value: Any) -> str:
@@ -62,6 +64,10 @@ def lock_keys(workspace_id: str, lookup: Lookup) -> list[int]:
 
 
 _USER_COLUMNS = ", ".join(c.name for c in users.columns)
+_AT = {c.name: i for i, c in enumerate(users.columns)}
+_NUM, _BRAZE_ID, _EXTERNAL_ID = _AT["num"], _AT["braze_id"], _AT["external_id"]
+_CREATED_AT, _UPDATED_AT, _CUSTOM = _AT["created_at"], _AT["updated_at"], _AT["custom_attributes"]
+_STANDARD = [_AT[name] for name in STANDARD_FIELDS]
 
 
 class SqlUserRepository:
@@ -415,12 +421,21 @@ def _columns(lookup: Lookup) -> list[tuple[str, list[str]]]:
 
 
 def _profile(row: Any) -> Profile:
+    # By position: a row read by `_USER_COLUMNS` (attribute access by name cost more than the rest).
     return Profile(
-        num=int(row.num),
-        braze_id=row.braze_id,
-        external_id=row.external_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        fields={name: getattr(row, name) for name in STANDARD_FIELDS},
-        custom=json.loads(row.custom_attributes or "{}"),
+        num=int(row[_NUM]),
+        braze_id=row[_BRAZE_ID],
+        external_id=row[_EXTERNAL_ID],
+        created_at=row[_CREATED_AT],
+        updated_at=row[_UPDATED_AT],
+        fields=dict(zip(STANDARD_FIELDS, itemgetter(*_STANDARD)(row), strict=True)),
+        custom=_custom(row[_CUSTOM] or "{}"),
     )
+
+
+def _custom(text: str) -> dict[str, Any]:
+    try:
+        return _decode_custom(text)
+    except msgspec.DecodeError:  # written before values were checked (a NaN, a huge integer)
+        value: dict[str, Any] = json.loads(text)
+        return value

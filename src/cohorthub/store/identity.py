@@ -33,6 +33,7 @@ from cohorthub.identity.errors import UsersLocked
 from cohorthub.identity.model import STANDARD_FIELDS, Profile, UserAlias
 from cohorthub.identity.ports import Activity, Summary
 from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
+from cohorthub.store.rows import insert_many
 from cohorthub.store.statistics import note_inserted
 from cohorthub.store.tables import custom_events, purchases, user_aliases, user_devices, users
 
@@ -325,12 +326,16 @@ class SqlUserRepository:
         return int(result.rowcount)
 
     def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Many rows in one driver-level executemany (no per-row statement compilation)."""
-        if rows:
-            names = list(rows[0])
-            marks = ", ".join([self._mark] * len(names))
-            sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
-            self._conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
+        """Many rows: multi-row statements on SQLite, one driver-level executemany on PostgreSQL."""
+        if not rows:
+            return
+        names = list(rows[0])
+        values = [tuple(r[n] for n in names) for r in rows]
+        if not self._pg:
+            insert_many(self._conn, table.name, names, values)
+            return
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})"
+        self._conn.exec_driver_sql(sql, values)
 
     def _move(self, table: Table, moves: list[dict[str, int]]) -> None:
         stmt = (

@@ -66,11 +66,18 @@ class SqliteWriter:
         """Become the writer, or `ResourceLocked` after `timeout` seconds."""
         with self._state:
             self._waiting += 1
+        got = False
         try:
             got = self._lock.acquire(timeout=timeout)
         finally:
-            with self._state:
+            with self._state:  # atomic with a member's hand-off decision (`leave`)
                 self._waiting -= 1
+                orphaned = not got and self._lock.acquire(blocking=False)
+            if orphaned:  # handed the writer just as we gave up: commit what the group left open
+                try:
+                    self.flush()
+                finally:
+                    self._lock.release()
         if not got:
             raise ResourceLocked()
 
@@ -106,13 +113,14 @@ class SqliteWriter:
 
     def leave(self) -> None:
         """A member is done: hand the writer to a waiting request, or commit the group and release."""
-        with self._state:
-            waiting = self._waiting
-        if waiting and self._broken is None and len(self._members) < MAX_GROUP:
+        with self._state:  # a waiter that gives up at this moment settles the group (`acquire`)
+            if self._waiting and self._broken is None and len(self._members) < MAX_GROUP:
+                self._lock.release()
+                return
+        try:
+            self.flush()
+        finally:
             self._lock.release()
-            return
-        self.flush()
-        self._lock.release()
 
     def flush(self) -> None:
         """Commit the open group, if any, and settle its members (the caller holds the writer)."""

@@ -148,3 +148,15 @@ def test_a_plain_writer_commits_the_open_group_before_its_own_transaction(
 def _create_workspace(c: Container) -> None:
     with c.uow() as uow:
         workspaces.create_workspace(uow=uow, name="Other", now=NOW)
+
+
+def test_a_grouped_unit_cannot_write_after_its_commit(container: Container, ws: str) -> None:
+    with container.uow(group=True) as uow:
+        batch = parse_track({"attributes": [{"external_id": "once", "n": 1}]}, now=NOW)
+        apply_track(uow=uow, workspace_id=ws, batch=batch, now=NOW)
+        uow.commit()
+        with pytest.raises(RuntimeError):  # the writer went on to others: a second turn would be theirs
+            uow.commit()
+        with pytest.raises(RuntimeError):
+            uow.rollback()
+    assert Requests(container, ws).stored() == {"once"}

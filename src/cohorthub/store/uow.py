@@ -101,10 +101,11 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         """Make every change of this unit durable (in a group: return once the group's COMMIT is)."""
-        if self._savepoint is None:
+        if not self._grouped:
             self.conn.commit()
             return
-        assert self._writer is not None
+        if self._savepoint is None or self._writer is None:  # the writer has moved on: no second turn
+            raise RuntimeError("a grouped unit of work commits once, as its last step")
         self._savepoint.commit()
         self._savepoint, self._ticket = None, Ticket()
         self._writer.joined(self._ticket)
@@ -113,11 +114,13 @@ class SqlUnitOfWork:
 
     def rollback(self) -> None:
         """Discard every change of this unit."""
-        if self._savepoint is None:
+        if not self._grouped:
             self.conn.rollback()
-        else:
-            self._savepoint.rollback()
-            self._savepoint = self.conn.begin_nested()
+            return
+        if self._savepoint is None:
+            raise RuntimeError("a grouped unit of work is over once it committed")
+        self._savepoint.rollback()
+        self._savepoint = self.conn.begin_nested()
 
     def __exit__(
         self,

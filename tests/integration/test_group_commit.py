@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from pyroaring import BitMap
 from sqlalchemy import select
 
 from cohorthub.bootstrap import Container
+from cohorthub.cohorts.membership import Membership
 from cohorthub.identity.errors import InvalidUserRequest
 from cohorthub.identity.requests import parse_track
 from cohorthub.identity.services import apply_track
@@ -120,10 +122,12 @@ def test_queued_requests_commit_once_and_a_failing_one_undoes_only_its_own_work(
 def test_no_request_of_a_group_whose_transaction_is_lost_is_acknowledged(
     container: Container, ws: str
 ) -> None:
+    container.membership.put(1, Membership(1, 0, BitMap([7])))  # caught up inside the lost transaction
     requests = Requests(container, ws)
     requests.group("lost", fail=lambda uow: uow.conn.exec_driver_sql("ROLLBACK"))  # the transaction is gone
     committed = {k for k, v in requests.outcomes.items() if v == "committed"}
     assert "a" not in committed  # it was in the lost transaction: its commit() raised
+    assert len(container.membership) == 0  # nothing read inside that transaction is kept
     assert requests.stored() == committed  # every acknowledged change is there, and only those
     after = Requests(container, ws)  # and the writer goes on
     after.start("e")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine
 
@@ -59,6 +60,8 @@ class SqliteWriter:
         self._conn: Connection | None = None
         self._members: list[Ticket] = []
         self._broken: BaseException | None = None
+        #: Called when a group's COMMIT fails: in-memory state read inside its transaction is not durable.
+        self.on_failed_commit: list[Callable[[], None]] = []
         self.commits = 0  # group COMMITs made, and the requests they acknowledged (for tests, metrics)
         self.acknowledged = 0
 
@@ -139,6 +142,9 @@ class SqliteWriter:
             try:
                 conn.close()  # rolls back what a failed group left open
             finally:
+                if error is not None:
+                    for callback in self.on_failed_commit:
+                        callback()
                 for ticket in members:
                     ticket.settle(error)
 

@@ -11,6 +11,7 @@ On PostgreSQL every unit runs at READ COMMITTED; cohort writers serialize on the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -164,9 +165,13 @@ class SqlUnitOfWork:
 class UnitOfWorkFactory:
     """Makes units of work for one engine; the composition root holds one."""
 
-    def __init__(self, engine: Engine, *, lock_timeout: float = 5.0) -> None:
+    def __init__(
+        self, engine: Engine, *, lock_timeout: float = 5.0, on_failed_group: Callable[[], None] | None = None
+    ) -> None:
         self.engine = engine
         self.lock_timeout = lock_timeout
+        if on_failed_group is not None and engine.dialect.name == "sqlite":
+            sqlite_writer(engine).on_failed_commit.append(on_failed_group)
 
     def __call__(self, *, readonly: bool = False, group: bool = False) -> SqlUnitOfWork:
         """A unit of work; `group=True` lets a SQLite write share its commit with concurrent ones."""

@@ -65,7 +65,9 @@ def bootstrap(
     return Container(
         settings=settings,
         engine=engine,
-        uow=UnitOfWorkFactory(engine, lock_timeout=settings.lock_timeout_seconds),
+        uow=UnitOfWorkFactory(
+            engine, lock_timeout=settings.lock_timeout_seconds, on_failed_group=membership.clear
+        ),
         membership=membership,
         import_chunk_rows=1_000 if engine.dialect.name == "postgresql" else 5_000,
         identity_listeners=[

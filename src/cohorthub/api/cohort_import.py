@@ -101,7 +101,7 @@ async def post_cohort_users(request: Request) -> Response:
     request_id = str(uuid.uuid4())
 
     def run() -> services.ImportResult:
-        with c.uow() as uow:
+        with c.uow(group=True) as uow:  # SQLite: one commit (one fsync) for concurrent requests
             return services.import_cohort_changes(
                 uow=uow,
                 cache=c.membership,

@@ -69,7 +69,7 @@ def _count(c: Container, app: App, reason: str) -> None:
 
 
 def _record(c: Container, app: App, body: Any, origin: str | None) -> None:
-    with c.uow() as uow:
+    with c.uow(group=True) as uow:
         allowed = services.allowed_origins(uow=uow, workspace_id=app.workspace_id)
         if origin and allowed and origin.lower() not in allowed:
             raise OriginNotAllowed(f"Origin {origin} is not allowed for this workspace")

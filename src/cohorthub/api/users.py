@@ -19,6 +19,7 @@ from cohorthub.api.openapi import Operation
 from cohorthub.bootstrap import Container
 from cohorthub.cohorts.services import memberships_of
 from cohorthub.identity import services
+from cohorthub.identity.requests import parse_track
 from cohorthub.workspaces.services import authenticate_rest_key
 
 UseCase = Callable[[Container, str, Any], dict[str, Any]]
@@ -26,9 +27,11 @@ ERRORS = (400, 401, 403, 413, 415, 423)
 
 
 def _track(c: Container, workspace_id: str, body: Any) -> dict[str, Any]:
-    with c.uow() as uow:
-        result = services.track_users(
-            uow=uow, workspace_id=workspace_id, body=body, listeners=c.identity_listeners, now=c.now()
+    now = c.now()
+    batch = parse_track(body, now=now)  # before the writer's turn: another request's SQL runs meanwhile
+    with c.uow(group=True) as uow:  # SQLite: one commit (one fsync) for concurrent requests
+        result = services.record_track(
+            uow=uow, workspace_id=workspace_id, batch=batch, listeners=c.identity_listeners, now=now
         )
     response: dict[str, Any] = {"message": "success"}
     for name in ("attributes", "events", "purchases"):

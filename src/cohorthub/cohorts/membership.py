@@ -134,6 +134,16 @@ class MembershipCache:
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
 
+    def __len__(self) -> int:
+        """Cohorts held."""
+        with self._lock:
+            return len(self._entries)
+
+    def clear(self) -> None:
+        """Drop every entry (a write transaction whose reads some entries caught up to did not commit)."""
+        with self._lock:
+            self._entries.clear()
+
     def forget(self, cohort_pk: int) -> None:
         """Drop a cohort's entry (its next read loads it again)."""
         with self._lock:

@@ -18,7 +18,9 @@ from cohorthub.cohorts.errors import CohortNotFound
 from cohorthub.cohorts.membership import Membership, MembershipCache, chunk_images
 from cohorthub.cohorts.model import (
     Cohort,
+    CohortChanges,
     Matches,
+    MembershipDiff,
     diff_membership,
     distinct_identifiers,
     merge_unmatched_sample,
@@ -116,27 +118,19 @@ def import_cohort_changes(
     # Users before the cohort: every writer takes user locks before cohort locks, so none deadlock.
     matches = _resolve(repo, workspace_id, *distinct_identifiers(request))
     cohort, _ = repo.ensure(workspace_id=workspace_id, partner=partner, cohort_id=request.cohort_id, now=now)
-    before = cache.current(repo, cohort)
-    diff = diff_membership(request, matches, before.bitmap)
-    after = apply_membership_change(
-        repo, cohort, before, diff.entered, diff.left,
-        reason="import", request_id=request_id, now=now, compaction_threshold=compaction_threshold,
-    )  # fmt: skip
-    entered, left = len(diff.entered), len(diff.left)
-    repo.record_import(
-        cohort.pk,
-        request_id=request_id,
-        now=now,
-        identifiers=request.identifiers(),
-        matched=diff.matched,
-        unmatched=diff.unmatched,
-        entered=entered,
-        left=left,
-        unmatched_sample=merge_unmatched_sample(cohort.unmatched_sample, diff.unmatched_sample),
-    )
-    charge_quota(uow=uow, caller=caller, quota=quota, now=now)
-    uow.commit()
+    try:
+        after, diff = _apply_import(
+            repo, cache, cohort, request, matches, request_id, now, compaction_threshold
+        )
+        charge_quota(uow=uow, caller=caller, quota=quota, now=now)
+        uow.commit()
+    except BaseException:
+        # Under group commit the cache may have caught up to changes of the same transaction that
+        # did not commit after all: forget the cohort rather than trust them.
+        cache.forget(cohort.pk)
+        raise
     cache.put(cohort.pk, after)
+    entered, left = len(diff.entered), len(diff.left)
     if entered or left:
         for listener in listeners:
             listener.cohort_changed(workspace_id, partner, request.cohort_id)
@@ -151,6 +145,37 @@ def import_cohort_changes(
         left,
         size,
     )
+
+
+def _apply_import(
+    repo: CohortRepository,
+    cache: MembershipCache,
+    cohort: Cohort,
+    request: CohortChanges,
+    matches: Matches,
+    request_id: str,
+    now: float,
+    compaction_threshold: int,
+) -> tuple[Membership, MembershipDiff]:
+    """Log who entered and left as the cohort's next version, and record the request."""
+    before = cache.current(repo, cohort)
+    diff = diff_membership(request, matches, before.bitmap)
+    after = apply_membership_change(
+        repo, cohort, before, diff.entered, diff.left,
+        reason="import", request_id=request_id, now=now, compaction_threshold=compaction_threshold,
+    )  # fmt: skip
+    repo.record_import(
+        cohort.pk,
+        request_id=request_id,
+        now=now,
+        identifiers=request.identifiers(),
+        matched=diff.matched,
+        unmatched=diff.unmatched,
+        entered=len(diff.entered),
+        left=len(diff.left),
+        unmatched_sample=merge_unmatched_sample(cohort.unmatched_sample, diff.unmatched_sample),
+    )
+    return after, diff
 
 
 def _resolve(

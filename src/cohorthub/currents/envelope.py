@@ -8,7 +8,7 @@ only when known.
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,9 +47,17 @@ def new_envelope(
     event_type: str, *, time: float, user: dict[str, str], properties: dict[str, Any]
 ) -> Envelope:
     """An event with a fresh UUID."""
-    return Envelope(
-        event_type=event_type, id=str(uuid.uuid4()), time=int(time), user=user, properties=properties
-    )
+    return Envelope(event_type=event_type, id=event_id(), time=int(time), user=user, properties=properties)
+
+
+#: The variant digit of an RFC 4122 UUID (10xx in binary) for each random hex digit.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def event_id() -> str:
+    """A random (version 4) UUID as text, without building a `uuid.UUID` (a third of the cost)."""
+    h = secrets.token_hex(16)
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def _app(properties: dict[str, Any], app_id: str | None, workspace_id: str) -> dict[str, Any]:

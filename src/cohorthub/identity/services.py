@@ -87,6 +87,18 @@ def track_users(
 ) -> TrackResult:
     """`/users/track`: attributes, custom events and purchases of up to 75 objects each."""
     batch = parse_track(body, now=now)
+    return record_track(uow=uow, workspace_id=workspace_id, batch=batch, listeners=listeners, now=now)
+
+
+def record_track(
+    *,
+    uow: IdentityUnitOfWork,
+    workspace_id: str,
+    batch: TrackBatch,
+    listeners: Sequence[IdentityListener] = (),
+    now: float,
+) -> TrackResult:
+    """Apply and commit a `/users/track` batch parsed beforehand (outside the writer's turn)."""
     result, _ = apply_track(uow=uow, workspace_id=workspace_id, batch=batch, listeners=listeners, now=now)
     uow.commit()
     return result

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -32,6 +33,8 @@ from cohorthub.identity.errors import UsersLocked
 from cohorthub.identity.model import STANDARD_FIELDS, Profile, UserAlias
 from cohorthub.identity.ports import Activity, Summary
 from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
+from cohorthub.store.rows import insert_many
+from cohorthub.store.statistics import note_inserted
 from cohorthub.store.tables import custom_events, purchases, user_aliases, user_devices, users
 
 _OWNED = (user_aliases, user_devices, custom_events, purchases)
@@ -39,6 +42,7 @@ _OWNED = (user_aliases, user_devices, custom_events, purchases)
 
 #: A profile's custom attributes as stored: compact JSON, keys sorted (the hot path of every write).
 _encode_custom = msgspec.json.Encoder(order="sorted").encode
+_decode_custom = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def _json(value: Any) -> str:
@@ -61,6 +65,10 @@ def lock_keys(workspace_id: str, lookup: Lookup) -> list[int]:
 
 
 _USER_COLUMNS = ", ".join(c.name for c in users.columns)
+_AT = {c.name: i for i, c in enumerate(users.columns)}
+_NUM, _BRAZE_ID, _EXTERNAL_ID = _AT["num"], _AT["braze_id"], _AT["external_id"]
+_CREATED_AT, _UPDATED_AT, _CUSTOM = _AT["created_at"], _AT["updated_at"], _AT["custom_attributes"]
+_STANDARD = [_AT[name] for name in STANDARD_FIELDS]
 
 
 class SqlUserRepository:
@@ -81,35 +89,9 @@ class SqlUserRepository:
         """
         if lock and self._pg:
             self._lock_identifiers(lock_keys(workspace_id, lookup))
-        conditions: list[str] = []
-        params: list[Any] = [workspace_id]
-        for column, values in (
-            ("external_id", lookup.external_ids),
-            ("braze_id", lookup.braze_ids),
-            ("email", lookup.emails),
-            ("phone", lookup.phones),
-        ):
-            if values:
-                conditions.append(self._in(column, sorted(values), params))
-        if lookup.aliases:
-            pairs = sorted((a.label, a.name) for a in lookup.aliases)
-            params.append(workspace_id)
-            conditions.append(
-                f"num IN (SELECT user_num FROM user_aliases WHERE workspace_id = {self._mark} AND "
-                f"{self._pairs_in(pairs, params)})"
-            )
-        if lookup.device_ids:
-            params.append(workspace_id)
-            conditions.append(
-                f"num IN (SELECT user_num FROM user_devices WHERE workspace_id = {self._mark} AND "
-                f"{self._in('device_id', sorted(lookup.device_ids), params)})"
-            )
-        if not conditions:
+        sql, params = (self._pg_users_named if self._pg else self._sqlite_users_named)(workspace_id, lookup)
+        if not sql:
             return Loaded([], {})
-        sql = (
-            f"SELECT {_USER_COLUMNS} FROM users WHERE workspace_id = {self._mark} "
-            f"AND ({' OR '.join(conditions)}) ORDER BY num"
-        )
         if lock and self._pg:
             sql += " FOR NO KEY UPDATE"
         rows = self._conn.exec_driver_sql(sql, tuple(params)).all()
@@ -122,18 +104,77 @@ class SqlUserRepository:
             for num, label, name in self._conn.exec_driver_sql(sql, tuple(alias_params)):
                 by_num[num].aliases.add(UserAlias(label, name))
         # The named devices' owners, and the devices of anonymous users (a merge names one of them).
-        device_params: list[Any] = [workspace_id]
-        named: list[str] = []
-        if lookup.device_ids:
-            named.append(self._in("device_id", sorted(lookup.device_ids), device_params))
-        if anonymous := sorted(p.num for p in profiles if p.anonymous):
-            named.append(self._in("user_num", anonymous, device_params))
-        devices: dict[str, int] = {}
-        if named:
-            sql = f"SELECT device_id, user_num FROM user_devices WHERE workspace_id = {self._mark} AND "
-            sql += "(" + " OR ".join(named) + ")"
-            devices = dict(self._conn.exec_driver_sql(sql, tuple(device_params)).all())
+        anonymous = sorted(p.num for p in profiles if p.anonymous)
+        devices = self._device_owners(workspace_id, sorted(lookup.device_ids), anonymous)
         return Loaded(profiles, devices)
+
+    def _sqlite_users_named(self, workspace_id: str, lookup: Lookup) -> tuple[str, list[Any]]:
+        """One query: the workspace's users matching any identifier of the lookup ("" for none)."""
+        conditions: list[str] = []
+        params: list[Any] = [workspace_id]
+        for column, values in _columns(lookup):
+            conditions.append(self._in(column, values, params))
+        if lookup.aliases:
+            pairs = sorted((a.label, a.name) for a in lookup.aliases)
+            params.append(workspace_id)
+            conditions.append(
+                "num IN (SELECT user_num FROM user_aliases WHERE workspace_id = ? AND "
+                f"{self._pairs_in(pairs, params)})"
+            )
+        if lookup.device_ids:
+            params.append(workspace_id)
+            conditions.append(
+                "num IN (SELECT user_num FROM user_devices WHERE workspace_id = ? AND "
+                f"{self._in('device_id', sorted(lookup.device_ids), params)})"
+            )
+        if not conditions:
+            return "", params
+        where = " OR ".join(conditions)
+        return f"SELECT {_USER_COLUMNS} FROM users WHERE workspace_id = ? AND ({where}) ORDER BY num", params
+
+    def _pg_users_named(self, workspace_id: str, lookup: Lookup) -> tuple[str, list[Any]]:
+        """One query: each kind of identifier is its own index lookup, then the users are read by number.
+
+        A single `OR` of the kinds let a planner without fresh statistics (autovacuum off or late,
+        a table grown from empty) scan every user of the workspace, once per request or per row.
+        """
+        params: list[Any] = []
+        found: list[str] = []
+        for column, values in _columns(lookup):
+            params += [workspace_id, values]
+            found.append(f"SELECT num FROM users WHERE workspace_id = %s AND {column} = ANY(%s)")
+        if lookup.aliases:
+            pairs = sorted((a.label, a.name) for a in lookup.aliases)
+            params += [[p[0] for p in pairs], [p[1] for p in pairs], workspace_id]
+            # LATERAL … OFFSET 0: one primary-key probe per alias, whatever the statistics say.
+            found.append(
+                "SELECT a.user_num FROM unnest(%s::text[], %s::text[]) AS p(label, name) CROSS JOIN "
+                "LATERAL (SELECT user_num FROM user_aliases WHERE workspace_id = %s AND "
+                "alias_label = p.label AND alias_name = p.name OFFSET 0) AS a"
+            )
+        if lookup.device_ids:
+            params += [workspace_id, sorted(lookup.device_ids)]
+            found.append("SELECT user_num FROM user_devices WHERE workspace_id = %s AND device_id = ANY(%s)")
+        if not found:
+            return "", params
+        nums = " UNION ".join(found)
+        return f"SELECT {_USER_COLUMNS} FROM users WHERE num = ANY(ARRAY({nums})) ORDER BY num", params
+
+    def _device_owners(
+        self, workspace_id: str, device_ids: list[str], user_nums: list[int]
+    ) -> dict[str, int]:
+        """The owner of each named device, and every device of the given users."""
+        params: list[Any] = []
+        found: list[str] = []
+        if device_ids:
+            params.append(workspace_id)
+            found.append(f"workspace_id = {self._mark} AND {self._in('device_id', device_ids, params)}")
+        if user_nums:
+            found.append(self._in("user_num", user_nums, params))
+        if not found:
+            return {}
+        sql = " UNION ".join(f"SELECT device_id, user_num FROM user_devices WHERE {f}" for f in found)
+        return dict(self._conn.exec_driver_sql(sql, tuple(params)).all())
 
     def _lock_identifiers(self, keys: list[int]) -> None:
         if not keys:
@@ -195,6 +236,7 @@ class SqlUserRepository:
     def apply(self, workspace_id: str, changes: ChangeSet, *, now: float) -> dict[int, int]:
         """Write a change set; return the stored number of each user it created."""
         stored = self._insert_users(workspace_id, changes.created)
+        note_inserted(self._conn, len(changes.created) + len(changes.devices) + len(changes.new_aliases))
 
         def real(num: int) -> int:
             return stored.get(num, num)
@@ -284,12 +326,16 @@ class SqlUserRepository:
         return int(result.rowcount)
 
     def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Many rows in one driver-level executemany (no per-row statement compilation)."""
-        if rows:
-            names = list(rows[0])
-            marks = ", ".join([self._mark] * len(names))
-            sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
-            self._conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
+        """Many rows: multi-row statements on SQLite, one driver-level executemany on PostgreSQL."""
+        if not rows:
+            return
+        names = list(rows[0])
+        values = [tuple(r[n] for n in names) for r in rows]
+        if not self._pg:
+            insert_many(self._conn, table.name, names, values)
+            return
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})"
+        self._conn.exec_driver_sql(sql, values)
 
     def _move(self, table: Table, moves: list[dict[str, int]]) -> None:
         stmt = (
@@ -368,13 +414,33 @@ def _values(p: Profile) -> tuple[Any, ...]:
     return (p.external_id, *map(get, STANDARD_FIELDS), custom, p.updated_at)
 
 
-def _profile(row: Any) -> Profile:
-    return Profile(
-        num=int(row.num),
-        braze_id=row.braze_id,
-        external_id=row.external_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        fields={name: getattr(row, name) for name in STANDARD_FIELDS},
-        custom=json.loads(row.custom_attributes or "{}"),
+def _columns(lookup: Lookup) -> list[tuple[str, list[str]]]:
+    """The users columns a lookup names values of, with the values sorted."""
+    named = (
+        ("external_id", lookup.external_ids),
+        ("braze_id", lookup.braze_ids),
+        ("email", lookup.emails),
+        ("phone", lookup.phones),
     )
+    return [(column, sorted(values)) for column, values in named if values]
+
+
+def _profile(row: Any) -> Profile:
+    # By position: a row read by `_USER_COLUMNS` (attribute access by name cost more than the rest).
+    return Profile(
+        num=int(row[_NUM]),
+        braze_id=row[_BRAZE_ID],
+        external_id=row[_EXTERNAL_ID],
+        created_at=row[_CREATED_AT],
+        updated_at=row[_UPDATED_AT],
+        fields=dict(zip(STANDARD_FIELDS, itemgetter(*_STANDARD)(row), strict=True)),
+        custom=_custom(row[_CUSTOM] or "{}"),
+    )
+
+
+def _custom(text: str) -> dict[str, Any]:
+    try:
+        return _decode_custom(text)
+    except msgspec.DecodeError:  # written before values were checked (a NaN, a huge integer)
+        value: dict[str, Any] = json.loads(text)
+        return value

@@ -8,13 +8,12 @@ import msgspec
 from sqlalchemy import Connection
 
 from cohorthub.currents.envelope import Envelope
+from cohorthub.store.rows import insert_many
 from cohorthub.store.tables import outbox
 
 _encoder = msgspec.json.Encoder()
-_INSERT = (
-    f"INSERT INTO {outbox.name} (workspace_id, event_id, event_type, time, payload, created_at) "
-    "VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark})"
-)
+_COLUMNS = ("workspace_id", "event_id", "event_type", "time", "payload", "created_at")
+_INSERT = f"INSERT INTO {outbox.name} ({', '.join(_COLUMNS)}) VALUES (%s, %s, %s, %s, %s, %s)"
 #: PostgreSQL: one statement with array parameters, whatever the number of events (an executemany
 #: costs a round of driver work per row).
 _INSERT_PG = (
@@ -36,7 +35,8 @@ class SqlOutbox:
         if len(rows) > 1 and self._conn.dialect.name == "postgresql":
             columns = [list(c) for c in zip(*((r[1], r[2], r[3], r[4]) for r in rows), strict=True)]
             self._conn.exec_driver_sql(_INSERT_PG, (workspace_id, now, *columns))
+        elif rows and self._conn.dialect.name == "postgresql":
+            self._conn.exec_driver_sql(_INSERT, rows)
         elif rows:
-            mark = "%s" if self._conn.dialect.name == "postgresql" else "?"
-            self._conn.exec_driver_sql(_INSERT.format(mark=mark), rows)
+            insert_many(self._conn, outbox.name, _COLUMNS, rows)
         return len(rows)

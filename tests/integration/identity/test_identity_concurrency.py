@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from cohorthub.bootstrap import Container, bootstrap
 from cohorthub.config import Settings
@@ -57,8 +57,8 @@ def test_the_lookup_plan_follows_a_table_grown_from_empty(pg: Container, ws: str
     with pg.engine.connect() as conn:  # the pool's one connection: the one that prepared it
         name = conn.execute(
             text(
-                "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%FROM users WHERE "
-                "workspace_id = $1 AND (external_id = ANY($2))%'"
+                "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%FROM users WHERE num = "
+                "ANY(ARRAY(SELECT num FROM users WHERE workspace_id = $1 AND external_id = ANY($2)))%'"
             )
         ).scalar_one()
         plan = "\n".join(conn.execute(text(f"EXPLAIN EXECUTE {name}('{ws}', ARRAY['bulk-7'])")).scalars())
@@ -66,6 +66,62 @@ def test_the_lookup_plan_follows_a_table_grown_from_empty(pg: Container, ws: str
     assert "uq_users_workspace_external_id" in plan, plan
     result = track(pg, ws, {"attributes": [{"external_id": "bulk-7", "n": 1}]})
     assert result.attributes_processed == 1 and not result.errors
+
+
+def _statement_blocks(c: Container, statements: list[tuple[str, Any]]) -> list[tuple[int, str]]:
+    """Each statement's buffer reads (EXPLAIN ANALYZE), with the statement."""
+    out = []
+    with c.engine.connect() as conn:
+        for sql, params in statements:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0][0]["Plan"]
+            out.append((plan["Shared Hit Blocks"] + plan["Shared Read Blocks"], sql))
+        conn.rollback()
+    return out
+
+
+def test_a_device_lookup_reads_a_few_pages_of_tables_grown_from_empty(pg: Container, ws: str) -> None:
+    # Devices, aliases and users written with no ANALYZE since the tables were empty (autovacuum
+    # off or late): the lookup must not depend on statistics to find a few users among thousands.
+    with pg.engine.begin() as conn:
+        for table in ("users", "user_devices", "user_aliases"):
+            conn.execute(text(f"ALTER TABLE {table} SET (autovacuum_enabled = off)"))
+    try:
+        for start in range(0, 3000, 75):
+            body = {
+                "attributes": [
+                    {"device_id": f"dev-{i}", "n": i} if i % 2 else {"external_id": f"ext-{i}", "n": i}
+                    for i in range(start, start + 75)
+                ]
+            }
+            track(pg, ws, body)
+        lookup = Lookup(
+            external_ids={"ext-1000"},
+            device_ids={"dev-2001", "dev-7"},
+            aliases={UserAlias("crm", "none")},
+            emails={"x@example.com"},
+        )
+        seen: list[tuple[str, Any]] = []
+
+        def record(_conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, _many: bool) -> None:
+            if sql.startswith("SELECT") and "advisory" not in sql:
+                seen.append((sql, params))
+
+        event.listen(pg.engine, "before_cursor_execute", record)
+        try:
+            with pg.uow() as uow:
+                loaded = uow.users.load(ws, lookup, lock=True)
+        finally:
+            event.remove(pg.engine, "before_cursor_execute", record)
+        assert sorted(p.custom["n"] for p in loaded.profiles) == [7, 1000, 2001]
+        assert set(loaded.devices) == {"dev-7", "dev-2001"}
+        for blocks, sql in _statement_blocks(pg, seen):
+            assert blocks < 60, (blocks, sql)  # a scan of the workspace reads thousands
+    finally:
+        with pg.engine.begin() as conn:
+            for table in ("users", "user_devices", "user_aliases"):
+                conn.execute(text(f"ALTER TABLE {table} RESET (autovacuum_enabled)"))
 
 
 def test_writers_of_different_users_do_not_wait_for_each_other(pg: Container, ws: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from cohorthub.messaging.errors import InvalidProgram
 from cohorthub.messaging.model import (
     CHANNELS,
+    RECURRENCES,
     TEN_YEARS,
     Conversion,
     EmailContent,
@@ -45,6 +46,8 @@ class Entry:
     time: float | None = None
     filter: dict[str, Any] | None = None
     purchase: str | None = None  # an event entry on a purchase: its product id, "*" for any
+    every: str | None = None  # a schedule entry that recurs: daily, weekly or monthly from `time`
+    until: float | None = None  # the last time a recurring schedule entry may run
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,13 @@ def _entry(raw: Any) -> Entry:
         return Entry(kind, event=f.text("event", limit=256), filter=flt)
     if kind == "schedule":
         time = parse_time(f.raw.get("time"), f.at("time"))
-        return Entry(kind, segment_id=f.optional_text("segment_id"), time=time, filter=flt)
+        every = f.choice("every", RECURRENCES) if f.raw.get("every") is not None else None
+        until = parse_time(f.raw["until"], f.at("until")) if f.raw.get("until") is not None else None
+        if until is not None and until < time:
+            raise InvalidProgram(f.at("until"), "must not be before time")
+        return Entry(
+            kind, segment_id=f.optional_text("segment_id"), time=time, filter=flt, every=every, until=until
+        )
     return Entry(kind, filter=flt)
 
 

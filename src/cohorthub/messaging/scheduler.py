@@ -9,13 +9,15 @@ dispatch when one finishes, keyed by its due time so it is queued once whoever f
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pyroaring import BitMap
 
+from cohorthub import clock
 from cohorthub.messaging import services
 from cohorthub.messaging.audience import audience_filter, local_time_at, quiet_until, unreachable_reason
 from cohorthub.messaging.dispatch import Item, Sender
@@ -41,23 +43,31 @@ class SchedulerOptions:
     frequency_window: float = 86400.0  # …within this many seconds
 
 
-def next_occurrence(first: float, every: str, after: float) -> float:
-    """The first recurrence of `first` (daily, weekly or monthly) later than `after`."""
+def next_occurrence(first: float, every: str, after: float) -> float | None:
+    """The first recurrence of `first` (daily, weekly or monthly) later than `after`; None past year 9999.
+
+    Computed, not stepped: a schedule that started long ago costs the same as one that started today.
+    A monthly recurrence keeps the day of the month (the 28th at most, so every month has it)."""
+    if after < first:
+        return first
+    if every in ("daily", "weekly"):
+        step = 86400.0 if every == "daily" else 7 * 86400.0
+        when = first + (math.floor((after - first) / step) + 1) * step
+        return when if when <= clock.LATEST else None
     start = datetime.fromtimestamp(first, UTC)
-    n = 0
-    when = start
-    while when.timestamp() <= after:
-        n += 1
-        if every == "daily":
-            when = start + timedelta(days=n)
-        elif every == "weekly":
-            when = start + timedelta(weeks=n)
-        else:
-            month = start.month - 1 + n
-            year = start.year + month // 12
-            day = min(start.day, 28)
-            when = start.replace(year=year, month=month % 12 + 1, day=day)
-    return when.timestamp()
+    day = min(start.day, 28)
+    seen = datetime.fromtimestamp(after, UTC)
+    months = (seen.year - start.year) * 12 + seen.month - start.month  # the month `after` falls in
+    for n in (months, months + 1):
+        if n <= 0:
+            continue  # the first occurrence is `first` itself, not later than `after`
+        year, month = start.year + (start.month - 1 + n) // 12, (start.month - 1 + n) % 12 + 1
+        if year > 9999:
+            return None
+        when = start.replace(year=year, month=month, day=day).timestamp()
+        if when > after:
+            return when
+    return None  # not reached: the next month's occurrence is later than any time of this one
 
 
 def campaign_source(program: Program, spec: CampaignSpec) -> Source:
@@ -272,7 +282,8 @@ class JobRunner:
 
     def _enter_canvas(self, program: Program, job: Job) -> None:
         """A Canvas's scheduled entry: the recipients of a scheduled API call (each with its properties),
-        else the entry segment's members (the properties of the call, if any)."""
+        else the entry segment's members (the properties of the call, if any); a recurring one queues its
+        next occurrence."""
         spec = services.canvas_spec(program)
         recipients = job.payload.get("recipients")
         entered = 0
@@ -304,16 +315,25 @@ class JobRunner:
                 now=self._now(),
             )
             uow.commit()
+        self._requeue(program, job, self._now())
         return self._finish(job, entered, f"entered {entered}")
 
     def _requeue(self, program: Program, job: Job, now: float) -> None:
-        if program.kind != "campaign" or not job.payload.get("broadcast"):
+        """Queue the next occurrence of a recurring campaign or a Canvas's recurring scheduled entry."""
+        if not job.payload.get("broadcast"):
             return
-        delivery = services.campaign_spec(program).delivery
-        if delivery.type != "recurring" or delivery.time is None or delivery.every is None:
+        if program.kind == "campaign":
+            delivery = services.campaign_spec(program).delivery
+            recurring = delivery.type == "recurring"
+            first, every, until = delivery.time, delivery.every, delivery.until
+        else:
+            entry = services.canvas_spec(program).entry
+            recurring = entry.type == "schedule"
+            first, every, until = entry.time, entry.every, entry.until
+        if not recurring or first is None or every is None:
             return
-        due = next_occurrence(delivery.time, delivery.every, max(now, job.due_at))
-        if delivery.until is not None and due > delivery.until:
+        due = next_occurrence(first, every, max(now, job.due_at))
+        if due is None or (until is not None and due > until):
             return
         with self._uow() as uow:
             nxt = Job(

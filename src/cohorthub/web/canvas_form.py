@@ -271,6 +271,10 @@ def entry_from_form(form: Form, old: Mapping[str, Any] | None) -> dict[str, Any]
         entry["time"] = utc_time(form.get("entry_time", ""))
         if form.get("entry_segment_id"):
             entry["segment_id"] = form["entry_segment_id"]
+        if form.get("entry_every"):
+            entry["every"] = form["entry_every"]  # the service names a bad one
+        if old and old.get("type") == "schedule" and old.get("until") is not None:
+            entry["until"] = old["until"]
     if kind not in ("cohort", "event"):
         pass  # a filter narrows cohort and event entries only (docs/messaging.md)
     elif "entry_filter" in form:
@@ -344,6 +348,7 @@ def fields_of_entry(entry: Mapping[str, Any]) -> dict[str, str]:
         "entry_segment_id": str(entry.get("segment_id") or ""),
         "entry_event": str(entry.get("event") or ""),
         "entry_purchase": str(entry.get("purchase") or ""),
+        "entry_every": str(entry.get("every") or ""),
         "entry_time": when,
         "entry_filter": json.dumps(entry["filter"]) if entry.get("filter") is not None else "",
     }

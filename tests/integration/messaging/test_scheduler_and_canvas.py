@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from cohorthub.bootstrap import Container
 from cohorthub.messaging import services, triggers
+from cohorthub.messaging.errors import InvalidProgram
 from cohorthub.messaging.ports import MemoryEmailTransport, MemoryWebhookTransport
 from cohorthub.runtimes import Messaging, messaging_runtime
 from cohorthub.segments import services as segments
@@ -282,3 +285,22 @@ def test_a_decision_split_goes_on_at_the_event_else_waits_out_its_window(contain
     clock.t += 3600
     runtime.worker.round()
     assert [(m.to, b"Subject: nudge" in m.data) for m in email.sent[1:]] == [("fr@example.com", True)]
+
+
+def test_a_recurring_scheduled_entry_enters_the_audience_until_its_end(container: Container) -> None:
+    ws, clock, runtime, email, _ = _setup(container)
+    entry = {"type": "schedule", "time": T0 + 100, "every": "daily", "until": T0 + 100 + 86400}
+    steps = [{"id": "hi", "type": "message", "channel": "email", "email": MAIL}]
+    body = {"name": "Daily", "entry": entry, "steps": steps, "reentry": {"allowed": True, "after_days": 0}}
+    _create(container, ws, "canvas", body)
+    runtime.worker.round()
+    assert email.sent == []  # not due yet
+    for day in range(3):  # the first day, the next (the last before `until`), then nothing more
+        clock.t = T0 + 101 + day * 86400
+        runtime.worker.round()
+        runtime.worker.round()
+    assert sorted(m.to for m in email.sent) == ["es@example.com", "es@example.com", "fr@example.com",
+                                                 "fr@example.com"]  # fmt: skip
+    refused = {**body, "entry": {**entry, "every": "hourly"}}
+    with container.uow() as uow, pytest.raises(InvalidProgram, match=r"entry\.every: must be one of daily"):
+        services.create_program(uow=uow, workspace_id=ws, kind="canvas", raw=refused, now=clock())

@@ -129,6 +129,15 @@ def test_quiet_hours_and_recurrence() -> None:
     assert quiet_until(QuietHours(22, 7), "UTC", night - 12 * 3600) is None
     assert next_occurrence(0, "daily", 10) == 86400
     assert next_occurrence(0, "weekly", 86400) == 7 * 86400
+    assert next_occurrence(100, "daily", 50) == 100  # not started yet: the first occurrence
+    assert next_occurrence(0, "daily", 86400) == 2 * 86400  # strictly later
+    year_1 = -62_135_596_800.0  # computed, not stepped: ~740k days in no time
+    assert next_occurrence(year_1, "daily", 1_700_000_000) == 1_700_006_400
+    jan_31 = 1_706_659_200.0  # 2024-01-31T00:00Z: later months keep the 28th
+    assert next_occurrence(jan_31, "monthly", jan_31) == 1_709_078_400  # 2024-02-28
+    assert next_occurrence(jan_31, "monthly", 1_709_078_400) == 1_711_584_000  # 2024-03-28
+    assert next_occurrence(253_402_214_400.0, "monthly", 253_402_214_400.0) is None  # 9999-12-31: no 10000
+    assert next_occurrence(253_402_214_400.0, "daily", 253_402_214_400.0) is None
 
 
 def test_tracking_links_are_signed_and_email_is_multipart_with_rfc8058_headers() -> None:

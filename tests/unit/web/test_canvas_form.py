@@ -130,3 +130,12 @@ def test_entry_times_outside_years_1_to_9999_are_refused_and_stored_ones_still_s
         with pytest.raises(InvalidProgram, match=r"entry\.time: .*year 1 to 9999"):
             parse_canvas({**_canvas(), "entry": entry})
         assert cf.fields_of_entry(entry)["entry_time"][:4] in ("9999", "0001")  # shown at the range's end
+
+
+def test_a_recurring_schedule_entry_round_trips_through_the_form() -> None:
+    entry = {"type": "schedule", "time": "2030-01-01T10:00:00+00:00", "every": "weekly", "until": 1.9e9}
+    fields = cf.fields_of_entry(entry)
+    assert fields["entry_every"] == "weekly"
+    assert cf.entry_from_form(fields, entry) == entry  # `until` is the API's: the form keeps it
+    once = cf.entry_from_form({**fields, "entry_every": ""}, entry)
+    assert "every" not in once and parse_canvas({**_canvas(), "entry": once}).entry.every is None

@@ -117,6 +117,22 @@ class CanvasSpec:
         return sorted({s.channel for s in self.steps.values() if s.channel})
 
 
+def entry_audience(entry: Entry) -> dict[str, Any] | None:
+    """Who counts as still in the entry audience, as a segment filter: the entry cohort or segment, narrowed
+    by the entry's filter; for event and API entries the filter alone; None when there is nothing to leave."""
+    parts: list[dict[str, Any]] = []
+    if entry.type == "cohort":
+        cohort = {"type": "cohort", "partner": entry.partner, "cohort_id": entry.cohort_id}
+        parts.append({**cohort, "op": "includes"})
+    elif entry.segment_id:
+        parts.append({"type": "segment", "segment_id": entry.segment_id, "op": "includes"})
+    if entry.filter is not None:
+        parts.append(entry.filter)
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"and": parts}
+
+
 def _entry(raw: Any) -> Entry:
     f = Fields(raw, "entry")
     kind = f.choice("type", ENTRY_TYPES)

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cohorthub.messaging.audience import zone
-from cohorthub.messaging.canvas import CanvasSpec, Step
+from cohorthub.messaging.canvas import CanvasSpec, Step, entry_audience
 from cohorthub.messaging.dispatch import Item
 from cohorthub.messaging.events import Source
 from cohorthub.messaging.ports import EntryRow, Program, UserRow
@@ -75,16 +75,10 @@ def plan_visit(
 ) -> Plan:
     """Walk the entry's journey from its step as far as it can go now."""
     plan = Plan(entry, user, entry.step_id, entry.step_since, entry.waiting)
-    if spec.exit.leaves_audience and spec.entry.type == "cohort":
-        cohort = {
-            "type": "cohort",
-            "partner": spec.entry.partner,
-            "cohort_id": spec.entry.cohort_id,
-            "op": "includes",
-        }
-        if not matches(cohort):
-            plan.state, plan.exit_event = "exited", "users.canvas.exit.MatchedAudience"
-            return plan
+    audience = entry_audience(spec.entry) if spec.exit.leaves_audience else None
+    if audience is not None and not matches(audience):
+        plan.state, plan.exit_event = "exited", "users.canvas.exit.MatchedAudience"
+        return plan
     for _ in range(MAX_STEPS_PER_VISIT):
         step = spec.steps.get(plan.step_id or "")
         if step is None:

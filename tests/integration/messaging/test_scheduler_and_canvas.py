@@ -304,3 +304,29 @@ def test_a_recurring_scheduled_entry_enters_the_audience_until_its_end(container
     refused = {**body, "entry": {**entry, "every": "hourly"}}
     with container.uow() as uow, pytest.raises(InvalidProgram, match=r"entry\.every: must be one of daily"):
         services.create_program(uow=uow, workspace_id=ws, kind="canvas", raw=refused, now=clock())
+
+
+def test_leaving_a_segment_entry_audience_ends_the_journey(container: Container) -> None:
+    ws, clock, runtime, email, _ = _setup(container)
+    spain = {"type": "attribute", "attribute": "country", "op": "equals", "value": "ES"}
+    with container.uow() as uow:
+        draft = segments.SegmentDraft(name="Spain", filter=spain)
+        segment = segments.create_segment(uow=uow, workspace_id=ws, draft=draft, now=clock())
+    steps = [{"id": "wait", "type": "delay", "seconds": 60, "next": "hi"},
+             {"id": "hi", "type": "message", "channel": "email", "email": MAIL}]  # fmt: skip
+    body = {"name": "S", "entry": {"type": "schedule", "time": T0 + 1, "segment_id": segment.id},
+            "exit": {"leaves_audience": True}, "steps": steps}  # fmt: skip
+    canvas_id = _create(container, ws, "canvas", body)
+    clock.t = T0 + 2
+    runtime.worker.round()  # es (the segment's only member) enters and waits
+    with container.uow() as uow:  # then moves to France: no longer in the entry audience
+        es = uow.messaging.facts.nums_by_external_ids(ws, ["es"])["es"]
+        f.change_user(uow.conn, es, now=clock() + 1, country="FR")
+        uow.commit()
+    clock.t += 61
+    runtime.worker.round()
+    runtime.worker.round()
+    assert email.sent == []
+    with container.uow(readonly=True) as uow:
+        stats = services.program_stats(uow=uow, workspace_id=ws, program_id=canvas_id)
+    assert stats["entries"]["entered"] == 1 and stats["entries"]["exited"] == 1

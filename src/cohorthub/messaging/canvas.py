@@ -71,6 +71,7 @@ class Step:
     message: EmailContent | WebhookContent | None = None
     seconds: float | None = None
     until: str | None = None
+    in_local_time: bool = True  # `until` in the user's time zone (UTC when unknown), else in UTC
     paths: tuple[Path, ...] = ()
     otherwise: str | None = None
     event: str | None = None
@@ -189,7 +190,8 @@ def _step(raw: Any, path: str) -> Step:
             raise InvalidProgram(path, "a delay needs exactly one of seconds or until (HH:MM)")
         if until is not None and not _is_hhmm(until):
             raise InvalidProgram(f.at("until"), "must be a time of day HH:MM")
-        return Step(**base, next=f.optional_text("next"), seconds=seconds, until=until)
+        local = f.flag("in_local_time", True)
+        return Step(**base, next=f.optional_text("next"), seconds=seconds, until=until, in_local_time=local)
     if kind == "audience_split":
         paths_raw = f.raw.get("paths")
         if not isinstance(paths_raw, list) or not paths_raw:

@@ -95,7 +95,9 @@ def plan_visit(
                 plan.next_at = (
                     now + step.seconds
                     if step.seconds is not None
-                    else next_time_of_day(step.until or "00:00", user.time_zone, now)
+                    else next_time_of_day(
+                        step.until or "00:00", user.time_zone if step.in_local_time else None, now
+                    )
                 )
                 return plan
             nxt = step.next

@@ -226,6 +226,8 @@ def step_from_form(form: Form, step_id: str) -> dict[str, Any]:
     elif kind == "delay":
         if form.get("delay_mode") == "until":
             step.update(until=form.get("until", "").strip(), next=_successor(form, "next"))
+            if form.get("until_utc"):
+                step["in_local_time"] = False
         else:
             step.update(seconds=_seconds(form, "delay"), next=_successor(form, "next"))
     elif kind == "audience_split":
@@ -306,6 +308,7 @@ def fields_of_step(step: Mapping[str, Any]) -> dict[str, str]:
     f.update({k: str(step.get(k) or "") for k in ("next", "else", "yes", "no", "event", "purchase", "until")})
     f.update(message_fields(step))
     f["delay_mode"] = "until" if step.get("until") else "for"
+    f["until_utc"] = "1" if step.get("in_local_time") is False else ""
     f["delay_amount"], f["delay_unit"] = split_amount(step.get("seconds"))
     f["within_amount"], f["within_unit"] = split_amount(step.get("within_seconds"))
     paths = step.get("paths") or []

@@ -330,3 +330,28 @@ def test_leaving_a_segment_entry_audience_ends_the_journey(container: Container)
     with container.uow(readonly=True) as uow:
         stats = services.program_stats(uow=uow, workspace_id=ws, program_id=canvas_id)
     assert stats["entries"]["entered"] == 1 and stats["entries"]["exited"] == 1
+
+
+def test_a_delay_until_a_time_of_day_is_in_the_users_zone_or_in_utc(container: Container) -> None:
+    ws, clock, runtime, email, _ = _setup(container)
+    clock.t = T0 - T0 % 86400 + 86400 + 3600  # 01:00 UTC: 10:00 in Tokyo
+    with container.uow() as uow:
+        f.user(uow.conn, ws, now=clock(), external_id="jp", email="jp@example.com", time_zone="Asia/Tokyo")
+        uow.commit()
+    ids: dict[bool, str] = {}
+    for local in (True, False):
+        steps = [{"id": "wait", "type": "delay", "until": "12:00", "in_local_time": local, "next": "hi"},
+                 {"id": "hi", "type": "message", "channel": "email", "email": MAIL}]  # fmt: skip
+        body = {"name": f"L{local}", "entry": {"type": "api"}, "steps": steps}
+        ids[local] = _create(container, ws, "canvas", body)
+    for canvas_id in ids.values():
+        with container.uow() as uow:
+            body = {"canvas_id": canvas_id, "recipients": [{"external_user_id": "jp"}]}
+            triggers.trigger_canvas(uow=uow, workspace_id=ws, body=body, now=clock())
+    runtime.worker.round()
+    clock.t += 2 * 3600 + 60  # 03:01 UTC, 12:01 in Tokyo: only the local-time delay is over
+    runtime.worker.round()
+    assert len(email.sent) == 1
+    clock.t += 9 * 3600  # 12:01 UTC
+    runtime.worker.round()
+    assert len(email.sent) == 2

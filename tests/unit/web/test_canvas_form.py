@@ -139,3 +139,11 @@ def test_a_recurring_schedule_entry_round_trips_through_the_form() -> None:
     assert cf.entry_from_form(fields, entry) == entry  # `until` is the API's: the form keeps it
     once = cf.entry_from_form({**fields, "entry_every": ""}, entry)
     assert "every" not in once and parse_canvas({**_canvas(), "entry": once}).entry.every is None
+
+
+def test_a_delay_until_a_time_in_utc_round_trips_through_the_form() -> None:
+    step = {"id": "w", "name": "W", "type": "delay", "until": "12:00", "in_local_time": False}
+    assert cf.step_from_form(cf.fields_of_step(step), "w") == step
+    local = {**step, "in_local_time": True}
+    assert "in_local_time" not in cf.step_from_form(cf.fields_of_step(local), "w")  # the default
+    assert parse_canvas({**_canvas(), "steps": [step]}).steps["w"].in_local_time is False

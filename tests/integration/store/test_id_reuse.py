@@ -117,9 +117,10 @@ def test_upgrade_keeps_rows_indexes_triggers_and_continues_ids(tmp_path: Path) -
             ),
             {"t": T0},
         )
+        conn.execute(text("INSERT INTO msg_cursors (name, value) VALUES ('events', 70)"))
         before = {
             name: conn.execute(text(f"SELECT * FROM {name} ORDER BY 1")).all()
-            for name in ("users", "custom_events", "outbox", "user_change_seq")
+            for name in ("users", "custom_events", "outbox", "user_change_seq", "msg_cursors")
         }
         stamps = conn.execute(text("SELECT num, change_id FROM users ORDER BY num")).all()
     assert all(change_id is not None for _, change_id in stamps)  # the insert trigger stamped them
@@ -140,7 +141,7 @@ def test_upgrade_keeps_rows_indexes_triggers_and_continues_ids(tmp_path: Path) -
     _delete_all(engine)
     new_nums, new_events, new_seqs = _fill(engine, 100)
     assert min(new_nums) > max(nums)
-    assert min(new_events) > max(events)
+    assert min(new_events) > 70 > max(events)  # above the messaging event scanner's cursor
     assert min(new_seqs) > 50  # above the connector's cursor, not only above the old rows
     with engine.connect() as conn:  # the recreated trigger stamps new and updated users
         conn.execute(text("UPDATE users SET email = 'a@example.com' WHERE num = :n"), {"n": new_nums[0]})

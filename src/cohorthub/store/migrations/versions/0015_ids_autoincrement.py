@@ -9,8 +9,9 @@ in bitmaps and caches, send ids in signed links: a reused id is skipped or misat
 Each table with an integer surrogate key is rebuilt with `PRIMARY KEY AUTOINCREMENT` (SQLite's
 documented create-copy-drop-rename procedure; indexes and triggers are recreated from their
 stored SQL). Copying the rows seeds `sqlite_sequence` with each table's max id; the outbox's
-sequence also starts at or above every connector's cursor, so an install that pruned its whole
-outbox before this upgrade delivers its next events. The rebuild needs `PRAGMA foreign_keys=OFF`
+sequence also starts at or above every connector's cursor (and the event, purchase and cohort
+change sequences at or above the messaging scanners' cursors), so an install that pruned its
+whole outbox before this upgrade delivers its next events. The rebuild needs `PRAGMA foreign_keys=OFF`
 (dropping `users` must not cascade); the migration environment turns it off for the run and
 checks `PRAGMA foreign_key_check` before committing. PostgreSQL sequences never reuse values:
 nothing to do there. Downgrade keeps AUTOINCREMENT (older code works with it).
@@ -105,13 +106,28 @@ def upgrade() -> None:
         raise RuntimeError("0015_ids_autoincrement rebuilds tables: run it with PRAGMA foreign_keys=OFF")
     for table, key in TABLES.items():
         _rebuild(conn, table, key)
-    # Copying the rows set each sequence to the table's max id; the outbox's also covers the cursors.
-    cursor = conn.exec_driver_sql("SELECT max(cursor_seq) FROM currents_connectors").scalar() or 0
-    current = conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").scalar()
+    # Copying the rows set each sequence to the table's max id; a cursor already past it (the newest
+    # rows were deleted before this upgrade) raises it, so ids continue above every cursor.
+    for table, cursors in _CURSORS.items():
+        _seed_at_least(conn, table, cursors)
+
+
+#: table -> a query for the highest cursor stored over its ids.
+_CURSORS = {
+    "outbox": "SELECT max(cursor_seq) FROM currents_connectors",
+    "custom_events": "SELECT max(value) FROM msg_cursors WHERE name = 'events'",
+    "purchases": "SELECT max(value) FROM msg_cursors WHERE name = 'purchases'",
+    "cohort_changes": "SELECT max(value) FROM msg_cursors WHERE name LIKE 'canvas:%:cohort'",
+}
+
+
+def _seed_at_least(conn: Connection, table: str, cursors: str) -> None:
+    floor = conn.exec_driver_sql(cursors).scalar() or 0
+    current = conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).scalar()
     if current is None:
-        conn.exec_driver_sql("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (cursor,))
-    elif cursor > current:
-        conn.exec_driver_sql("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'", (cursor,))
+        conn.exec_driver_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, floor))
+    elif floor > current:
+        conn.exec_driver_sql("UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (floor, table))
 
 
 def downgrade() -> None:

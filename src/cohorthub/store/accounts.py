@@ -35,6 +35,7 @@ accounts = Table(
     Column("language", String(8)),
     Column("password_hash", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 account_sessions = Table(
     "account_sessions",
@@ -53,6 +54,7 @@ sign_in_failures = Table(
     Column("key", String(300), nullable=False),
     Column("at", Float, nullable=False),
     Index("ix_sign_in_failures_key_at", "key", "at"),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 

@@ -79,6 +79,7 @@ sdk_sessions = Table(
     Column("ended_at", Float),
     Column("duration", Float),
     Column("first", Boolean, nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 sdk_seen = Table(
     "sdk_seen",

@@ -57,6 +57,7 @@ segments = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("archived_at", Float),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 segment_sizes = Table(
     "segment_sizes",
@@ -65,6 +66,7 @@ segment_sizes = Table(
     Column("segment_pk", BigInteger, nullable=False),
     Column("at", Float, nullable=False),
     Column("size", BigInteger, nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 segment_snapshots = Table(
     "segment_snapshots",
@@ -73,6 +75,7 @@ segment_snapshots = Table(
     Column("segment_pk", BigInteger, nullable=False),
     Column("at", Float, nullable=False),
     Column("bitmap", LargeBinary, nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 segment_user_deletions = Table(
     "segment_user_deletions",
@@ -81,6 +84,7 @@ segment_user_deletions = Table(
     Column("workspace_id", String(32), nullable=False),
     Column("user_num", BigInteger, nullable=False),
     Column("at", Float, nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 _STANDARD = [*STANDARD_ATTRIBUTES, "email_subscribe"]

@@ -54,6 +54,7 @@ rest_api_keys = Table(
     Column("permissions", Text, nullable=False),  # JSON list of permission names
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 partner_api_keys = Table(
@@ -64,6 +65,7 @@ partner_api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float),  # set when rotated (grace period) or revoked
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 partner_integrations = Table(
@@ -86,6 +88,7 @@ data_import_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float),
     Index("ix_data_import_keys_workspace_partner", "workspace_id", "partner"),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 rate_windows = Table(
@@ -122,6 +125,7 @@ users = Table(
     UniqueConstraint("workspace_id", "external_id", name="uq_users_workspace_external_id"),
     Index("ix_users_workspace_email", "workspace_id", "email"),
     Index("ix_users_workspace_phone", "workspace_id", "phone"),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 user_aliases = Table(
@@ -153,6 +157,7 @@ custom_events = Table(
     Column("app_id", String(64)),
     Index("ix_custom_events_workspace_name_user", "workspace_id", "name", "user_num"),
     Index("ix_custom_events_user", "user_num"),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 purchases = Table(
@@ -170,6 +175,7 @@ purchases = Table(
     Column("app_id", String(64)),
     Index("ix_purchases_workspace_product_user", "workspace_id", "product_id", "user_num"),
     Index("ix_purchases_user", "user_num"),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 cohorts = Table(
@@ -193,6 +199,7 @@ cohorts = Table(
     Column("identifiers_unmatched", BigInteger, nullable=False, default=0),
     Column("unmatched_sample", Text, nullable=False, default="[]"),  # JSON list
     UniqueConstraint("workspace_id", "partner", "cohort_id", name="uq_cohorts_workspace_partner_cohort"),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 cohort_chunks = Table(
@@ -216,6 +223,7 @@ cohort_changes = Table(
     Column("reason", String(16), nullable=False),  # import | merge | delete
     Index("ix_cohort_changes_cohort_version", "cohort_pk", "version"),
     Index("ix_cohort_changes_cohort_at", "cohort_pk", "at"),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 cohort_import_requests = Table(
@@ -242,4 +250,5 @@ outbox = Table(
     Column("payload", LargeBinary, nullable=False),  # the Currents event as JSON bytes
     Column("created_at", Float, nullable=False),
     Index("ix_outbox_workspace_seq", "workspace_id", "seq"),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )

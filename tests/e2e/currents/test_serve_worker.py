@@ -14,11 +14,15 @@ from typing import Any
 
 import httpx
 
+from cohorthub.bootstrap import bootstrap
+from cohorthub.config import Settings
+from cohorthub.currents.retention import prune_outbox
 from tests.conftest import free_port, stop_process
 
 CLI = [sys.executable, "-m", "cohorthub.cli.main"]
 TOKEN = "s3cr3t"
 EVENTS = ["rented_movie", "watched_trailer", "rated_movie"]
+DAY = 86400.0
 
 
 def _cli(db: str, *args: str) -> dict[str, Any]:
@@ -53,8 +57,8 @@ def _process(*args: str) -> Iterator[subprocess.Popen[bytes]]:
 
 
 @contextmanager
-def _stack(tmp_path: Path, *serve_flags: str) -> Iterator[tuple[str, str, Path]]:
-    """A sink and a server on ephemeral ports, a workspace and a connector: (db, api, sink file)."""
+def _stack(tmp_path: Path, *serve_flags: str) -> Iterator[tuple[str, str, Path, str]]:
+    """A sink and a server on ephemeral ports, a workspace and a connector: (db, api, sink file, key)."""
     db = f"sqlite:///{tmp_path / 'cohorthub.sqlite'}"
     sink_port, api_port = free_port(), free_port()
     out = tmp_path / "events.jsonl"
@@ -83,14 +87,18 @@ def _stack(tmp_path: Path, *serve_flags: str) -> Iterator[tuple[str, str, Path]]
             "--batch-size",
             "2",
         )
-        events = [{"external_id": "u1", "name": n, "time": "2024-03-01T12:00:00Z"} for n in EVENTS]
-        response = httpx.post(
-            f"{api}/users/track",
-            json={"attributes": [{"external_id": "u1", "first_name": "Jon"}], "events": events},
-            headers={"Authorization": f"Bearer {ws['rest_api_key']}"},
-        )
-        assert response.status_code == 201, response.text
-        yield db, api, out
+        _track(api, ws["rest_api_key"], EVENTS, first_name="Jon")
+        yield db, api, out, ws["rest_api_key"]
+
+
+def _track(api: str, key: str, names: list[str], **attributes: str) -> None:
+    events = [{"external_id": "u1", "name": n, "time": "2024-03-01T12:00:00Z"} for n in names]
+    response = httpx.post(
+        f"{api}/users/track",
+        json={"attributes": [{"external_id": "u1", **attributes}], "events": events},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 201, response.text
 
 
 def _received(out: Path) -> list[dict[str, Any]]:
@@ -98,7 +106,7 @@ def _received(out: Path) -> list[dict[str, Any]]:
 
 
 def test_serve_delivers_tracked_events_to_the_sink(tmp_path: Path) -> None:
-    with _stack(tmp_path) as (db, _api, out):
+    with _stack(tmp_path) as (db, _api, out, _key):
         _wait(lambda: len(_received(out)) == len(EVENTS))
         received = _received(out)
         assert {e["event_type"] for e in received} == {"users.behaviors.CustomEvent"}
@@ -109,7 +117,7 @@ def test_serve_delivers_tracked_events_to_the_sink(tmp_path: Path) -> None:
 
 
 def test_serve_with_no_worker_delivers_nothing_until_a_worker_runs(tmp_path: Path) -> None:
-    with _stack(tmp_path, "--no-worker") as (db, _api, out):
+    with _stack(tmp_path, "--no-worker") as (db, _api, out, _key):
         assert _stats(db)["queued"] == len(EVENTS)
         time.sleep(6)  # longer than a worker's connector refresh (5 s) plus its poll interval
         assert _received(out) == []
@@ -118,6 +126,22 @@ def test_serve_with_no_worker_delivers_nothing_until_a_worker_runs(tmp_path: Pat
         with _process("currents", "worker", "--database", db, "--in-flight", "1"):
             _wait(lambda: len(_received(out)) == len(EVENTS))
         assert [e["properties"]["name"] for e in _received(out)] == list(EVENTS)
+
+
+def test_events_tracked_after_retention_pruned_the_whole_outbox_are_delivered(tmp_path: Path) -> None:
+    with _stack(tmp_path) as (db, api, out, key):
+        _wait(lambda: _stats(db)["delivered"] == len(EVENTS))
+        container = bootstrap(Settings(database_url=db), run_migrations=False)
+        try:  # the real retention path, on a clock at which the delivered events are old
+            report = prune_outbox(uow=container.uow, older_than=7 * DAY, now=time.time() + 8 * DAY)
+        finally:
+            container.close()
+        assert report.removed == len(EVENTS)  # the outbox is empty: a quiet week
+
+        _track(api, key, ["came_back"], last_name="Snow")
+        _wait(lambda: len(_received(out)) == len(EVENTS) + 1)
+        assert _received(out)[-1]["properties"]["name"] == "came_back"
+        _wait(lambda: _stats(db)["delivered"] == len(EVENTS) + 1)
 
 
 def _stats(db: str) -> dict[str, Any]:

@@ -166,3 +166,21 @@ def test_a_worker_without_retention_never_prunes(container: Container, workspace
     ids = record_events(container, workspace, 2)
     assert worker.prune_if_due(0.0) == 0.0
     assert stored(container, workspace) == set(ids)
+
+
+def test_events_after_pruning_the_whole_outbox_are_delivered(
+    container: Container, workspace: str, sink: SinkServer, clock: FakeClock
+) -> None:
+    connector = add_connector(container, workspace, sink.url, batch_size=10)
+    worker = make_worker(container, clock)
+    first = record_events(container, workspace, 12)
+    drive(worker, clock, [connector.id], settled(container, connector.id, clock))
+    assert prune(container).removed == 12
+    assert stored(container, workspace) == set()  # a quiet week: the outbox is empty
+
+    sink.sink.seen.clear()
+    later = record_events(container, workspace, 3, now=LATER)  # new events get seqs past the cursor
+    clock.advance_to(LATER)
+    drive(worker, clock, [connector.id], lambda: sink.sink.seen >= set(later))
+    assert sink.sink.seen == set(later)
+    assert set(first).isdisjoint(sink.sink.seen)

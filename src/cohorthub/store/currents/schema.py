@@ -71,6 +71,7 @@ batches = Table(
     Column("lease_until", Float),
     Column("last_status", Integer),
     Column("last_error", Text),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 dead_letters = Table(
     "currents_dead_letters",
@@ -83,6 +84,7 @@ dead_letters = Table(
     Column("error", Text),
     Column("attempts", Integer, nullable=False),
     Column("dropped_at", Float, nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())"

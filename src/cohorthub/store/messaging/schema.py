@@ -56,6 +56,7 @@ sends = Table(
     Column("clicked_at", Float),
     Column("unsubscribed_at", Float),
     Column("converted_at", Float),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 jobs = Table(
@@ -76,6 +77,7 @@ jobs = Table(
     Column("finished_at", Float),
     Column("targeted", Integer),
     Column("note", Text),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 entries = Table(
@@ -97,6 +99,7 @@ entries = Table(
     Column("entered_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("converted_at", Float),
+    sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 
 cursors = Table(

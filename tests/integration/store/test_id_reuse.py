@@ -128,7 +128,7 @@ def test_upgrade_keeps_rows_indexes_triggers_and_continues_ids(tmp_path: Path) -
 
     migrate.upgrade(engine)
 
-    assert _schema(engine) == indexes_and_triggers
+    assert indexes_and_triggers <= _schema(engine)  # all back (other migrations may add their own)
     with engine.connect() as conn:
         for name, rows in before.items():
             assert conn.execute(text(f"SELECT * FROM {name} ORDER BY 1")).all() == rows

@@ -43,8 +43,9 @@ def listen(engine: Engine, wake: Callable[[], None], stop: threading.Event) -> t
                     while not stop.is_set():
                         for _ in conn.notifies(timeout=0.5):
                             wake()
-            except psycopg.Error:
-                log.exception("messaging wake-ups: the LISTEN connection failed; retrying")
+            except psycopg.Error as exc:  # the server restarted or went away: one line, then retry
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                log.warning("messaging wake-ups: the LISTEN connection failed (%s); retrying in 1 s", reason)
                 stop.wait(1.0)
 
     thread = threading.Thread(target=run, name="messaging-listen", daemon=True)

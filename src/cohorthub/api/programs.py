@@ -21,8 +21,9 @@ from cohorthub.api.openapi import Operation
 from cohorthub.bootstrap import Container
 from cohorthub.errors import InvalidInput
 from cohorthub.messaging import bounces, services
-from cohorthub.messaging.dispatch import Item, Sender
+from cohorthub.messaging.dispatch import Sender
 from cohorthub.messaging.events import Source
+from cohorthub.messaging.outgoing import Item
 from cohorthub.messaging.ports import MessagingUnitOfWork, Program, UserRow
 from cohorthub.runtimes import default_channels, tracker_for
 from cohorthub.workspaces.services import authenticate_rest_key

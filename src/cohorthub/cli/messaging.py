@@ -17,8 +17,8 @@ from cohorthub.cli.common import DatabaseOption, JsonOption, emit, err_console, 
 from cohorthub.errors import InvalidInput
 from cohorthub.messaging import bounces, services
 from cohorthub.messaging.channels.bounce_listener import BounceListener
-from cohorthub.messaging.dispatch import Item
 from cohorthub.messaging.events import Source
+from cohorthub.messaging.outgoing import Item
 from cohorthub.messaging.ports import UserRow
 from cohorthub.runtimes import messaging_runtime, start_messaging, tracker_for
 

@@ -14,22 +14,25 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from dataclasses import dataclass
 
 from cohorthub.currents.envelope import Envelope
-from cohorthub.messaging.context import liquid_values
-from cohorthub.messaging.email import build_email, envelope_sender, sender_domain
-from cohorthub.messaging.events import Source, message_event, user_of
-from cohorthub.messaging.liquid import MessageAborted, RenderFailed, compile_template
+from cohorthub.messaging.events import message_event, user_of
+from cohorthub.messaging.liquid import MessageAborted, RenderFailed
 from cohorthub.messaging.model import EmailContent, WebhookContent
+from cohorthub.messaging.outgoing import (
+    Item,
+    channel_of,
+    email_of,
+    outcome_events,
+    render_item,
+    webhook_of,
+)
 from cohorthub.messaging.ports import (
     EmailTransport,
     MessagingUnitOfWork,
     Outcome,
     OutgoingEmail,
-    OutgoingWebhook,
     SendKey,
     UowFactory,
     UserRow,
@@ -38,8 +41,6 @@ from cohorthub.messaging.ports import (
 from cohorthub.messaging.tracking import Tracker
 
 log = logging.getLogger("cohorthub.messaging")
-_UNSUB = "https://unsubscribe.invalid/__cohorthub__"
-_LINK_NAMES = ("set_user_to_unsubscribed_url", "unsubscribe_url")
 
 
 @dataclass
@@ -48,24 +49,6 @@ class Channels:
 
     email: EmailTransport
     webhook: WebhookTransport
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One message to one user."""
-
-    source: Source
-    user: UserRow
-    dispatch_id: str
-    message: EmailContent | WebhookContent
-    send_id: str | None = None
-    values: dict[str, Any] = field(default_factory=dict)
-    list_unsubscribe: bool = True
-
-    @property
-    def key(self) -> SendKey:
-        """Its ledger key."""
-        return SendKey(self.source.program_id, self.source.step_id, self.user.num, self.dispatch_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,29 +78,6 @@ class Tally:
         self.aborted += other.aborted
         self.skipped += other.skipped
         self.unreachable += other.unreachable
-
-
-def render_item(item: Item) -> dict[str, str]:
-    """The message's text fields for this user (`MessageAborted`/`RenderFailed` when it cannot go)."""
-    values = liquid_values(item.user, **item.values, links=dict.fromkeys(_LINK_NAMES, _UNSUB))
-    m = item.message
-    if isinstance(m, EmailContent):
-        parts = {
-            "subject": compile_template(m.subject, path="subject").render(values),
-            "body": compile_template(m.body, path="body").render(values),
-        }
-        if m.plaintext_body:
-            parts["text"] = compile_template(m.plaintext_body, path="plaintext_body").render(values)
-        for name, value in m.headers.items():
-            parts[f"header:{name}"] = compile_template(value, path=name).render(values)
-        return parts
-    parts = {
-        "url": compile_template(m.url, path="url").render(values),
-        "body": compile_template(m.body, path="body").render(values),
-    }
-    for name, value in m.headers.items():
-        parts[f"header:{name}"] = compile_template(value, path=name).render(values)
-    return parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +235,7 @@ class Sender:
             return None
         tracker = self._tracker()
         emails = [
-            (i, _email(r.item, r.parts, row_id, tracker))
+            (i, email_of(r.item, r.parts, row_id, tracker))
             for i, (row_id, r) in enumerate(todo)
             if r.parts is not None and isinstance(r.item.message, EmailContent)
         ]
@@ -294,13 +254,13 @@ class Sender:
         outcomes) are written with them, in one outbox statement."""
         bounced = uow.messaging.ledger.suppressed(
             workspace_id,
-            [r.item.user.email for r in rendered if _channel(r.item) == "email" and r.item.user.email],
+            [r.item.user.email for r in rendered if channel_of(r.item) == "email" and r.item.user.email],
         )
         if bounced:
             kept = [
                 r
                 for r in rendered
-                if _channel(r.item) != "email" or (r.item.user.email or "").lower() not in bounced
+                if channel_of(r.item) != "email" or (r.item.user.email or "").lower() not in bounced
             ]
             tally.unreachable += len(rendered) - len(kept)
             rendered = kept
@@ -310,8 +270,8 @@ class Sender:
                 (
                     r.item.key,
                     r.item.send_id,
-                    _channel(r.item),
-                    r.item.user.email if _channel(r.item) == "email" else None,
+                    channel_of(r.item),
+                    r.item.user.email if channel_of(r.item) == "email" else None,
                 )
                 for r in rendered
             ],
@@ -323,7 +283,7 @@ class Sender:
             if row_id is None:
                 tally.skipped += 1
                 continue
-            ch = _channel(r.item)
+            ch = channel_of(r.item)
             extra = {"dispatch_id": r.item.dispatch_id, "send_id": r.item.send_id}
             if ch == "email":
                 extra["email_address"] = r.item.user.email
@@ -386,7 +346,7 @@ class Sender:
             m = r.item.message
             if isinstance(m, WebhookContent):
                 assert r.parts is not None
-                outcomes[i] = self._channels.webhook.send(_webhook(m, r.parts))
+                outcomes[i] = self._channels.webhook.send(webhook_of(m, r.parts))
         if batch.emails:
             sent = self._channels.email.send([e for _, e in batch.emails])
             outcomes.update((i, outcome) for (i, _), outcome in zip(batch.emails, sent, strict=True))
@@ -409,114 +369,5 @@ class Sender:
                 item.user.custom_attributes,
             )
             test_item = Item(item.source, user, item.dispatch_id, m, list_unsubscribe=False)
-            return self._channels.email.send([_email(test_item, parts, 0, self._tracker())])[0]
-        return self._channels.webhook.send(_webhook(m, parts))
-
-
-def _channel(item: Item) -> str:
-    return "email" if isinstance(item.message, EmailContent) else "webhook"
-
-
-def _email(item: Item, parts: dict[str, str], row_id: int, tracker: Tracker) -> OutgoingEmail:
-    m = item.message
-    assert isinstance(m, EmailContent)
-    unsubscribe = tracker.unsubscribe_url(row_id)
-    body = parts["body"].replace(_UNSUB, unsubscribe)
-    text = parts["text"].replace(_UNSUB, unsubscribe) if "text" in parts else None
-    headers = {k[7:]: v for k, v in parts.items() if k.startswith("header:")}
-    return build_email(
-        sender=m.sender,
-        to=item.user.email or "",
-        subject=parts["subject"],
-        html=body,
-        text=text,
-        reply_to=m.reply_to,
-        headers=headers,
-        send_row_id=row_id,
-        tracker=tracker,
-        list_unsubscribe=item.list_unsubscribe,
-        message_id_domain=sender_domain(m.sender),
-        unsubscribe_url=unsubscribe,
-        return_path=tracker.return_path(envelope_sender(m.sender), row_id) if row_id else None,
-    )
-
-
-def _webhook(m: WebhookContent, parts: dict[str, str]) -> OutgoingWebhook:
-    headers = {k[7:]: v for k, v in parts.items() if k.startswith("header:")}
-    body = parts["body"]
-    if body and not any(k.lower() == "content-type" for k in headers):
-        headers["Content-Type"] = "application/json" if body.lstrip()[:1] in ("{", "[") else "text/plain"
-    return OutgoingWebhook(url=parts["url"], method=m.method, headers=headers, body=body.encode())
-
-
-def outcome_events(item: Item, outcome: Outcome, now: float) -> list[Any]:
-    """The events of a message's outcome (Retry events first, for each time it was sent again)."""
-    user = user_of(item.user)
-    base = {"dispatch_id": item.dispatch_id, "send_id": item.send_id}
-    src = item.source
-    if isinstance(item.message, EmailContent):
-        base["email_address"] = item.user.email
-        domain = sender_domain(envelope_sender(item.message.sender))
-        retried = [
-            message_event("users.messages.email.Retry", src, user, time=now, retry_type="smtp_connection",
-                          retry_log="the connection was lost before the server answered; sent again", **base)
-        ] if outcome.retries else []  # fmt: skip
-        if outcome.state == "delivered":
-            return [
-                *retried,
-                message_event(
-                    "users.messages.email.Delivery",
-                    src,
-                    user,
-                    time=now,
-                    esp="smtp",
-                    from_domain=domain,
-                    **base,
-                ),
-            ]
-        kind = "SoftBounce" if outcome.state == "soft_bounced" else "Bounce"
-        return [
-            *retried,
-            message_event(
-                f"users.messages.email.{kind}",
-                src,
-                user,
-                time=now,
-                bounce_reason=outcome.detail,
-                esp="smtp",
-                from_domain=domain,
-                **base,
-            ),
-        ]
-    events = [
-        message_event(
-            "users.messages.webhook.Retry",
-            src,
-            user,
-            time=now,
-            retry_type="http",
-            retry_log=f"attempt {n + 1} failed",
-            **base,
-        )
-        for n in range(outcome.retries)
-    ]
-    if outcome.state != "delivered":
-        parts = urlsplit(item.message.url)
-        events.append(
-            message_event(
-                "users.messages.webhook.Failure",
-                src,
-                user,
-                time=now,
-                endpoint_url=item.message.url,
-                host=parts.hostname,
-                url_path=parts.path,
-                http_status_code=outcome.status,
-                is_terminal=True,
-                raw_response=(outcome.detail or "")[:1000],
-                retry_count=outcome.retries,
-                webhook_failure_source="http" if outcome.status else "network",
-                **base,
-            )
-        )
-    return events
+            return self._channels.email.send([email_of(test_item, parts, 0, self._tracker())])[0]
+        return self._channels.webhook.send(webhook_of(m, parts))

@@ -20,10 +20,11 @@ from pyroaring import BitMap
 from cohorthub import clock
 from cohorthub.messaging import services
 from cohorthub.messaging.audience import audience_filter, local_time_at, quiet_until, unreachable_reason
-from cohorthub.messaging.dispatch import Item, Sender
+from cohorthub.messaging.dispatch import Sender
 from cohorthub.messaging.events import Source
 from cohorthub.messaging.journeys import enter_users
 from cohorthub.messaging.model import CampaignSpec
+from cohorthub.messaging.outgoing import Item
 from cohorthub.messaging.ports import Job, MessagingUnitOfWork, Program, UowFactory, UserRow
 
 log = logging.getLogger("cohorthub.messaging")

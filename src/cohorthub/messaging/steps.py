@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from cohorthub.messaging.audience import zone
 from cohorthub.messaging.canvas import CanvasSpec, Step, entry_audience
-from cohorthub.messaging.dispatch import Item
 from cohorthub.messaging.events import Source
+from cohorthub.messaging.outgoing import Item
 from cohorthub.messaging.ports import EntryRow, Program, UserRow
 
 MAX_STEPS_PER_VISIT = 32

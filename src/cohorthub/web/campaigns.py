@@ -12,11 +12,12 @@ from starlette.routing import BaseRoute, Route
 from cohorthub.api.http import in_thread
 from cohorthub.messaging import services as messaging
 from cohorthub.messaging.audience import audience_filter
-from cohorthub.messaging.dispatch import Item, Sender
+from cohorthub.messaging.dispatch import Sender
 from cohorthub.messaging.errors import InvalidProgram
 from cohorthub.messaging.events import Source
 from cohorthub.messaging.liquid import MessageAborted, RenderFailed
 from cohorthub.messaging.model import WebhookContent
+from cohorthub.messaging.outgoing import Item
 from cohorthub.messaging.ports import Program, UserRow
 from cohorthub.runtimes import default_channels, tracker_for
 from cohorthub.segments import services as segments

@@ -11,12 +11,12 @@ import pytest
 
 from cohorthub.messaging.audience import audience_filter, quiet_until, unreachable_reason
 from cohorthub.messaging.canvas import parse_canvas
-from cohorthub.messaging.dispatch import Item, outcome_events
 from cohorthub.messaging.email import build_email
 from cohorthub.messaging.errors import InvalidProgram, InvalidTemplate
 from cohorthub.messaging.events import FIELDS, Source, message_event
 from cohorthub.messaging.liquid import MessageAborted, RenderFailed, compile_template
 from cohorthub.messaging.model import Audience, EmailContent, QuietHours, parse_campaign
+from cohorthub.messaging.outgoing import Item, outcome_events
 from cohorthub.messaging.ports import Outcome, UserRow
 from cohorthub.messaging.scheduler import next_occurrence
 from cohorthub.messaging.tracking import Tracker

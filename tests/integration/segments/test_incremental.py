@@ -10,7 +10,7 @@ from cohorthub.bootstrap import Container, bootstrap
 from cohorthub.config import Settings
 from cohorthub.segments import services
 from cohorthub.segments.model import DAY, parse_time
-from cohorthub.store import segments as store
+from cohorthub.store import segment_changes as store
 from tests.integration.segments import factories as f
 
 NOW = 1_800_000_000.0

@@ -15,21 +15,7 @@ from typing import Any
 from cohorthub.currents.envelope import Envelope, event_user, new_envelope
 from cohorthub.messaging.ports import UserRow
 
-_IDS = (
-    "campaign_id",
-    "campaign_name",
-    "canvas_id",
-    "canvas_name",
-    "canvas_step_id",
-    "canvas_step_name",
-    "canvas_variation_id",
-    "canvas_variation_name",
-    "message_variation_id",
-    "message_variation_name",
-)
-#: The fields every message event carries, and those of e-mail, campaign and Canvas events.
-_MESSAGE = (*_IDS, "dispatch_id", "send_id")
-_EMAIL = (*_MESSAGE, "email_address")
+#: The fields of campaign and Canvas events, every message event's (either source's ids), and e-mail's.
 _CAMPAIGN = ("campaign_id", "campaign_name", "message_variation_id", "message_variation_name")
 _CANVAS = (
     "canvas_id",
@@ -39,6 +25,8 @@ _CANVAS = (
     "canvas_variation_id",
     "canvas_variation_name",
 )
+_MESSAGE = (*_CAMPAIGN, *_CANVAS, "dispatch_id", "send_id")
+_EMAIL = (*_MESSAGE, "email_address")
 _CONVERSION = ("conversion_behavior", "conversion_behavior_index", "app_id")
 #: Each event type's allowed properties (the sample's field set, besides `app_group_id`).
 FIELDS: dict[str, tuple[str, ...]] = {

@@ -17,7 +17,7 @@ from cohorthub.config import Settings
 from cohorthub.identity.listeners import IdentityListener
 from cohorthub.segments.indexes import SegmentIndexes
 from cohorthub.segments.listeners import SegmentIdentityListener
-from cohorthub.store import migrate
+from cohorthub.store import migrate, statistics
 from cohorthub.store.db import open_db_engine
 from cohorthub.store.notify import PgNotifier
 from cohorthub.store.uow import UnitOfWorkFactory
@@ -41,7 +41,8 @@ class Container:
     import_chunk_rows: int = 5_000
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections (after a background `ANALYZE` under way has finished)."""
+        statistics.settle(self.engine)
         self.engine.dispose()
 
 

@@ -17,6 +17,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine, NestedTransaction
 
+from cohorthub.store import statistics
 from cohorthub.store.accounts import SqlAccountRepository
 from cohorthub.store.apps import SqlAppRepository
 from cohorthub.store.cohorts import SqlCohortRepository
@@ -104,6 +105,7 @@ class SqlUnitOfWork:
         """Make every change of this unit durable (in a group: return once the group's COMMIT is)."""
         if not self._grouped:
             self.conn.commit()
+            statistics.after_commit(self.conn)
             return
         if self._savepoint is None or self._writer is None:  # the writer has moved on: no second turn
             raise RuntimeError("a grouped unit of work commits once, as its last step")
@@ -117,6 +119,7 @@ class SqlUnitOfWork:
         """Discard every change of this unit."""
         if not self._grouped:
             self.conn.rollback()
+            statistics.after_rollback(self.conn)
             return
         if self._savepoint is None:
             raise RuntimeError("a grouped unit of work is over once it committed")
@@ -135,6 +138,7 @@ class SqlUnitOfWork:
         try:
             if self.conn.in_transaction():
                 self.conn.rollback()
+            statistics.after_rollback(self.conn)
             self.conn.close()
         finally:
             self._leave()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from cohorthub.errors import ResourceLocked
 from cohorthub.identity import services
 from cohorthub.identity.model import UserAlias
 from cohorthub.identity.workset import Lookup
+from cohorthub.store import statistics
 from cohorthub.workspaces import services as workspaces
 
 NOW = 1_800_000_000.0
@@ -96,6 +98,7 @@ def test_a_device_lookup_reads_a_few_pages_of_tables_grown_from_empty(pg: Contai
                 ]
             }
             track(pg, ws, body)
+        assert statistics.settle(pg.engine)  # the ANALYZE those writes asked for, off their requests
         lookup = Lookup(
             external_ids={"ext-1000"},
             device_ids={"dev-2001", "dev-7"},
@@ -122,6 +125,66 @@ def test_a_device_lookup_reads_a_few_pages_of_tables_grown_from_empty(pg: Contai
         with pg.engine.begin() as conn:
             for table in ("users", "user_devices", "user_aliases"):
                 conn.execute(text(f"ALTER TABLE {table} RESET (autovacuum_enabled)"))
+
+
+def track_many(c: Container, ws: str, prefix: str, count: int, *, commit: bool = True) -> None:
+    """`count` new users in one transaction (requests of 75)."""
+    with c.uow() as uow:
+        for start in range(0, count, 75):
+            body = {
+                "attributes": [{"external_id": f"{prefix}-{i}"} for i in range(start, min(count, start + 75))]
+            }
+            batch = services.parse_track(body, now=NOW)
+            result, _ = services.apply_track(uow=uow, workspace_id=ws, batch=batch, now=NOW)
+            assert not result.errors
+        if commit:
+            uow.commit()
+
+
+def _analyze_count(c: Container) -> int:
+    with c.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'users'")
+            ).scalar_one()
+        )
+
+
+def test_analyze_runs_after_the_growing_request_commits_and_off_its_thread(pg: Container, ws: str) -> None:
+    statements: list[tuple[int, str]] = []
+
+    def record(_conn: Any, _cursor: Any, sql: str, _params: Any, _ctx: Any, _many: bool) -> None:
+        statements.append((threading.get_ident(), sql))
+
+    before = statistics.runs(pg.engine)
+    blocker = pg.engine.connect()  # holds the lock ANALYZE needs: it must not hold up the request
+    blocker.execute(text("LOCK TABLE users IN SHARE UPDATE EXCLUSIVE MODE"))
+    event.listen(pg.engine, "before_cursor_execute", record)
+    try:
+        track_many(pg, ws, "grow", statistics.MIN_GROWTH)  # crosses the growth threshold
+        assert not [sql for ident, sql in statements if "ANALYZE" in sql and ident == threading.get_ident()]
+        blocker.rollback()  # the lock is gone: the background run goes on (or had given up on it)
+        assert statistics.settle(pg.engine)
+        if statistics.runs(pg.engine) > before and _analyze_count(pg) == 0:
+            pytest.fail("a run finished without analyzing")  # only a lock timeout may skip it
+        analyzed = [ident for ident, sql in statements if sql.startswith("ANALYZE")]
+        assert analyzed and threading.get_ident() not in analyzed
+    finally:
+        event.remove(pg.engine, "before_cursor_execute", record)
+        blocker.close()
+    # Growing again by a fifth asks for another run, which now finds the lock free and analyzes.
+    count = _analyze_count(pg)
+    track_many(pg, ws, "more", statistics.MIN_GROWTH)
+    assert statistics.settle(pg.engine)
+    assert _analyze_count(pg) > count
+
+
+def test_a_request_that_rolls_back_asks_for_no_analyze(pg: Container, ws: str) -> None:
+    before = statistics.runs(pg.engine)
+    track_many(pg, ws, "gone", statistics.MIN_GROWTH, commit=False)
+    track(pg, ws, {"attributes": [{"external_id": "one", "n": 1}]})
+    assert statistics.settle(pg.engine)
+    assert statistics.runs(pg.engine) == before
 
 
 def test_writers_of_different_users_do_not_wait_for_each_other(pg: Container, ws: str) -> None:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, Select, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -61,6 +62,9 @@ _RECORD_DIAGNOSTICS = (
         unmatched_sample=bindparam("b_sample"),
     )
 )
+
+
+_ROWS = msgspec.json.Decoder(list[tuple[int, int, int, int]])
 
 
 class SqlCohortRepository:
@@ -212,6 +216,14 @@ class SqlCohortRepository:
 
     def changes_after(self, cohort_pk: int, *, after_version: int, upto_version: int) -> list[LoggedChange]:
         """Logged changes with after_version < version <= upto_version, in write order."""
+        if not self._pg:  # one row: SQLite's driver lets go of the interpreter lock at every row it steps
+            text = self._conn.exec_driver_sql(
+                "SELECT json_group_array(json_array(version, id, user_num, entered)) FROM cohort_changes "
+                "WHERE cohort_pk = ? AND version > ? AND version <= ?",
+                (cohort_pk, after_version, upto_version),
+            ).scalar_one()
+            rows = sorted(_ROWS.decode(text))  # by (version, id): write order
+            return [(v, n, bool(e)) for v, _id, n, e in rows]
         t = cohort_changes
         stmt = (
             select(t.c.version, t.c.user_num, t.c.entered)

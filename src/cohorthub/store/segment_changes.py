@@ -12,6 +12,7 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection
 
 from cohorthub.segments.model import STANDARD_ATTRIBUTES
@@ -38,9 +39,17 @@ _PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 _PG_XMAX = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
 
+def _decode(text: str) -> Any:
+    """JSON text as Python (msgspec: several times faster than `json` on the probe's large arrays)."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:  # what `json` accepts beyond the standard (NaN), written long ago
+        return json.loads(text)
+
+
 def _json(value: Any) -> Any:
     """A JSON aggregate as Python (psycopg decodes `json` itself; SQLite answers text)."""
-    return json.loads(value) if isinstance(value, str) else value
+    return _decode(value) if isinstance(value, str) else value
 
 
 def _probe_sql(
@@ -150,7 +159,7 @@ def _user(
 
 
 def _custom(text: str | None) -> dict[str, Any]:
-    value = json.loads(text) if text and text != "{}" else {}
+    value = _decode(text) if text and text != "{}" else {}
     return value if isinstance(value, dict) else {}
 
 

@@ -8,6 +8,9 @@ plan = "pro"`, then measures `GET /segments/{id}/size` on the quiet server (the 
 while `--importers` clients post 1,000-identifier cohort changes into both cohorts and `--trackers`
 clients post 75-object /users/track requests (setting `plan`) for `--seconds`. Prints the size
 latency p50/p99 quiet and under writes, their ratio, the 20 ms p99 target, and the write rates.
+After each size read the reader also times `GET /healthz`, which does no work: its latency under
+the same writes is the floor set by waiting for the server's event loop and a CPU, which no read
+path can go below on that machine.
 
 Each writer runs in a process of its own, as the partner and the app are other clients: in the
 reader's process their request building would hold the interpreter lock the reader's timing needs.
@@ -50,15 +53,20 @@ SEGMENT = {
 }
 
 
-def sizes(http: httpx.Client, sid: str, stop: threading.Event, out: list[float], limit: int = 0) -> None:
-    """GET the size until `stop` (or `limit` times); append each latency in ms."""
+def sizes(
+    http: httpx.Client, sid: str, stop: threading.Event, out: list[float], floor: list[float], limit: int = 0
+) -> None:
+    """GET the size until `stop` (or `limit` times); append each latency in ms to `out`, and the
+    latency of a `/healthz` after each to `floor` (a request that does no work: what waiting for the
+    server's event loop and a CPU alone costs at that moment)."""
     while not stop.is_set() and (not limit or len(out) < limit):
-        started = time.perf_counter()
-        response = http.get(f"/segments/{sid}/size")
-        out.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, response.text
-        if not limit:
-            time.sleep(0.05)
+        for path, into in ((f"/segments/{sid}/size", out), ("/healthz", floor)):
+            started = time.perf_counter()
+            response = http.get(path)
+            into.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.text
+            if not limit:
+                time.sleep(0.025)
 
 
 def importer(
@@ -125,12 +133,15 @@ def bench(name: str, database_url: str, args: argparse.Namespace) -> None:
         assert created.status_code == 201, created.text
         sid = created.json()["id"]
         quiet: list[float] = []
-        sizes(http, sid, threading.Event(), quiet, limit=5)  # warm
+        quiet_floor: list[float] = []
+        sizes(http, sid, threading.Event(), quiet, quiet_floor, limit=5)  # warm
         quiet.clear()
-        sizes(http, sid, threading.Event(), quiet, limit=100)
+        quiet_floor.clear()
+        sizes(http, sid, threading.Event(), quiet, quiet_floor, limit=100)
         mp = multiprocessing.get_context("fork")
         stop = mp.Event()
         loaded: list[float] = []
+        floor: list[float] = []
         jobs = [("importer", (url, keys, args.users, i), mp.Value("q", 0)) for i in range(args.importers)]
         jobs += [
             ("tracker", (url, keys["rest_api_key"], args.users, 100 + i), mp.Value("q", 0))
@@ -139,7 +150,7 @@ def bench(name: str, database_url: str, args: argparse.Namespace) -> None:
         procs = [mp.Process(target=writer, args=(kind, a, stop, n)) for kind, a, n in jobs]
         for p in procs:
             p.start()
-        reader = threading.Thread(target=sizes, args=(http, sid, stop, loaded))
+        reader = threading.Thread(target=sizes, args=(http, sid, stop, loaded, floor))
         reader.start()
         time.sleep(args.seconds)
         stop.set()
@@ -151,11 +162,17 @@ def bench(name: str, database_url: str, args: argparse.Namespace) -> None:
         tracks = [sum(n.value for kind, _, n in jobs if kind == "tracker")]
     q50, q99 = statistics.median(quiet), pct(quiet, 0.99)
     l50, l99 = statistics.median(loaded), pct(loaded, 0.99)
+    f50, f99 = statistics.median(floor), pct(floor, 0.99)
     print(f"  size quiet:         p50 {q50:7.1f} ms  p99 {q99:7.1f} ms  ({len(quiet)} reads)")
+    print(
+        f"  /healthz quiet:     p50 {statistics.median(quiet_floor):7.1f} ms  "
+        f"p99 {pct(quiet_floor, 0.99):7.1f} ms"
+    )
     print(f"  size under writes:  p50 {l50:7.1f} ms  p99 {l99:7.1f} ms  ({len(loaded)} reads)")
+    print(f"  /healthz under writes (floor): p50 {f50:7.1f} ms  p99 {f99:7.1f} ms  ({len(floor)} requests)")
     print(
         f"  ratio under writes/quiet: p50 {l50 / q50:.1f}x  p99 {l99 / q99:.1f}x   "
-        f"p99 to target 20 ms: {l99 / 20:.2f}"
+        f"p99 to target 20 ms: {l99 / 20:.2f}   size p99 / floor p99: {l99 / f99:.2f}"
     )
     print(
         f"  writes: {imports[0] / args.seconds:.1f} imports/s "

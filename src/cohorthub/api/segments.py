@@ -29,6 +29,7 @@ from cohorthub.segments.errors import InvalidSegment
 from cohorthub.segments.history import HistoryPoint, HistoryWriter
 from cohorthub.segments.model import FILTER_VERSION
 from cohorthub.segments.ports import SegmentRecord
+from cohorthub.store.priority import READS
 from cohorthub.store.uow import SqlUnitOfWork
 from cohorthub.workspaces.services import authenticate_rest_key
 
@@ -316,7 +317,8 @@ async def get_size(request: Request) -> Response:
         return _evaluate(c, uow, ws, segment_id)
 
     def run() -> SegmentSize:
-        record, members, now = _read(request, "segments.read", work)()
+        with READS.reading():
+            record, members, now = _read(request, "segments.read", work)()
         _record_history(c, record, members, now)
         return SegmentSize("success", record.id, len(members), iso(now) or "")
 
@@ -337,7 +339,11 @@ async def get_members(request: Request) -> Response:
         rows, cursor = services.page_members(uow=uow, members=members, after=after, limit=limit)
         return members, rows, cursor
 
-    members, rows, cursor = await in_thread(_read(request, "segments.read", work))
+    def run() -> tuple[BitMap, list[tuple[int, str, str | None]], int | None]:
+        with READS.reading():
+            return _read(request, "segments.read", work)()
+
+    members, rows, cursor = await in_thread(run)
     if csv_export:
         headers = {"content-disposition": f'attachment; filename="segment-{segment_id}.csv"'}
         return StreamingResponse(member_csv(c, members), media_type="text/csv", headers=headers)

@@ -20,6 +20,7 @@ from sqlalchemy.pool import QueuePool
 
 from cohorthub.errors import ResourceLocked
 from cohorthub.store.errors import SUPPORTED_URLS, DatabaseMissing, DatabaseUnavailable, InvalidDatabaseUrl
+from cohorthub.store.priority import READS
 
 #: PostgreSQL SQLSTATEs of a lock that could not be had: lock_timeout expired, deadlock detected.
 _PG_LOCK_ERRORS = {"55P03", "40P01"}
@@ -110,7 +111,13 @@ def create_db_engine(url: str, *, lock_timeout_seconds: float = 5.0) -> Engine:
         _sqlite_engine(url, lock_timeout_seconds) if is_sqlite(url) else _pg_engine(url, lock_timeout_seconds)
     )
     event.listen(engine, "handle_error", _translate_lock_errors)
+    event.listen(engine, "before_cursor_execute", _yield_to_readers)
     return engine
+
+
+def _yield_to_readers(*_: object) -> None:
+    """Before each statement: let interactive reads in flight go first (`store/priority.py`)."""
+    READS.yield_to_readers()
 
 
 def _translate_lock_errors(context: ExceptionContext) -> None:

@@ -22,6 +22,7 @@ from cohorthub.segments.reference import UserFacts
 _STANDARD = [*STANDARD_ATTRIBUTES, "email_subscribe"]
 _FACT_NAMES = ["num", "workspace_id", "external_id", "custom_attributes", *_STANDARD]
 _FACT_COLUMNS = ", ".join(_FACT_NAMES)
+_STANDARD_AT = _FACT_NAMES.index(_STANDARD[0])  # where the standard columns start in a facts row
 _REAL_FACTS = ("created_at",)
 _TIME = '"time"'
 _FILTER = '"filter"'
@@ -130,32 +131,27 @@ def _facts(workspace_id: str, users_: Any, events: Any, purchases_: Any, session
     for num, at in sessions or ():
         by_session.setdefault(num, []).append(float(at))
     out = []
+    real = [_FACT_NAMES.index(name) for name in _REAL_FACTS]
     for values in users_ or ():
-        row = dict(zip(_FACT_NAMES, values, strict=True))
-        if row["workspace_id"] != workspace_id:
+        num, workspace, external_id, custom = values[:_STANDARD_AT]
+        if workspace != workspace_id:
             continue
-        for name in _REAL_FACTS:
-            row[name] = float(row[name]) if row[name] is not None else None
-        num = row["num"]
-        out.append(_user(row, by_event.get(num, {}), by_purchase.get(num, []), by_session.get(num, [])))
+        standard = dict(zip(_STANDARD, values[_STANDARD_AT:], strict=True))
+        for at in real:
+            name = _FACT_NAMES[at]
+            standard[name] = float(values[at]) if values[at] is not None else None
+        out.append(
+            UserFacts(
+                num=num,
+                external_id=external_id,
+                standard=standard,
+                custom=_custom(custom),
+                events=by_event.get(num, {}),
+                purchases=by_purchase.get(num, []),
+                sessions=by_session.get(num, []),
+            )
+        )
     return out
-
-
-def _user(
-    row: Mapping[str, Any],
-    events: dict[str, list[float]],
-    purchases_: list[tuple[str, float]],
-    sessions: list[float],
-) -> UserFacts:
-    return UserFacts(
-        num=row["num"],
-        external_id=row["external_id"],
-        standard={k: row[k] for k in _STANDARD},
-        custom=_custom(row["custom_attributes"]),
-        events=events,
-        purchases=purchases_,
-        sessions=sessions,
-    )
 
 
 def _custom(text: str | None) -> dict[str, Any]:

@@ -38,7 +38,9 @@ RUNS: list[tuple[str, list[str], list[str]]] = [
     ),
 ]
 #: Output lines that state a figure against a target, or which store the lines after them are about.
-MARKS = ("target", "p99")
+MARKS = ("target", "p99", "changes/s")
+#: Lines that carry one of `MARKS` but only as context (quiet figures, baselines alone).
+CONTEXT = ("size quiet", "/healthz quiet", "baseline")
 STORES = ("sqlite", "postgresql")
 
 
@@ -50,7 +52,7 @@ def summary_lines(output: str) -> list[str]:
         lowered = line.strip().lower()
         if any(lowered.startswith(name) for name in STORES):
             store = line.strip().split()[0].rstrip(":")
-        if any(mark in lowered for mark in MARKS) and "quiet" not in lowered:
+        if any(mark in lowered for mark in MARKS) and not lowered.startswith(CONTEXT):
             found.append(f"{store:11} {line.strip()}")
     return found
 

@@ -9,10 +9,13 @@ is planned with its parameters (`plan_cache_mode=force_custom_plan`).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import msgspec
+from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -129,8 +132,16 @@ def _translate_lock_errors(context: ExceptionContext) -> None:
         raise ResourceLocked() from context.sqlalchemy_exception
 
 
+def _json_loads(data: str | bytes) -> Any:
+    """JSON from PostgreSQL as Python: msgspec (several times faster than `json` on large aggregates)."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:  # beyond what msgspec reads (a number too large for a float)
+        return json.loads(data)
+
+
 def _pg_engine(url: str, lock_timeout_seconds: float) -> Engine:
-    return create_engine(
+    engine = create_engine(
         url,
         poolclass=QueuePool,
         pool_size=8,
@@ -144,6 +155,12 @@ def _pg_engine(url: str, lock_timeout_seconds: float) -> Engine:
             "-c plan_cache_mode=force_custom_plan"
         },
     )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        set_json_loads(_json_loads, dbapi_connection)
+
+    return engine
 
 
 def _sqlite_engine(url: str, lock_timeout_seconds: float) -> Engine:

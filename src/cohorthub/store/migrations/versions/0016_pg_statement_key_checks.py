@@ -36,7 +36,7 @@ KEYS = (
 
 def _violation(child: str, name: str) -> str:
     return (
-        f"RAISE EXCEPTION 'insert or update on table \"{child}\" violates foreign key constraint "
+        f'RAISE EXCEPTION \'insert or update on table "{child}" violates foreign key constraint '
         f"\"{name}\"' USING ERRCODE = 'foreign_key_violation', TABLE = '{child}', CONSTRAINT = '{name}'"
     )
 
@@ -66,8 +66,8 @@ def _create(child: str, column: str, parent: str, key: str, name: str, cascade: 
         f"EXECUTE FUNCTION {fn}_row()"
     )
     referenced = (
-        f"RAISE EXCEPTION 'update or delete on table \"{parent}\" violates foreign key constraint "
-        f"\"{name}\" on table \"{child}\"' USING ERRCODE = 'foreign_key_violation', "
+        f'RAISE EXCEPTION \'update or delete on table "{parent}" violates foreign key constraint '
+        f'"{name}" on table "{child}"\' USING ERRCODE = \'foreign_key_violation\', '
         f"TABLE = '{parent}', CONSTRAINT = '{name}'"
     )
     on_delete = (

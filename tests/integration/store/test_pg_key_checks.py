@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cohorthub.bootstrap import Container
 from cohorthub.cohorts import services
+from cohorthub.errors import ResourceLocked
 from tests.integration.cohorts.factories import NOW, Tenant, make_tenant
 
 
@@ -90,6 +91,52 @@ def test_a_user_needs_its_workspace(pg: Container, tenant: Tenant) -> None:
         conn.execute(text("UPDATE users SET email = 'a@example.com' WHERE external_id = 'u-1'"))
         conn.execute(text(row), {"ws": tenant.workspace_id, "b": "e" * 24})
         assert conn.execute(text("SELECT count(*) FROM users")).scalar_one() == 3
+
+
+def test_events_and_purchases_need_their_user_and_go_with_them(pg: Container, tenant: Tenant) -> None:
+    _add_users(pg.engine, tenant.workspace_id, 2)
+    with pg.engine.connect() as conn:
+        one, two = conn.execute(text("SELECT num FROM users ORDER BY num")).scalars()
+    event = "INSERT INTO custom_events (workspace_id, user_num, name, time, properties) "
+    buy = (
+        "INSERT INTO purchases (workspace_id, user_num, product_id, currency, price, quantity, time, "
+        "properties) "
+    )
+    params = {"ws": tenant.workspace_id, "one": one, "two": two, "missing": two + 1}
+    _fails(pg.engine, event + "VALUES (:ws, :missing, 'e', 0, '{}')", params)
+    _fails(
+        pg.engine, event + "SELECT :ws, n, 'e', 0, '{}' FROM unnest(ARRAY[:one, :two, :missing]) n", params
+    )
+    _fails(pg.engine, buy + "VALUES (:ws, :missing, 'p', 'EUR', 1, 1, 0, '{}')", params)
+    with pg.engine.begin() as conn:
+        conn.execute(
+            text(event + "SELECT :ws, n, 'e', 0, '{}' FROM unnest(ARRAY[:one, :one, :two]) n"), params
+        )
+        conn.execute(text(buy + "VALUES (:ws, :two, 'p', 'EUR', 1, 1, 0, '{}')"), params)
+    _fails(pg.engine, "UPDATE custom_events SET user_num = :missing WHERE user_num = :one", params)
+    _fails(pg.engine, "UPDATE users SET num = :missing WHERE num = :two", params)
+    with pg.engine.begin() as conn:
+        conn.execute(text("UPDATE custom_events SET user_num = :two WHERE user_num = :one"), params)
+        conn.execute(text("DELETE FROM users WHERE num = :two"), params)
+        assert conn.execute(text("SELECT count(*) FROM custom_events")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM purchases")).scalar_one() == 0
+
+
+def test_a_parent_stays_locked_until_its_new_rows_commit(pg: Container, tenant: Tenant) -> None:
+    _add_users(pg.engine, tenant.workspace_id, 1)
+    with pg.engine.connect() as conn:
+        num = conn.execute(text("SELECT num FROM users")).scalar_one()
+    with pg.engine.connect() as writer, pg.engine.connect() as deleter:
+        writer.execute(
+            text("INSERT INTO custom_events (workspace_id, user_num, name, time, properties) "
+                 "VALUES (:ws, :n, 'e', 0, '{}')"),
+            {"ws": tenant.workspace_id, "n": num},
+        )  # fmt: skip
+        deleter.execute(text("SET LOCAL lock_timeout = '200ms'"))
+        with pytest.raises(ResourceLocked):  # the delete waits for the writer's share lock
+            deleter.execute(text("DELETE FROM users WHERE num = :n"), {"n": num})
+        deleter.rollback()
+        writer.commit()
 
 
 def test_matching_reads_a_few_pages_of_a_table_never_analyzed(pg: Container, tenant: Tenant) -> None:

@@ -1,18 +1,20 @@
-"""PostgreSQL: two hot foreign keys checked once per statement instead of once per row.
+"""PostgreSQL: the hot foreign keys checked once per statement instead of once per row.
 
 A foreign key checks every inserted row on its own: a query and a `FOR KEY SHARE` lock on the
 referenced row, per row. A cohort import appends up to 1,000 `cohort_changes` rows of one
-cohort (the check cost more than the insert itself, ~11 ms of ~15 ms), and `/users/track`
-inserts up to 75 users of one workspace (the per-row lock of the one workspace row, shared by
-every concurrent writer, cost 1–5 ms a request).
+cohort (the checks cost more than the insert itself, ~11 ms of ~15 ms), `/users/track` inserts
+up to 75 users of one workspace (the per-row lock of the one workspace row, shared by every
+concurrent writer, cost 1–5 ms a request) and their events and purchases.
 
-`cohort_changes.cohort_pk → cohorts.pk` and `users.workspace_id → workspaces.id` become
-triggers that keep the same guarantees: after each INSERT statement the referenced rows are
-locked `FOR KEY SHARE` (as the foreign key locked them, so a concurrent delete of the parent
-waits) and a row naming a missing parent fails the statement with `foreign_key_violation`; an
-UPDATE changing the column is checked per row; deleting a cohort deletes its log rows (the old
-`ON DELETE CASCADE`), deleting a workspace that still has users fails, and so does changing a
-referenced key. SQLite keeps its foreign keys (its checks are cheap index probes).
+`cohort_changes.cohort_pk → cohorts.pk`, `users.workspace_id → workspaces.id` and
+`custom_events.user_num`, `purchases.user_num → users.num` become triggers that keep the same
+guarantees: after each INSERT statement every referenced row is locked `FOR KEY SHARE` (as the
+foreign key locked it, so a concurrent delete of the parent waits, and a parent deleted meanwhile
+is not found), once per distinct parent, and a row naming a missing parent fails the statement
+with `foreign_key_violation`; an UPDATE changing the column is checked per row (merges move
+events); deleting a cohort or a user deletes its rows (the old `ON DELETE CASCADE`), deleting a
+workspace that still has users fails, and so does changing a referenced key. SQLite keeps its
+foreign keys (its checks are cheap index probes).
 
 Revision ID: 0016_pg_statement_key_checks
 Revises: 0015_ids_autoincrement
@@ -31,6 +33,8 @@ depends_on = None
 KEYS = (
     ("cohort_changes", "cohort_pk", "cohorts", "pk", "fk_cohort_changes_cohort_pk_cohorts", True),
     ("users", "workspace_id", "workspaces", "id", "fk_users_workspace_id_workspaces", False),
+    ("custom_events", "user_num", "users", "num", "fk_custom_events_user_num_users", True),
+    ("purchases", "user_num", "users", "num", "fk_purchases_user_num_users", True),
 )
 
 
@@ -43,12 +47,16 @@ def _violation(child: str, name: str) -> str:
 
 def _create(child: str, column: str, parent: str, key: str, name: str, cascade: bool) -> None:
     fn = f"{name}_check"
+    # One primary-key probe and lock per distinct parent (LATERAL … OFFSET 0: whatever the size
+    # of the statement or the statistics of the parent), then the count of parents found.
     op.execute(
-        f"CREATE FUNCTION {fn}_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        f"PERFORM 1 FROM {parent} WHERE {key} IN (SELECT DISTINCT {column} FROM new_rows) "
-        f"ORDER BY {key} FOR KEY SHARE; "
-        f"IF EXISTS (SELECT 1 FROM new_rows n WHERE n.{column} IS NOT NULL AND NOT EXISTS "
-        f"(SELECT 1 FROM {parent} p WHERE p.{key} = n.{column})) THEN {_violation(child, name)}; END IF; "
+        f"CREATE FUNCTION {fn}_rows() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "DECLARE wanted bigint; found bigint; BEGIN "
+        f"SELECT count(*) INTO found FROM (SELECT DISTINCT {column} AS k FROM new_rows "
+        f"WHERE {column} IS NOT NULL ORDER BY 1) AS n CROSS JOIN LATERAL (SELECT 1 FROM {parent} p "
+        f"WHERE p.{key} = n.k OFFSET 0 FOR KEY SHARE) AS l; "
+        f"SELECT count(DISTINCT {column}) INTO wanted FROM new_rows; "
+        f"IF found <> wanted THEN {_violation(child, name)}; END IF; "
         "RETURN NULL; END $$"
     )
     op.execute(

@@ -139,7 +139,7 @@ class SqlCohortRepository:
         """external_id → user num, for the ids that exist."""
         if self._pg:
             sql = (
-                "SELECT t.x, u.num FROM unnest(%s::text[]) AS t(x) CROSS JOIN LATERAL (SELECT num "
+                "SELECT t.x, u.num FROM unnest(%b::text[]) AS t(x) CROSS JOIN LATERAL (SELECT num "
                 "FROM users WHERE workspace_id = %s AND external_id = t.x OFFSET 0 FOR KEY SHARE) AS u"
             )
             return dict(self._resolve(sql, (sorted(ids), workspace_id)))
@@ -151,7 +151,7 @@ class SqlCohortRepository:
         """device_id → user num, only for users without an external_id."""
         if self._pg:
             sql = (
-                "SELECT t.x, o.user_num FROM unnest(%s::text[]) AS t(x) CROSS JOIN LATERAL (SELECT "
+                "SELECT t.x, o.user_num FROM unnest(%b::text[]) AS t(x) CROSS JOIN LATERAL (SELECT "
                 "d.user_num FROM user_devices d JOIN users u ON u.num = d.user_num WHERE "
                 "d.workspace_id = %s AND d.device_id = t.x AND u.external_id IS NULL OFFSET 0 "
                 "FOR KEY SHARE OF u) AS o"
@@ -169,7 +169,7 @@ class SqlCohortRepository:
         pairs = sorted(aliases)
         if self._pg:
             sql = (
-                "SELECT p.label, p.name, a.user_num FROM unnest(%s::text[], %s::text[]) AS p(label, name) "
+                "SELECT p.label, p.name, a.user_num FROM unnest(%b::text[], %b::text[]) AS p(label, name) "
                 "CROSS JOIN LATERAL (SELECT user_num FROM user_aliases WHERE workspace_id = %s AND "
                 "alias_label = p.label AND alias_name = p.name OFFSET 0 FOR KEY SHARE) AS a"
             )
@@ -250,7 +250,7 @@ class SqlCohortRepository:
             nums, flags = [*entered, *left], [True] * len(entered) + [False] * len(left)
             sql = (
                 columns
-                + "SELECT %s, %s, u, e, %s, %s, %s FROM unnest(%s::bigint[], %s::boolean[]) AS t(u, e)"
+                + "SELECT %s, %s, u, e, %s, %s, %s FROM unnest(%b::bigint[], %b::boolean[]) AS t(u, e)"
             )
             self._conn.exec_driver_sql(sql, (cohort_pk, version, at, request_id, reason, nums, flags))
             return

@@ -143,19 +143,19 @@ class SqlUserRepository:
         found: list[str] = []
         for column, values in _columns(lookup):
             params += [workspace_id, values]
-            found.append(f"SELECT num FROM users WHERE workspace_id = %s AND {column} = ANY(%s)")
+            found.append(f"SELECT num FROM users WHERE workspace_id = %s AND {column} = ANY(%b)")
         if lookup.aliases:
             pairs = sorted((a.label, a.name) for a in lookup.aliases)
             params += [[p[0] for p in pairs], [p[1] for p in pairs], workspace_id]
             # LATERAL … OFFSET 0: one primary-key probe per alias, whatever the statistics say.
             found.append(
-                "SELECT a.user_num FROM unnest(%s::text[], %s::text[]) AS p(label, name) CROSS JOIN "
+                "SELECT a.user_num FROM unnest(%b::text[], %b::text[]) AS p(label, name) CROSS JOIN "
                 "LATERAL (SELECT user_num FROM user_aliases WHERE workspace_id = %s AND "
                 "alias_label = p.label AND alias_name = p.name OFFSET 0) AS a"
             )
         if lookup.device_ids:
             params += [workspace_id, sorted(lookup.device_ids)]
-            found.append("SELECT user_num FROM user_devices WHERE workspace_id = %s AND device_id = ANY(%s)")
+            found.append("SELECT user_num FROM user_devices WHERE workspace_id = %s AND device_id = ANY(%b)")
         if not found:
             return "", params
         nums = " UNION ".join(found)
@@ -182,7 +182,7 @@ class SqlUserRepository:
             return
         try:
             self._conn.exec_driver_sql(
-                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (keys,)
+                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%b::bigint[]) AS k", (keys,)
             )
         except ResourceLocked as exc:
             raise UsersLocked("Some of these users are locked by another writer; retry") from exc
@@ -195,14 +195,14 @@ class SqlUserRepository:
         """`column` is one of `values`: one array parameter on PostgreSQL (one plan whatever the count)."""
         if self._pg:
             params.append(values)
-            return f"{column} = ANY(%s)"
+            return f"{column} = ANY(%b)"
         params.extend(values)
         return f"{column} IN ({', '.join('?' * len(values))})"
 
     def _pairs_in(self, pairs: list[tuple[str, str]], params: list[Any]) -> str:
         if self._pg:
             params.extend(([p[0] for p in pairs], [p[1] for p in pairs]))
-            return "(alias_label, alias_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+            return "(alias_label, alias_name) IN (SELECT * FROM unnest(%b::text[], %b::text[]))"
         params.extend(v for pair in pairs for v in pair)
         return f"(alias_label, alias_name) IN (VALUES {', '.join(['(?, ?)'] * len(pairs))})"
 

@@ -1,11 +1,13 @@
 """Many rows into one PostgreSQL table per statement, each column one array parameter.
 
-`INSERT … SELECT * FROM unnest(%s::text[], %s::bigint[], …)`: the statement text is the same
+`INSERT … SELECT * FROM unnest(%b::text[], %b::bigint[], …)`: the statement text is the same
 whatever the number of rows, so the driver converts and caches it once and the server plans a
 handful of parameters. A multi-row `VALUES` list of 75 users (1,275 placeholders) was re-split by
 the driver on every request (its query cache skips long statements), and an executemany is a
 round of driver work per row. Arrays are cast to the base type (`text[]`, never `varchar(n)[]`,
 whose explicit cast would truncate silently): the insert's own assignment still checks lengths.
+The arrays travel in binary (`%b`): psycopg's text form quotes and escapes every element with a
+regular expression, ~2 µs an element (3.3 ms of client CPU for a request's 75 users, 0.4 in binary).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _array_type(table: Table, name: str) -> tuple[str, _Convert | None]:
 
 def insert_sql(table: Table, names: Sequence[str], returning: str = "") -> str:
     """The statement: one array parameter per column of `names`."""
-    arrays = ", ".join(f"%s::{_array_type(table, n)[0]}" for n in names)
+    arrays = ", ".join(f"%b::{_array_type(table, n)[0]}" for n in names)
     tail = f" RETURNING {returning}" if returning else ""
     return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}){tail}"
 
@@ -73,7 +75,7 @@ def update_arrays(
     if not rows:
         return
     every = [*names, key]
-    arrays = ", ".join(f"%s::{_array_type(table, n)[0]}" for n in every)
+    arrays = ", ".join(f"%b::{_array_type(table, n)[0]}" for n in every)
     sets = ", ".join(f"{n} = v.{n}" for n in names)
     sql = (
         f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS v({', '.join(every)}) "

@@ -7,12 +7,16 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from alembic import command
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import IntegrityError
 
 from cohorthub.bootstrap import Container
 from cohorthub.cohorts import services
 from cohorthub.errors import ResourceLocked
+from cohorthub.store import migrate
+from cohorthub.store.db import create_db_engine
+from tests.conftest import PG_ADMIN_URL
 from tests.integration.cohorts.factories import NOW, Tenant, make_tenant
 
 
@@ -169,3 +173,33 @@ def test_matching_reads_a_few_pages_of_a_table_never_analyzed(pg: Container, ten
     finally:
         with pg.engine.begin() as conn:
             conn.execute(text("ALTER TABLE users RESET (autovacuum_enabled)"))
+
+
+def test_the_migration_goes_down_to_the_foreign_keys_and_back(pg: Container) -> None:
+    name = f"cohorthub_keys_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_db_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    keys = "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conname = ANY(:names)"
+    checks = "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'fk\\_%' AND NOT tgisinternal"
+    names = {"names": [
+        "fk_cohort_changes_cohort_pk_cohorts", "fk_users_workspace_id_workspaces",
+        "fk_custom_events_user_num_users", "fk_purchases_user_num_users",
+    ]}  # fmt: skip
+    try:
+        migrate.upgrade(engine)
+        config = migrate.alembic_config(engine)
+        for step in ("down", "up"):
+            if step == "down":
+                command.downgrade(config, "0015_ids_autoincrement")
+            else:
+                command.upgrade(config, "heads")
+            with engine.connect() as conn:
+                found = (conn.execute(text(keys), names).scalar(), conn.execute(text(checks)).scalar())
+            assert found == ((4, 0) if step == "down" else (0, 16)), (step, found)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

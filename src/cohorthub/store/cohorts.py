@@ -135,51 +135,62 @@ class SqlCohortRepository:
     # On PostgreSQL the matched rows are share-locked (`FOR KEY SHARE`) until commit: a concurrent
     # delete or merge of a matched user waits for this import, and an import that meets an
     # uncommitted delete waits for it and then no longer matches the deleted user.
+    # PostgreSQL probes the unique index once per identifier (`LATERAL … OFFSET 0`), whatever the
+    # statistics say: `= ANY(…)` planned without statistics (a table loaded in bulk and not yet
+    # analyzed) read every user of the workspace, once per request.
 
     def resolve_external_ids(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]:
         """external_id → user num, for the ids that exist."""
+        if self._pg:
+            sql = (
+                "SELECT t.x, u.num FROM unnest(%b::text[]) AS t(x) CROSS JOIN LATERAL (SELECT num "
+                "FROM users WHERE workspace_id = %s AND external_id = t.x OFFSET 0 FOR KEY SHARE) AS u"
+            )
+            return dict(self._resolve(sql, (sorted(ids), workspace_id)))
         where, params = self._in("external_id", list(ids))
-        sql = f"SELECT external_id, num FROM users WHERE workspace_id = {self._mark} AND {where}"
-        return dict(self._resolve(sql + self._share(""), (workspace_id, *params)))
+        sql = f"SELECT external_id, num FROM users WHERE workspace_id = ? AND {where}"
+        return dict(self._resolve(sql, (workspace_id, *params)))
 
     def resolve_anonymous_devices(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]:
         """device_id → user num, only for users without an external_id."""
+        if self._pg:
+            sql = (
+                "SELECT t.x, o.user_num FROM unnest(%b::text[]) AS t(x) CROSS JOIN LATERAL (SELECT "
+                "d.user_num FROM user_devices d JOIN users u ON u.num = d.user_num WHERE "
+                "d.workspace_id = %s AND d.device_id = t.x AND u.external_id IS NULL OFFSET 0 "
+                "FOR KEY SHARE OF u) AS o"
+            )
+            return dict(self._resolve(sql, (sorted(ids), workspace_id)))
         where, params = self._in("d.device_id", list(ids))
         sql = (
             "SELECT d.device_id, d.user_num FROM user_devices d JOIN users u ON u.num = d.user_num "
-            f"WHERE d.workspace_id = {self._mark} AND {where} AND u.external_id IS NULL"
+            f"WHERE d.workspace_id = ? AND {where} AND u.external_id IS NULL"
         )
-        return dict(self._resolve(sql + self._share(" OF u"), (workspace_id, *params)))
+        return dict(self._resolve(sql, (workspace_id, *params)))
 
     def resolve_aliases(self, workspace_id: str, aliases: Iterable[Alias]) -> dict[Alias, int]:
         """(alias_label, alias_name) → user num, for the aliases that exist."""
-        pairs = list(aliases)
-        head = (
-            "SELECT alias_label, alias_name, user_num FROM user_aliases "
-            f"WHERE workspace_id = {self._mark} AND "
-        )
+        pairs = sorted(aliases)
         if self._pg:
-            sql = head + "(alias_label, alias_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
-            params: tuple[Any, ...] = ([p[0] for p in pairs], [p[1] for p in pairs])
+            sql = (
+                "SELECT p.label, p.name, a.user_num FROM unnest(%b::text[], %b::text[]) AS p(label, name) "
+                "CROSS JOIN LATERAL (SELECT user_num FROM user_aliases WHERE workspace_id = %s AND "
+                "alias_label = p.label AND alias_name = p.name OFFSET 0 FOR KEY SHARE) AS a"
+            )
+            params: tuple[Any, ...] = ([p[0] for p in pairs], [p[1] for p in pairs], workspace_id)
         else:
-            sql = head + f"(alias_label, alias_name) IN (VALUES {', '.join(['(?, ?)'] * len(pairs))})"
-            params = tuple(v for pair in pairs for v in pair)
-        rows = self._resolve(sql + self._share(""), (workspace_id, *params))
+            sql = (
+                "SELECT alias_label, alias_name, user_num FROM user_aliases WHERE workspace_id = ? AND "
+                f"(alias_label, alias_name) IN (VALUES {', '.join(['(?, ?)'] * len(pairs))})"
+            )
+            params = (workspace_id, *(v for pair in pairs for v in pair))
+        rows = self._resolve(sql, params)
         return {(label, name): num for label, name, num in rows}
-
-    def _share(self, of: str) -> str:
-        return f" FOR KEY SHARE{of}" if self._pg else ""
 
     def _resolve(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         return list(self._conn.exec_driver_sql(sql, params).all())
 
-    @property
-    def _mark(self) -> str:
-        return "%s" if self._pg else "?"
-
     def _in(self, column: str, values: list[str]) -> tuple[str, tuple[Any, ...]]:
-        if self._pg:
-            return f"{column} = ANY(%s)", (values,)
         return f"{column} IN ({', '.join('?' * len(values))})", tuple(values)
 
     def members(self, user_nums: Sequence[int]) -> list[dict[str, Any]]:
@@ -251,7 +262,7 @@ class SqlCohortRepository:
             nums, flags = [*entered, *left], [True] * len(entered) + [False] * len(left)
             sql = (
                 columns
-                + "SELECT %s, %s, u, e, %s, %s, %s FROM unnest(%s::bigint[], %s::boolean[]) AS t(u, e)"
+                + "SELECT %s, %s, u, e, %s, %s, %s FROM unnest(%b::bigint[], %b::boolean[]) AS t(u, e)"
             )
             self._conn.exec_driver_sql(sql, (cohort_pk, version, at, request_id, reason, nums, flags))
             return

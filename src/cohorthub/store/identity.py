@@ -33,6 +33,7 @@ from cohorthub.identity.errors import UsersLocked
 from cohorthub.identity.model import STANDARD_FIELDS, Profile, UserAlias
 from cohorthub.identity.ports import Activity, Summary
 from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
+from cohorthub.store.pg_rows import insert_arrays, update_arrays
 from cohorthub.store.rows import insert_many
 from cohorthub.store.statistics import note_inserted
 from cohorthub.store.tables import custom_events, purchases, user_aliases, user_devices, users
@@ -142,19 +143,19 @@ class SqlUserRepository:
         found: list[str] = []
         for column, values in _columns(lookup):
             params += [workspace_id, values]
-            found.append(f"SELECT num FROM users WHERE workspace_id = %s AND {column} = ANY(%s)")
+            found.append(f"SELECT num FROM users WHERE workspace_id = %s AND {column} = ANY(%b)")
         if lookup.aliases:
             pairs = sorted((a.label, a.name) for a in lookup.aliases)
             params += [[p[0] for p in pairs], [p[1] for p in pairs], workspace_id]
             # LATERAL … OFFSET 0: one primary-key probe per alias, whatever the statistics say.
             found.append(
-                "SELECT a.user_num FROM unnest(%s::text[], %s::text[]) AS p(label, name) CROSS JOIN "
+                "SELECT a.user_num FROM unnest(%b::text[], %b::text[]) AS p(label, name) CROSS JOIN "
                 "LATERAL (SELECT user_num FROM user_aliases WHERE workspace_id = %s AND "
                 "alias_label = p.label AND alias_name = p.name OFFSET 0) AS a"
             )
         if lookup.device_ids:
             params += [workspace_id, sorted(lookup.device_ids)]
-            found.append("SELECT user_num FROM user_devices WHERE workspace_id = %s AND device_id = ANY(%s)")
+            found.append("SELECT user_num FROM user_devices WHERE workspace_id = %s AND device_id = ANY(%b)")
         if not found:
             return "", params
         nums = " UNION ".join(found)
@@ -181,7 +182,7 @@ class SqlUserRepository:
             return
         try:
             self._conn.exec_driver_sql(
-                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (keys,)
+                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%b::bigint[]) AS k", (keys,)
             )
         except ResourceLocked as exc:
             raise UsersLocked("Some of these users are locked by another writer; retry") from exc
@@ -194,14 +195,14 @@ class SqlUserRepository:
         """`column` is one of `values`: one array parameter on PostgreSQL (one plan whatever the count)."""
         if self._pg:
             params.append(values)
-            return f"{column} = ANY(%s)"
+            return f"{column} = ANY(%b)"
         params.extend(values)
         return f"{column} IN ({', '.join('?' * len(values))})"
 
     def _pairs_in(self, pairs: list[tuple[str, str]], params: list[Any]) -> str:
         if self._pg:
             params.extend(([p[0] for p in pairs], [p[1] for p in pairs]))
-            return "(alias_label, alias_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+            return "(alias_label, alias_name) IN (SELECT * FROM unnest(%b::text[], %b::text[]))"
         params.extend(v for pair in pairs for v in pair)
         return f"(alias_label, alias_name) IN (VALUES {', '.join(['(?, ?)'] * len(pairs))})"
 
@@ -326,7 +327,7 @@ class SqlUserRepository:
         return int(result.rowcount)
 
     def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Many rows: multi-row statements on SQLite, one driver-level executemany on PostgreSQL."""
+        """Many rows: multi-row statements on SQLite, one statement of column arrays on PostgreSQL."""
         if not rows:
             return
         names = list(rows[0])
@@ -334,8 +335,7 @@ class SqlUserRepository:
         if not self._pg:
             insert_many(self._conn, table.name, names, values)
             return
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})"
-        self._conn.exec_driver_sql(sql, values)
+        insert_arrays(self._conn, table, names, values)
 
     def _move(self, table: Table, moves: list[dict[str, int]]) -> None:
         stmt = (
@@ -358,6 +358,11 @@ class SqlUserRepository:
     def _insert_users(self, workspace_id: str, created: list[Profile]) -> dict[int, int]:
         """Insert new users with multi-row VALUES … RETURNING; map each to its stored number."""
         stored: dict[int, int] = {}
+        if self._pg and created:  # one statement of column arrays (pg_rows)
+            names = ["workspace_id", "braze_id", "created_at", *_ROW_COLUMNS]
+            rows = [(workspace_id, p.braze_id, p.created_at, *_values(p)) for p in created]
+            numbers = dict(insert_arrays(self._conn, users, names, rows, returning="braze_id, num"))
+            return {p.num: int(numbers[p.braze_id]) for p in created}
         stamps = self._stamps(len(created))
         names = ["workspace_id", "braze_id", "created_at", *_ROW_COLUMNS, *(["change_id"] if stamps else [])]
         for start in range(0, len(created), _ROWS_PER_INSERT):
@@ -376,16 +381,15 @@ class SqlUserRepository:
         return stored
 
     def _update_users(self, updated: list[Profile]) -> None:
-        """Rewrite changed users: multi-row `UPDATE … FROM (VALUES …)` on SQLite, executemany on PostgreSQL.
+        """Rewrite changed users in one `UPDATE … FROM`: `(VALUES …)` on SQLite, `unnest(…)` on PostgreSQL.
 
         On SQLite a table with triggers pays for a statement journal per statement, so one statement
         per row cost several times the row itself.
         """
         if not updated:
             return
-        if self._pg:
-            sql = f"UPDATE users SET {_ASSIGNMENTS} WHERE num = %s"
-            self._conn.exec_driver_sql(sql, [(*_values(p), p.num) for p in updated])
+        if self._pg:  # one statement of column arrays (pg_rows); `updated` names each user once
+            update_arrays(self._conn, users, "num", _ROW_COLUMNS, [(*_values(p), p.num) for p in updated])
             return
         stamps = self._stamps(len(updated))
         width = len(_ROW_COLUMNS) + 2
@@ -401,7 +405,6 @@ class SqlUserRepository:
 
 #: Columns a profile writes besides its identity (`workspace_id`, `braze_id`, `created_at`).
 _ROW_COLUMNS = ("external_id", *STANDARD_FIELDS, "custom_attributes", "updated_at")
-_ASSIGNMENTS = ", ".join(f"{name} = %s" for name in _ROW_COLUMNS)
 #: SQLite's multi-row update: `VALUES` columns are `column1`, `column2`…, then the stamp and the number.
 _FROM_VALUES = ", ".join(f"{name} = v.column{i}" for i, name in enumerate((*_ROW_COLUMNS, "change_id"), 1))
 #: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).

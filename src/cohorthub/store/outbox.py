@@ -18,7 +18,7 @@ _INSERT = f"INSERT INTO {outbox.name} ({', '.join(_COLUMNS)}) VALUES (%s, %s, %s
 #: costs a round of driver work per row).
 _INSERT_PG = (
     f"INSERT INTO {outbox.name} (workspace_id, event_id, event_type, time, payload, created_at) "
-    "SELECT %s, e, t, tm, p, %s FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bytea[]) "
+    "SELECT %s, e, t, tm, p, %s FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bytea[]) "
     "AS x(e, t, tm, p)"
 )
 

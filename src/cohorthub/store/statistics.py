@@ -4,8 +4,12 @@ The planner estimates from the statistics of the last `ANALYZE`. With autovacuum
 still below its threshold, a table grown from empty (or a new workspace in a table analyzed
 before it existed) looks like a handful of rows, and a lookup by identifier may then read every
 row of the workspace through the wrong index, once per request. So each process counts the
-identity rows it inserts and analyzes the identity tables itself once they have grown by a fifth
-(at least `MIN_GROWTH` rows) since it last did: a few times per order of magnitude of growth.
+identity rows it inserts and analyzes the identity tables itself once they have doubled (at least
+`MIN_GROWTH` rows) since it last did: about three times per order of magnitude of growth. The
+planner scales the analyzed row counts to the table's current size itself, so statistics up to
+half as old as the table still plan index lookups; an `ANALYZE` of a large table samples 30,000
+rows (~0.1–0.2 s of server CPU), and analyzing at every fifth of growth cost ~15 % of the server's
+CPU while 100,000 users were loaded through `/users/track`.
 
 The `ANALYZE` never runs inside the request that crossed the threshold: the request's unit of
 work marks its connection (`note_inserted`), and once its transaction has committed
@@ -48,7 +52,7 @@ class _Analyzer:
         """Count inserted rows; True when they call for a new ANALYZE."""
         with self.lock:
             self.rows += rows
-            if self.rows < max(MIN_GROWTH, self.analyzed // 5):
+            if self.rows < max(MIN_GROWTH, self.analyzed):
                 return False
             self.rows = 0
             return True

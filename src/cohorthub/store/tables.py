@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -123,8 +124,9 @@ users = Table(
     # Stamped by trigger on every insert and update (migration 0007_scale); segment catch-up reads it.
     Column("change_id", BigInteger, index=True),
     UniqueConstraint("workspace_id", "external_id", name="uq_users_workspace_external_id"),
-    Index("ix_users_workspace_email", "workspace_id", "email"),
-    Index("ix_users_workspace_phone", "workspace_id", "phone"),
+    # Partial on PostgreSQL (0017_pg_partial_contact_indexes): only lookups by e-mail or phone use them.
+    Index("ix_users_workspace_email", "workspace_id", "email", postgresql_where=text("email IS NOT NULL")),
+    Index("ix_users_workspace_phone", "workspace_id", "phone", postgresql_where=text("phone IS NOT NULL")),
     sqlite_autoincrement=True,  # ids are never reused (0015_ids_autoincrement)
 )
 

@@ -172,9 +172,9 @@ def test_analyze_runs_after_the_growing_request_commits_and_off_its_thread(pg: C
     finally:
         event.remove(pg.engine, "before_cursor_execute", record)
         blocker.close()
-    # Growing again by a fifth asks for another run, which now finds the lock free and analyzes.
+    # Growing again (doubling) asks for another run, which now finds the lock free and analyzes.
     count = _analyze_count(pg)
-    track_many(pg, ws, "more", statistics.MIN_GROWTH)
+    track_many(pg, ws, "more", 2 * statistics.MIN_GROWTH)
     assert statistics.settle(pg.engine)
     assert _analyze_count(pg) > count
 

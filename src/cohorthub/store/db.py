@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import msgspec
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.pool import QueuePool
 
 from cohorthub.errors import ResourceLocked
@@ -132,6 +133,13 @@ def _translate_lock_errors(context: ExceptionContext) -> None:
         raise ResourceLocked() from context.sqlalchemy_exception
 
 
+#: A pooled PostgreSQL connection idle longer than this (seconds) is checked with a round trip before
+#: it is used, and replaced if the server dropped it (a restart, an idle timeout). One in steady use is
+#: not: a check on every checkout cost a round trip per request.
+PING_AFTER_IDLE = 2.0
+_IDLE_SINCE = "cohorthub.idle_since"
+
+
 def _json_loads(data: str | bytes) -> Any:
     """JSON from PostgreSQL as Python: msgspec (several times faster than `json` on large aggregates)."""
     try:
@@ -146,7 +154,6 @@ def _pg_engine(url: str, lock_timeout_seconds: float) -> Engine:
         poolclass=QueuePool,
         pool_size=8,
         max_overflow=8,
-        pool_pre_ping=True,
         # Custom plans for every execution: psycopg prepares a statement run five times, and a
         # generic plan chosen while a table was small (a sequential scan) would otherwise stay
         # until the next ANALYZE, which nothing guarantees (autovacuum may be off or late).
@@ -159,6 +166,20 @@ def _pg_engine(url: str, lock_timeout_seconds: float) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         set_json_loads(_json_loads, dbapi_connection)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return  # new, or back in the pool a moment ago: in use, not gone
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure: the pool replaces the connection
+            raise DisconnectionError("a pooled connection is gone") from exc
 
     return engine
 

@@ -91,7 +91,7 @@ class _Analyzer:
                 conn.commit()
         except ResourceLocked:  # a concurrent ANALYZE (or autovacuum) holds the lock: it does the work
             return None
-        except Exception:
+        except Exception:  # a background refresh never takes the process down: logged, tried again later
             log.warning("ANALYZE of the identity tables failed", exc_info=True)
             return None
         return max(int(size or 0), 0)

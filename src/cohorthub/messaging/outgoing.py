@@ -40,23 +40,30 @@ class Item:
         return SendKey(self.source.program_id, self.source.step_id, self.user.num, self.dispatch_id)
 
 
+def render_fields(
+    message: EmailContent | WebhookContent, values: dict[str, Any], *, prefixed: bool = False
+) -> dict[str, str]:
+    """An e-mail's `subject`, `body` and `plaintext_body` (when it has one), or a webhook's `url` and
+    `body`, rendered with `values`; a failure names the field (`email.subject` when `prefixed`)."""
+    kind = "email" if isinstance(message, EmailContent) else "webhook"
+
+    def render(template: str, field: str) -> str:
+        return compile_template(template, path=f"{kind}.{field}" if prefixed else field).render(values)
+
+    if isinstance(message, EmailContent):
+        parts = {"subject": render(message.subject, "subject"), "body": render(message.body, "body")}
+        if message.plaintext_body:
+            parts["plaintext_body"] = render(message.plaintext_body, "plaintext_body")
+        return parts
+    return {"url": render(message.url, "url"), "body": render(message.body, "body")}
+
+
 def render_item(item: Item) -> dict[str, str]:
     """The message's text fields for this user (`MessageAborted`/`RenderFailed` when it cannot go)."""
     links = dict.fromkeys(_LINK_NAMES, UNSUBSCRIBE_PLACEHOLDER)
     values = liquid_values(item.user, **item.values, links=links)
     m = item.message
-    if isinstance(m, EmailContent):
-        parts = {
-            "subject": compile_template(m.subject, path="subject").render(values),
-            "body": compile_template(m.body, path="body").render(values),
-        }
-        if m.plaintext_body:
-            parts["text"] = compile_template(m.plaintext_body, path="plaintext_body").render(values)
-    else:
-        parts = {
-            "url": compile_template(m.url, path="url").render(values),
-            "body": compile_template(m.body, path="body").render(values),
-        }
+    parts = render_fields(m, values)
     for name, value in m.headers.items():
         parts[f"header:{name}"] = compile_template(value, path=name).render(values)
     return parts
@@ -78,7 +85,8 @@ def email_of(item: Item, parts: dict[str, str], row_id: int, tracker: Tracker) -
     assert isinstance(m, EmailContent)
     unsubscribe = tracker.unsubscribe_url(row_id)
     body = parts["body"].replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe)
-    text = parts["text"].replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe) if "text" in parts else None
+    text = parts.get("plaintext_body")
+    text = text.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe) if text is not None else None
     headers = _headers(parts)
     return build_email(
         sender=m.sender,

@@ -18,8 +18,9 @@ from cohorthub.messaging.audience import audience_filter, unreachable_reason
 from cohorthub.messaging.canvas import CanvasSpec, parse_canvas
 from cohorthub.messaging.context import liquid_values
 from cohorthub.messaging.errors import InvalidProgram, ProgramNotFound, ProgramStateConflict
-from cohorthub.messaging.liquid import MessageAborted, RenderFailed, compile_template
-from cohorthub.messaging.model import CampaignSpec, EmailContent, new_program_id, parse_campaign
+from cohorthub.messaging.liquid import MessageAborted, RenderFailed
+from cohorthub.messaging.model import CampaignSpec, new_program_id, parse_campaign
+from cohorthub.messaging.outgoing import render_fields
 from cohorthub.messaging.ports import Job, MessagingUnitOfWork, Program, UserRow
 from cohorthub.segments import services as segments
 from cohorthub.segments.indexes import SegmentIndexes
@@ -299,21 +300,7 @@ def render_preview(
         links=links,
         campaign={"api_id": program.id, "name": program.name, "dispatch_id": "preview"},
     )
-    message = spec.message
-    if isinstance(message, EmailContent):
-        out = {
-            "subject": compile_template(message.subject, path="email.subject").render(values),
-            "body": compile_template(message.body, path="email.body").render(values),
-        }
-        if message.plaintext_body:
-            out["plaintext_body"] = compile_template(
-                message.plaintext_body, path="email.plaintext_body"
-            ).render(values)
-        return out
-    return {
-        "url": compile_template(message.url, path="webhook.url").render(values),
-        "body": compile_template(message.body, path="webhook.body").render(values),
-    }
+    return render_fields(spec.message, values, prefixed=True)
 
 
 def program_stats(*, uow: MessagingUnitOfWork, workspace_id: str, program_id: str) -> dict[str, Any]:

@@ -152,8 +152,8 @@ def _auth(uow: SqlUnitOfWork, key: str | None, permission: str) -> str:
 def _read(request: Request, permission: str, work: Callable[[SqlUnitOfWork, str], T]) -> Callable[[], T]:
     c, key = container(request), api_key(request, None)
 
-    def run() -> T:
-        with c.uow(readonly=True) as uow:
+    def run() -> T:  # segment reads go before bulk writes of this process (store/priority.py)
+        with READS.reading(), c.uow(readonly=True) as uow:
             return work(uow, _auth(uow, key, permission))
 
     return run
@@ -317,8 +317,7 @@ async def get_size(request: Request) -> Response:
         return _evaluate(c, uow, ws, segment_id)
 
     def run() -> SegmentSize:
-        with READS.reading():
-            record, members, now = _read(request, "segments.read", work)()
+        record, members, now = _read(request, "segments.read", work)()
         _record_history(c, record, members, now)
         return SegmentSize("success", record.id, len(members), iso(now) or "")
 
@@ -339,11 +338,7 @@ async def get_members(request: Request) -> Response:
         rows, cursor = services.page_members(uow=uow, members=members, after=after, limit=limit)
         return members, rows, cursor
 
-    def run() -> tuple[BitMap, list[tuple[int, str, str | None]], int | None]:
-        with READS.reading():
-            return _read(request, "segments.read", work)()
-
-    members, rows, cursor = await in_thread(run)
+    members, rows, cursor = await in_thread(_read(request, "segments.read", work))
     if csv_export:
         headers = {"content-disposition": f'attachment; filename="segment-{segment_id}.csv"'}
         return StreamingResponse(member_csv(c, members), media_type="text/csv", headers=headers)

@@ -140,11 +140,11 @@ PING_AFTER_IDLE = 2.0
 _IDLE_SINCE = "cohorthub.idle_since"
 
 
-def _json_loads(data: str | bytes) -> Any:
-    """JSON from PostgreSQL as Python: msgspec (several times faster than `json` on large aggregates)."""
+def json_loads(data: str | bytes) -> Any:
+    """JSON from the database as Python: msgspec (several times faster than `json` on large aggregates)."""
     try:
         return msgspec.json.decode(data)
-    except msgspec.DecodeError:  # beyond what msgspec reads (a number too large for a float)
+    except msgspec.DecodeError:  # beyond what msgspec reads (NaN written long ago, a number too large)
         return json.loads(data)
 
 
@@ -165,7 +165,7 @@ def _pg_engine(url: str, lock_timeout_seconds: float) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        set_json_loads(_json_loads, dbapi_connection)
+        set_json_loads(json_loads, dbapi_connection)
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:

@@ -8,16 +8,15 @@ users, as one row of JSON arrays. `user_facts` reads the facts of any other user
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import msgspec
 from sqlalchemy import Connection
 
 from cohorthub.segments.model import STANDARD_ATTRIBUTES
 from cohorthub.segments.ports import SOURCES, ChangeRow, Changes, FactsWanted
 from cohorthub.segments.reference import UserFacts
+from cohorthub.store.db import json_loads
 
 _STANDARD = [*STANDARD_ATTRIBUTES, "email_subscribe"]
 _FACT_NAMES = ["num", "workspace_id", "external_id", "custom_attributes", *_STANDARD]
@@ -40,17 +39,9 @@ _PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 _PG_XMAX = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
 
-def _decode(text: str) -> Any:
-    """JSON text as Python (msgspec: several times faster than `json` on the probe's large arrays)."""
-    try:
-        return msgspec.json.decode(text)
-    except msgspec.DecodeError:  # what `json` accepts beyond the standard (NaN), written long ago
-        return json.loads(text)
-
-
 def _json(value: Any) -> Any:
     """A JSON aggregate as Python (psycopg decodes `json` itself; SQLite answers text)."""
-    return _decode(value) if isinstance(value, str) else value
+    return json_loads(value) if isinstance(value, str) else value
 
 
 def _probe_sql(
@@ -155,7 +146,7 @@ def _facts(workspace_id: str, users_: Any, events: Any, purchases_: Any, session
 
 
 def _custom(text: str | None) -> dict[str, Any]:
-    value = _decode(text) if text and text != "{}" else {}
+    value = json_loads(text) if text and text != "{}" else {}
     return value if isinstance(value, dict) else {}
 
 

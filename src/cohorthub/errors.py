@@ -81,6 +81,10 @@ class ResourceLocked(CohorthubError):
         self.retry_after = retry_after
 
 
+class DeadlockVictim(ResourceLocked):
+    """PostgreSQL rolled the whole transaction back to break a deadlock: running it again is safe."""
+
+
 class RateLimited(CohorthubError):
     """A partner key used up its hourly quota."""
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cohorthub.api.http import JSONResponse, container, in_thread, read_json
+from cohorthub.api.http import JSONResponse, container, read_json, write_in_thread
 from cohorthub.api.openapi import Operation
 from cohorthub.cohorts import services
 from cohorthub.partners.services import get_partner
@@ -89,7 +89,7 @@ async def post_cohort(request: Request) -> Response:
                 uow=uow, partner=partner, body=body, quota=c.settings.partner_hourly_quota, now=c.now()
             )
 
-    named = await in_thread(run)
+    named = await write_in_thread(run)
     return JSONResponse(CohortNameResponse("success", named.cohort_id, named.name, named.created), 201)
 
 
@@ -115,7 +115,7 @@ async def post_cohort_users(request: Request) -> Response:
                 listeners=c.cohort_listeners,
             )
 
-    r = await in_thread(run)
+    r = await write_in_thread(run)
     response = CohortUsersResponse(
         "success", r.cohort_id, r.request_id, r.identifiers, r.matched, r.unmatched, r.entered, r.left, r.size
     )

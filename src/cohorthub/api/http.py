@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cohorthub.bootstrap import Container
-from cohorthub.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from cohorthub.errors import DeadlockVictim, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 T = TypeVar("T")
 #: Arrays and objects nest at most this deep in a request body (a filter tree needs 2 per level).
@@ -121,4 +121,23 @@ def api_key(request: Request, body: Any) -> str | None:
 
 async def in_thread(fn: Callable[[], T]) -> T:
     """Run blocking work (SQL) off the event loop."""
+    return await anyio.to_thread.run_sync(fn)
+
+
+#: How many times a write runs when PostgreSQL picks its transaction to break a deadlock.
+DEADLOCK_ATTEMPTS = 3
+
+
+async def write_in_thread(fn: Callable[[], T]) -> T:
+    """`in_thread` for a write that is one transaction: run again when it was a deadlock's victim.
+
+    Writers of different users lock rows in different orders (a track request its users, an import
+    the cohort's members), and PostgreSQL breaks a cycle by rolling one transaction back whole;
+    nothing of it was written or acknowledged, so it runs again (`DEADLOCK_ATTEMPTS` in all).
+    """
+    for _ in range(DEADLOCK_ATTEMPTS - 1):
+        try:
+            return await anyio.to_thread.run_sync(fn)
+        except DeadlockVictim:
+            continue
     return await anyio.to_thread.run_sync(fn)

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cohorthub.api import sdk_wire as wire
-from cohorthub.api.http import JSONResponse, container, in_thread, read_body
+from cohorthub.api.http import JSONResponse, container, in_thread, read_body, write_in_thread
 from cohorthub.api.openapi import Operation
 from cohorthub.apps import services
 from cohorthub.apps.errors import InvalidSdkKey, InvalidSdkRequest, OriginNotAllowed
@@ -105,7 +105,7 @@ async def data(request: Request) -> Response:
     try:
         if failure is not None:
             raise InvalidSdkRequest(*failure)
-        await in_thread(lambda: _record(c, app, body, origin))
+        await write_in_thread(lambda: _record(c, app, body, origin))
     except InvalidSdkRequest as exc:
         code, message = exc.code, exc.message
         await in_thread(lambda: _count(c, app, code))

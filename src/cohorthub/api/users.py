@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cohorthub.api import users_wire as wire
-from cohorthub.api.http import JSONResponse, api_key, container, in_thread, read_json
+from cohorthub.api.http import JSONResponse, api_key, container, read_json, write_in_thread
 from cohorthub.api.openapi import Operation
 from cohorthub.bootstrap import Container
 from cohorthub.cohorts.services import memberships_of
@@ -96,7 +96,7 @@ def _endpoint(permission: str, use_case: UseCase, status: int) -> Callable[[Requ
                 workspace_id = authenticate_rest_key(uow=uow, key=key, permission=permission).workspace_id
             return use_case(c, workspace_id, body)
 
-        return JSONResponse(await in_thread(work), status_code=status)
+        return JSONResponse(await write_in_thread(work), status_code=status)
 
     return handle
 

@@ -22,12 +22,13 @@ from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.pool import QueuePool
 
-from cohorthub.errors import ResourceLocked
+from cohorthub.errors import DeadlockVictim, ResourceLocked
 from cohorthub.store.errors import SUPPORTED_URLS, DatabaseMissing, DatabaseUnavailable, InvalidDatabaseUrl
 from cohorthub.store.priority import READS
 
 #: PostgreSQL SQLSTATEs of a lock that could not be had: lock_timeout expired, deadlock detected.
 _PG_LOCK_ERRORS = {"55P03", "40P01"}
+_PG_DEADLOCK = "40P01"
 
 
 def normalize_url(url: str) -> str:
@@ -127,6 +128,8 @@ def _yield_to_readers(*_: object) -> None:
 def _translate_lock_errors(context: ExceptionContext) -> None:
     """Every statement that waited too long for a lock raises `ResourceLocked` (423 at the edge)."""
     orig = context.original_exception
+    if getattr(orig, "sqlstate", None) == _PG_DEADLOCK:
+        raise DeadlockVictim() from context.sqlalchemy_exception
     if getattr(orig, "sqlstate", None) in _PG_LOCK_ERRORS or (
         isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
     ):

@@ -42,7 +42,9 @@ def bodies(start: int, count: int, batch: int, round_: int, events: bool) -> lis
         ]
         body: dict[str, object] = {"attributes": attributes}
         if events:
-            body["events"] = [{"external_id": x, "name": "played", "time": "2024-01-01T00:00:00Z"} for x in ids]
+            body["events"] = [
+                {"external_id": x, "name": "played", "time": "2024-01-01T00:00:00Z"} for x in ids
+            ]
         out.append(json.dumps(body).encode())
     return out
 
@@ -102,12 +104,16 @@ def cpu_per_request(run: Callable[[bytes], Any], requests: list[bytes]) -> float
 
 def main() -> None:
     """Warm up, then measure new users and updates; print ms of CPU per request and the ratio."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--warmup", type=int, default=400, help="requests before measuring")
     parser.add_argument("--requests", type=int, default=100, help="measured requests (new, then updates)")
     parser.add_argument("--batch", type=int, default=75)
     parser.add_argument("--no-events", action="store_true", help="attributes only")
-    parser.add_argument("--profile", action="store_true", help="pyinstrument profile of the measured requests")
+    parser.add_argument(
+        "--profile", action="store_true", help="pyinstrument profile of the measured requests"
+    )
     args = parser.parse_args()
     events = not args.no_events
     anyio.to_thread.run_sync = _inline  # type: ignore[assignment]  # one thread: profilers see it all

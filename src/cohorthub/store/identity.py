@@ -35,6 +35,7 @@ from cohorthub.identity.ports import Activity, Summary
 from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
 from cohorthub.store.pg_rows import insert_arrays, update_arrays
 from cohorthub.store.rows import insert_many
+from cohorthub.store.sqlite_users import insert_users, update_users
 from cohorthub.store.statistics import note_inserted
 from cohorthub.store.tables import custom_events, purchases, user_aliases, user_devices, users
 
@@ -78,6 +79,8 @@ class SqlUserRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._pg = conn.dialect.name == "postgresql"
+        #: SQLite: each loaded user's row as `_WRITTEN` reads it (an update writes only what changed).
+        self._loaded: dict[int, tuple[Any, ...]] = {}
 
     # -- reading -------------------------------------------------------------------------------
     def load(self, workspace_id: str, lookup: Lookup, *, lock: bool = False) -> Loaded:
@@ -97,6 +100,8 @@ class SqlUserRepository:
             sql += " FOR NO KEY UPDATE"
         rows = self._conn.exec_driver_sql(sql, tuple(params)).all()
         profiles = [_profile(r) for r in rows]
+        if not self._pg:
+            self._loaded.update((p.num, _as_written(r)) for p, r in zip(profiles, rows, strict=True))
         by_num = {p.num: p for p in profiles}
         if by_num:
             alias_params: list[Any] = []
@@ -357,7 +362,6 @@ class SqlUserRepository:
 
     def _insert_users(self, workspace_id: str, created: list[Profile]) -> dict[int, int]:
         """Insert new users with multi-row VALUES … RETURNING; map each to its stored number."""
-        stored: dict[int, int] = {}
         if self._pg and created:  # one statement of column arrays (pg_rows)
             names = ["workspace_id", "braze_id", "created_at", *_ROW_COLUMNS]
             rows = [(workspace_id, p.braze_id, p.created_at, *_values(p)) for p in created]
@@ -365,20 +369,12 @@ class SqlUserRepository:
             return {p.num: int(numbers[p.braze_id]) for p in created}
         stamps = self._stamps(len(created))
         names = ["workspace_id", "braze_id", "created_at", *_ROW_COLUMNS, *(["change_id"] if stamps else [])]
-        for start in range(0, len(created), _ROWS_PER_INSERT):
-            chunk = created[start : start + _ROWS_PER_INSERT]
-            params: list[Any] = []
-            add = params.extend
-            for i, p in enumerate(chunk, start):
-                add((workspace_id, p.braze_id, p.created_at, *_values(p), *stamps[i : i + 1]))
-            row_marks = f"({', '.join([self._mark] * len(names))})"
-            sql = (
-                f"INSERT INTO users ({', '.join(names)}) VALUES {', '.join([row_marks] * len(chunk))} "
-                "RETURNING braze_id, num"
-            )
-            by_braze: dict[str, int] = dict(self._conn.exec_driver_sql(sql, tuple(params)).all())
-            stored.update((p.num, int(by_braze[p.braze_id])) for p in chunk)
-        return stored
+        rows = [
+            (workspace_id, p.braze_id, p.created_at, *_values(p), *stamps[i : i + 1])
+            for i, p in enumerate(created)
+        ]
+        by_braze = insert_users(self._conn, names, rows, optional=_NULLABLE_AT)
+        return {p.num: int(by_braze[p.braze_id]) for p in created}
 
     def _update_users(self, updated: list[Profile]) -> None:
         """Rewrite changed users in one `UPDATE … FROM`: `(VALUES …)` on SQLite, `unnest(…)` on PostgreSQL.
@@ -392,23 +388,20 @@ class SqlUserRepository:
             update_arrays(self._conn, users, "num", _ROW_COLUMNS, [(*_values(p), p.num) for p in updated])
             return
         stamps = self._stamps(len(updated))
-        width = len(_ROW_COLUMNS) + 2
-        for start in range(0, len(updated), _ROWS_PER_INSERT):
-            chunk = updated[start : start + _ROWS_PER_INSERT]
-            params: list[Any] = []
-            for i, p in enumerate(chunk, start):
-                params.extend((*_values(p), stamps[i], p.num))
-            values = ", ".join([f"({', '.join('?' * width)})"] * len(chunk))
-            sql = f"UPDATE users SET {_FROM_VALUES} FROM (VALUES {values}) AS v WHERE num = v.column{width}"
-            self._conn.exec_driver_sql(sql, tuple(params))
+        rows = [(*_values(p), stamp) for p, stamp in zip(updated, stamps, strict=True)]
+        nums = [p.num for p in updated]
+        update_users(self._conn, _WRITTEN, rows, nums, loaded=self._loaded, always=_ALWAYS_WRITTEN)
+        self._loaded.update(zip(nums, rows, strict=True))
 
 
 #: Columns a profile writes besides its identity (`workspace_id`, `braze_id`, `created_at`).
 _ROW_COLUMNS = ("external_id", *STANDARD_FIELDS, "custom_attributes", "updated_at")
-#: SQLite's multi-row update: `VALUES` columns are `column1`, `column2`…, then the stamp and the number.
-_FROM_VALUES = ", ".join(f"{name} = v.column{i}" for i, name in enumerate((*_ROW_COLUMNS, "change_id"), 1))
-#: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).
-_ROWS_PER_INSERT = 500
+#: SQLite: the columns an update of users writes (those that changed, and `_ALWAYS_WRITTEN`).
+_WRITTEN = (*_ROW_COLUMNS, "change_id")
+_ALWAYS_WRITTEN = (_WRITTEN.index("updated_at"), _WRITTEN.index("change_id"))
+_as_written = itemgetter(*(_AT[name] for name in _WRITTEN))
+#: SQLite: positions of a new user's row (`_insert_users`) left out when no row of a statement sets them.
+_NULLABLE_AT = tuple(range(3, 3 + len(_ROW_COLUMNS) - 2))
 
 
 def _values(p: Profile) -> tuple[Any, ...]:

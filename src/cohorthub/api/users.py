@@ -1,12 +1,14 @@
 """The Braze-compatible users API: `/users/track`, `/identify`, `/alias/new`, `/delete`, `/export/ids`.
 
 Each endpoint authenticates the REST API key (`Authorization: Bearer KEY`, or the legacy
-`api_key` body field) for its permission, then runs one identity use case in a worker thread.
+`api_key` body field) for its permission, then runs one identity use case in a worker thread;
+`/users/track` authenticates inside its write transaction (one unit of work, not two).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -20,16 +22,49 @@ from cohorthub.bootstrap import Container
 from cohorthub.cohorts.services import memberships_of
 from cohorthub.identity import services
 from cohorthub.identity.requests import parse_track
+from cohorthub.workspaces.ports import WorkspaceUnitOfWork
 from cohorthub.workspaces.services import authenticate_rest_key
 
-UseCase = Callable[[Container, str, Any], dict[str, Any]]
 ERRORS = (400, 401, 403, 413, 415, 423)
 
 
-def _track(c: Container, workspace_id: str, body: Any) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The REST API key a request presented, and the permission its endpoint needs."""
+
+    key: str | None
+    permission: str
+
+    def workspace_id(self, uow: WorkspaceUnitOfWork) -> str:
+        """The key's workspace; `InvalidApiKey` (401) or `PermissionDenied` (403) otherwise."""
+        return authenticate_rest_key(uow=uow, key=self.key, permission=self.permission).workspace_id
+
+
+UseCase = Callable[[Container, Credentials, Any], dict[str, Any]]
+WorkspaceUseCase = Callable[[Container, str, Any], dict[str, Any]]
+
+
+def _authenticated(use_case: WorkspaceUseCase) -> UseCase:
+    """A use case run once the key is authenticated in a read-only unit of work of its own."""
+
+    def run(c: Container, credentials: Credentials, body: Any) -> dict[str, Any]:
+        with c.uow(readonly=True) as uow:
+            workspace_id = credentials.workspace_id(uow)
+        return use_case(c, workspace_id, body)
+
+    return run
+
+
+def _track(c: Container, credentials: Credentials, body: Any) -> dict[str, Any]:
     now = c.now()
-    batch = parse_track(body, now=now)  # before the writer's turn: another request's SQL runs meanwhile
+    try:  # before the writer's turn: another request's SQL runs meanwhile
+        batch = parse_track(body, now=now)
+    except Exception:  # an unusable body: 401/403 still come first, and it takes no writer's turn
+        with c.uow(readonly=True) as uow:
+            credentials.workspace_id(uow)
+        raise
     with c.uow(group=True) as uow:  # SQLite: one commit (one fsync) for concurrent requests
+        workspace_id = credentials.workspace_id(uow)  # in the write transaction: one unit of work
         result = services.record_track(
             uow=uow, workspace_id=workspace_id, batch=batch, listeners=c.identity_listeners, now=now
         )
@@ -89,12 +124,10 @@ def _endpoint(permission: str, use_case: UseCase, status: int) -> Callable[[Requ
     async def handle(request: Request) -> Response:
         c = container(request)
         body = await read_json(request)
-        key = api_key(request, body)
+        credentials = Credentials(api_key(request, body), permission)
 
         def work() -> dict[str, Any]:
-            with c.uow(readonly=True) as uow:
-                workspace_id = authenticate_rest_key(uow=uow, key=key, permission=permission).workspace_id
-            return use_case(c, workspace_id, body)
+            return use_case(c, credentials, body)
 
         return JSONResponse(await write_in_thread(work), status_code=status)
 
@@ -103,10 +136,10 @@ def _endpoint(permission: str, use_case: UseCase, status: int) -> Callable[[Requ
 
 ROUTES: list[BaseRoute] = [
     Route("/users/track", _endpoint("users.track", _track, 201), methods=["POST"]),
-    Route("/users/identify", _endpoint("users.identify", _identify, 201), methods=["POST"]),
-    Route("/users/alias/new", _endpoint("users.alias.new", _alias, 201), methods=["POST"]),
-    Route("/users/delete", _endpoint("users.delete", _delete, 201), methods=["POST"]),
-    Route("/users/export/ids", _endpoint("users.export.ids", _export, 200), methods=["POST"]),
+    Route("/users/identify", _endpoint("users.identify", _authenticated(_identify), 201), methods=["POST"]),
+    Route("/users/alias/new", _endpoint("users.alias.new", _authenticated(_alias), 201), methods=["POST"]),
+    Route("/users/delete", _endpoint("users.delete", _authenticated(_delete), 201), methods=["POST"]),
+    Route("/users/export/ids", _endpoint("users.export.ids", _authenticated(_export), 200), methods=["POST"]),
 ]
 
 OPERATIONS: list[Operation] = [

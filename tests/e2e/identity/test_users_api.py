@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from cohorthub.bootstrap import Container
 from cohorthub.workspaces import services as workspaces
@@ -294,3 +294,34 @@ def test_openapi_documents_the_users_endpoints(client: httpx.Client) -> None:
     for path in ("/users/track", "/users/identify", "/users/alias/new", "/users/delete", "/users/export/ids"):
         assert "post" in paths[path]
     assert "201" in paths["/users/track"]["post"]["responses"]
+
+
+def test_track_authenticates_in_its_write_transaction(
+    users: Users, client: httpx.Client, container: Container, workspace: Workspace
+) -> None:
+    begins: list[str] = []
+    event.listen(
+        container.engine,
+        "before_cursor_execute",
+        lambda *args: begins.append(args[2]) if args[2].startswith("BEGIN") else None,
+    )
+    assert users.post("/users/track", {"attributes": [{"external_id": "u1"}]}).status_code == 201
+    if container.engine.dialect.name == "sqlite":  # one transaction: no read-only one before it
+        assert begins == ["BEGIN IMMEDIATE"]
+    with container.uow() as uow:
+        narrow = workspaces.create_rest_key(
+            uow=uow, workspace_id=workspace.id, name="export only", permissions=["users.export.ids"], now=NOW
+        )
+    body = {"attributes": [{"external_id": "u2", "plan": "pro"}], "events": [{"external_id": "u2"}]}
+    denied = users.post("/users/track", body, key=narrow.key)
+    assert (denied.status_code, denied.json()["message"]) == (
+        403,
+        "This API key does not have the users.track permission",
+    )
+    assert users.post("/users/track", body, key="not-a-key").status_code == 401
+    assert users.export(external_ids=["u2"]) == []  # nothing of a refused request was written
+    assert users.export(external_ids=["u1"])[0]["external_id"] == "u1"
+    unusable = {"attributes": [{"plan": "no identifier"}]}  # a 400 with a good key
+    assert users.post("/users/track", unusable).status_code == 400
+    assert users.post("/users/track", unusable, key="not-a-key").status_code == 401
+    assert users.post("/users/track", unusable, key=narrow.key).status_code == 403

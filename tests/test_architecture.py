@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
 DOMAINS = set().union(*LAYERS)
 EDGES = {"store", "api", "cli", "bootstrap", "web"}
 FOREIGN_IO = {"starlette", "sqlalchemy", "alembic", "psycopg", "httpx", "uvicorn", "typer", "rich", "anyio"}
-SHARED = {"errors", "config", "clock", "keys", "text"}
+SHARED = {"errors", "config", "clock", "keys", "text", "ids"}
 #: Adapters that live beside their concept but are its I/O edge, each behind a port of that concept.
 EDGE_MODULES = {"currents/transport.py": {"httpx"}, "messaging/channels/webhook.py": {"httpx"}}
 

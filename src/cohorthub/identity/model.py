@@ -6,12 +6,11 @@ A user is anonymous until it has an `external_id`; it may hold any number of ali
 
 from __future__ import annotations
 
-import secrets
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from cohorthub.clock import format_iso, parse_iso
+from cohorthub.ids import random_hex
 from cohorthub.text import storable_problem
 
 #: Longest identifier (external id, alias label or name, device id, braze id) we accept.
@@ -68,26 +67,9 @@ class Profile:
         return self.fields.get(name)
 
 
-class _Entropy(threading.local):
-    """Random hex digits drawn from the system a block at a time (a call per id cost more than the id)."""
-
-    block = ""
-    at = 0
-
-    def hex(self, digits: int) -> str:
-        at = self.at
-        if at + digits > len(self.block):
-            self.block, at = secrets.token_hex(4096), 0
-        self.at = at + digits
-        return self.block[at : at + digits]
-
-
-_entropy = _Entropy()
-
-
 def new_braze_id(now: float) -> str:
     """A 24-hex id shaped like Braze's: 4 bytes of creation time, then 8 random bytes."""
-    return f"{int(now) & 0xFFFFFFFF:08x}{_entropy.hex(16)}"
+    return f"{int(now) & 0xFFFFFFFF:08x}{random_hex(16)}"
 
 
 def text_problem(

@@ -91,6 +91,7 @@ def server(script: str, *args: str) -> Iterator[str]:
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, script, *args, "--port", str(port)])
     url = f"http://127.0.0.1:{port}"
+    _pids[url] = proc.pid
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -104,8 +105,20 @@ def server(script: str, *args: str) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
+        _pids.pop(url, None)
         proc.terminate()
         proc.wait(timeout=30)
+
+
+_pids: dict[str, int] = {}
+
+
+def server_cpu_seconds(url: str) -> float:
+    """CPU seconds (user + system) the server at `url` has used so far, its worker processes included."""
+    import psutil
+
+    process = psutil.Process(_pids[url])
+    return sum(sum(p.cpu_times()[:2]) for p in (process, *process.children(recursive=True)))
 
 
 def run_clients(

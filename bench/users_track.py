@@ -8,7 +8,8 @@ then `--clients` connections post requests of `--batch` attributes objects, each
 event (so every request also writes the Currents outbox): first every user is new (the users table
 grows from empty: the plans of the lookups must follow), then the same users are updated. The
 baseline is a parse-only Starlette app fed the same bodies by the same clients. Prints attribute
-objects per second, the ratio to the baseline and to the target.
+objects per second, the ratio to the baseline and to the target, and the server's CPU time per
+request (steadier than the rate on a busy machine).
 """
 
 from __future__ import annotations
@@ -69,21 +70,29 @@ def bench(backend: str, database_url: str, args: argparse.Namespace) -> None:
     key = workspace_key(database_url)
     new, again = (bodies(args.users, args.batch, r, not args.no_events) for r in (0, 1))
     with _http.server(__file__, "--serve-baseline") as url:
+        base_cpu = _http.server_cpu_seconds(url)
         base_s, _ = _http.run_clients(url, "/users/track", new, args.clients, lambda _b: 0)
+        base_cpu = _http.server_cpu_seconds(url) - base_cpu
     base = args.users / base_s
     serve = ["--serve", database_url, "--workers", str(args.workers)]
     headers = {"authorization": f"Bearer {key}"}
     with _http.server(__file__, *serve) as url:
+        cpu = [_http.server_cpu_seconds(url)]
         new_s, created = _http.run_clients(url, "/users/track", new, args.clients, processed, headers)
+        cpu.append(_http.server_cpu_seconds(url))
         upd_s, updated = _http.run_clients(url, "/users/track", again, args.clients, processed, headers)
+        cpu.append(_http.server_cpu_seconds(url))
     target = TARGETS[backend]
     print(f"{backend} ({args.clients} clients, {args.workers} process(es), {args.batch}/request):")
-    print(f"  baseline (parse only):  {base:10,.0f} objects/s")
-    for name, n, s in (("new users", created, new_s), ("updates", updated, upd_s)):
+    requests = len(new)
+    base_ms = base_cpu / requests * 1e3
+    print(f"  baseline (parse only):  {base:10,.0f} objects/s   server CPU {base_ms:.2f} ms/request")
+    for i, (name, n, s) in enumerate((("new users", created, new_s), ("updates", updated, upd_s))):
         rate = n / s
         print(
             f"  {name:10} {rate:10,.0f} attribute objects/s ({n:,} in {s:.1f} s)   "
-            f"ratio to baseline {rate / base:.3f}   to target {target:,}: {rate / target:.2f}"
+            f"ratio to baseline {rate / base:.3f}   to target {target:,}: {rate / target:.2f}   "
+            f"server CPU {(cpu[i + 1] - cpu[i]) / requests * 1e3:.2f} ms/request"
         )
 
 

@@ -13,7 +13,7 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from cohorthub.identity.model import STANDARD_FIELDS, iso_time, parse_time, text_problem
@@ -173,10 +173,17 @@ def _unique(items: list[Any]) -> list[Any]:
 
 def check_custom_name(key: str) -> None:
     """ValueError naming the rule when `key` cannot name a custom attribute."""
-    if problem := text_problem(key, what="custom attribute name", max_length=MAX_KEY_LENGTH):
+    if problem := _custom_name_problem(key):
         raise ValueError(problem)
+
+
+@lru_cache(maxsize=4096)  # a request names the same few attributes in each of its objects
+def _custom_name_problem(key: str) -> str | None:
+    if problem := text_problem(key, what="custom attribute name", max_length=MAX_KEY_LENGTH):
+        return problem
     if key.startswith("$"):
-        raise ValueError(f"custom attribute name {key!r} must not start with $")
+        return f"custom attribute name {key!r} must not start with $"
+    return None
 
 
 def parse_custom(key: str, value: object) -> CustomOp:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from cohorthub.store.tables import rest_api_keys, workspaces
 from cohorthub.workspaces.model import RestKey, Workspace
@@ -52,7 +52,7 @@ class SqlWorkspaceRepository:
 
     def rest_key_by_hash(self, key_hash: str) -> RestKey | None:
         """The key stored under that hash, if any."""
-        row = self._conn.execute(select(rest_api_keys).where(rest_api_keys.c.key_hash == key_hash)).first()
+        row = self._conn.execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
         return _rest_key(row) if row else None
 
     def list_rest_keys(self, workspace_id: str) -> list[RestKey]:
@@ -72,6 +72,10 @@ class SqlWorkspaceRepository:
             .values(revoked_at=now)
         )
         return result.rowcount == 1
+
+
+#: Built once: every API request looks its key up (building the statement cost as much as running it).
+_KEY_BY_HASH = select(rest_api_keys).where(rest_api_keys.c.key_hash == bindparam("key_hash"))
 
 
 def _rest_key(row: Any) -> RestKey:

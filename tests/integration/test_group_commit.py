@@ -164,3 +164,23 @@ def test_a_grouped_unit_cannot_write_after_its_commit(container: Container, ws: 
         with pytest.raises(RuntimeError):
             uow.rollback()
     assert Requests(container, ws).stored() == {"once"}
+
+
+def test_a_grouped_unit_rolled_back_part_way_keeps_only_what_came_after(
+    container: Container, ws: str
+) -> None:
+    requests = Requests(container, ws)
+    requests.start("a", hold=True)  # an earlier member of the same group: its work must stay
+    requests.held.wait(10)
+    requests.go.set()
+    requests.threads[0].join(10)
+
+    with container.uow(group=True) as uow:
+        for external_id in ("undone", "kept"):
+            batch = parse_track({"attributes": [{"external_id": external_id, "n": 1}]}, now=NOW)
+            apply_track(uow=uow, workspace_id=ws, batch=batch, now=NOW)
+            if external_id == "undone":
+                uow.rollback()  # back to this unit's own savepoint, then on in a fresh one
+        uow.commit()
+    assert requests.outcomes == {"a": "committed"}
+    assert requests.stored() == {"a", "kept"}

@@ -196,6 +196,7 @@ def _sqlite_engine(url: str, lock_timeout_seconds: float) -> Engine:
         poolclass=QueuePool,
         pool_size=4,
         max_overflow=4,
+        pool_use_lifo=True,  # the connection used last comes back first: its page cache is the warmest
         connect_args={"check_same_thread": False, "timeout": lock_timeout_seconds},
     )
 

@@ -50,6 +50,33 @@ class Ticket:
             raise self.error
 
 
+class Savepoint:
+    """A member's SAVEPOINT in the group's transaction, as plain statements.
+
+    SQLAlchemy's nested-transaction bookkeeping cost more than the statements themselves. Members
+    take their turns one after another and each ends its savepoint before the next begins, so one
+    name serves them all.
+    """
+
+    NAME = "request"
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        conn.exec_driver_sql(f"SAVEPOINT {self.NAME}")
+        self.is_active = True
+
+    def commit(self) -> None:
+        """Keep the member's changes in the group's transaction."""
+        self._conn.exec_driver_sql(f"RELEASE SAVEPOINT {self.NAME}")
+        self.is_active = False
+
+    def rollback(self) -> None:
+        """Undo the member's changes (the rest of the group's stay)."""
+        self._conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {self.NAME}")
+        self._conn.exec_driver_sql(f"RELEASE SAVEPOINT {self.NAME}")
+        self.is_active = False
+
+
 class SqliteWriter:
     """The single writer of one SQLite engine: its lock and the transaction its group shares."""
 

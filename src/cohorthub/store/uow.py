@@ -15,14 +15,14 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Connection, Engine, NestedTransaction
+from sqlalchemy import Connection, Engine
 
 from cohorthub.store import statistics
 from cohorthub.store.accounts import SqlAccountRepository
 from cohorthub.store.apps import SqlAppRepository
 from cohorthub.store.cohorts import SqlCohortRepository
 from cohorthub.store.currents import SqlCurrentsRepository
-from cohorthub.store.group_commit import SqliteWriter, Ticket, sqlite_writer
+from cohorthub.store.group_commit import Savepoint, SqliteWriter, Ticket, sqlite_writer
 from cohorthub.store.identity import SqlUserRepository
 from cohorthub.store.messaging import SqlMessagingStore
 from cohorthub.store.outbox import SqlOutbox
@@ -56,7 +56,7 @@ class SqlUnitOfWork:
         self.dialect = engine.dialect.name
         self._writer: SqliteWriter | None = None
         self._grouped = group and self.dialect == "sqlite" and not readonly
-        self._savepoint: NestedTransaction | None = None
+        self._savepoint: Savepoint | None = None
         self._ticket: Ticket | None = None
 
     def __enter__(self) -> Self:
@@ -98,7 +98,7 @@ class SqlUnitOfWork:
     def _join(self) -> Connection:
         assert self._writer is not None
         conn = self._writer.connection(self._engine)
-        self._savepoint = conn.begin_nested()
+        self._savepoint = Savepoint(conn)
         return conn
 
     def commit(self) -> None:
@@ -124,7 +124,7 @@ class SqlUnitOfWork:
         if self._savepoint is None:
             raise RuntimeError("a grouped unit of work is over once it committed")
         self._savepoint.rollback()
-        self._savepoint = self.conn.begin_nested()
+        self._savepoint = Savepoint(self.conn)
 
     def __exit__(
         self,

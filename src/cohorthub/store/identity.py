@@ -48,6 +48,8 @@ _decode_custom = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def _json(value: Any) -> str:
+    if not value:  # most events and purchases have no properties
+        return "{}"
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 

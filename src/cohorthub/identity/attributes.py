@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import re
 import zoneinfo
-from dataclasses import dataclass
 from datetime import date
 from functools import cache, lru_cache
 from typing import Any
+
+import msgspec
 
 from cohorthub.identity.model import STANDARD_FIELDS, iso_time, parse_time, text_problem
 
@@ -60,22 +61,19 @@ _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]
 Scalar = str | int | float | bool
 
 
-@dataclass(frozen=True, slots=True)
-class SetValue:
+class SetValue(msgspec.Struct, frozen=True):
     """Replace the attribute (None removes it)."""
 
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
-class Increment:
+class Increment(msgspec.Struct, frozen=True):
     """Add `by` to a number (a missing attribute counts as 0)."""
 
     by: int | float
 
 
-@dataclass(frozen=True, slots=True)
-class EditArray:
+class EditArray(msgspec.Struct, frozen=True):
     """Append `add` (moving present values to the end) and drop `remove`."""
 
     add: tuple[Any, ...]
@@ -85,8 +83,7 @@ class EditArray:
 CustomOp = SetValue | Increment | EditArray
 
 
-@dataclass(frozen=True, slots=True)
-class AttributeUpdate:
+class AttributeUpdate(msgspec.Struct, frozen=True):
     """The changes one attributes object asks for."""
 
     standard: dict[str, str | None]

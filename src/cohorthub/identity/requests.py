@@ -29,9 +29,12 @@ RefKind = Literal["external_id", "braze_id", "user_alias", "email", "phone", "de
 UPDATE_ONLY_BY_DEFAULT = frozenset({"user_alias", "braze_id"})
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Which user an object is about; `device_id` beside an external id is the sign-in moment."""
+class Target(msgspec.Struct, frozen=True):
+    """Which user an object is about; `device_id` beside an external id is the sign-in moment.
+
+    A Struct (like the other per-object values of a request): built several times faster than a
+    frozen dataclass, and a request builds hundreds.
+    """
 
     kind: RefKind
     value: str | UserAlias
@@ -39,8 +42,7 @@ class Target:
     device_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AttributesItem:
+class AttributesItem(msgspec.Struct, frozen=True):
     """One attributes object."""
 
     index: int

@@ -10,8 +10,10 @@ the device, fingerprints, counters and the session Currents events are written b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
+
+from msgspec.structs import replace
 
 from cohorthub import keys
 from cohorthub.apps import translate

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
@@ -50,8 +50,7 @@ class AttributesItem(msgspec.Struct, frozen=True):
     update: AttributeUpdate
 
 
-@dataclass(frozen=True, slots=True)
-class EventItem:
+class EventItem(msgspec.Struct, frozen=True):
     """One custom event."""
 
     index: int
@@ -61,11 +60,10 @@ class EventItem:
     properties: dict[str, Any]
     app_id: str | None
     #: Extra Currents properties of the sending device (`platform`, `os_version`, `device_model`).
-    context: Mapping[str, str] = field(default_factory=dict)
+    context: Mapping[str, str] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class PurchaseItem:
+class PurchaseItem(msgspec.Struct, frozen=True):
     """One purchase."""
 
     index: int
@@ -77,7 +75,7 @@ class PurchaseItem:
     time: float
     properties: dict[str, Any]
     app_id: str | None
-    context: Mapping[str, str] = field(default_factory=dict)
+    context: Mapping[str, str] = msgspec.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,30 +23,17 @@ from typing import Any
 import anyio.to_thread
 import msgspec
 
+import users_track
 from cohorthub.api.app import create_app
 from cohorthub.bootstrap import bootstrap
 from cohorthub.config import Settings
 from cohorthub.workspaces import services as workspaces
 
-Send = Callable[[dict[str, Any]], Any]
-
 
 def bodies(start: int, count: int, batch: int, round_: int, events: bool) -> list[bytes]:
-    """`count` requests naming users from `start` on, as bench/users_track.py builds them."""
-    out = []
-    for r in range(count):
-        ids = [f"user-{i}" for i in range(start + r * batch, start + (r + 1) * batch)]
-        attributes = [
-            {"external_id": x, "plan": "pro" if round_ else "free", "visits": {"inc": 1}, "score": i}
-            for i, x in enumerate(ids)
-        ]
-        body: dict[str, object] = {"attributes": attributes}
-        if events:
-            body["events"] = [
-                {"external_id": x, "name": "played", "time": "2024-01-01T00:00:00Z"} for x in ids
-            ]
-        out.append(json.dumps(body).encode())
-    return out
+    """`count` requests naming users from `start` on (a multiple of `batch`), as bench/users_track.py's."""
+    first = start // batch
+    return users_track.bodies((first + count) * batch, batch, round_, events)[first:]
 
 
 async def _inline(fn: Callable[[], Any], *_args: Any, **_kwargs: Any) -> Any:

@@ -1,7 +1,7 @@
 """Benchmark: CPU time of one `/users/track` request in process, the whole ASGI app in one thread.
 
     .venv/bin/python bench/track_cpu.py                      # SQLite, 75 attributes + 75 events
-    .venv/bin/python bench/track_cpu.py --no-events --profile   # and a pyinstrument profile
+    .venv/bin/python bench/track_cpu.py --no-events --profile   # and a profile (pip install pyinstrument)
 
 The app is driven directly (no sockets; the worker-thread hop runs inline) on a fresh SQLite
 database: `--warmup` requests create users, then `--requests` measured ones create more (new) and
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=75)
     parser.add_argument("--no-events", action="store_true", help="attributes only")
     parser.add_argument(
-        "--profile", action="store_true", help="pyinstrument profile of the measured requests"
+        "--profile", action="store_true", help="a profile of the measured requests (needs pyinstrument)"
     )
     args = parser.parse_args()
     events = not args.no_events

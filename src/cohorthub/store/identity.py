@@ -369,6 +369,8 @@ class SqlUserRepository:
             rows = [(workspace_id, p.braze_id, p.created_at, *_values(p)) for p in created]
             numbers = dict(insert_arrays(self._conn, users, names, rows, returning="braze_id, num"))
             return {p.num: int(numbers[p.braze_id]) for p in created}
+        if not created:
+            return {}
         stamps = self._stamps(len(created))
         names = ["workspace_id", "braze_id", "created_at", *_ROW_COLUMNS, *(["change_id"] if stamps else [])]
         rows = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from cohorthub.cohorts.model import Alias, Cohort
+from cohorthub.cohorts.model import Alias, Cohort, Matches
 from cohorthub.partners.ports import PartnerRepository
 
 #: One logged membership change: (cohort version, user num, entered?).
@@ -35,6 +35,7 @@ class CohortRepository(MembershipLog, Protocol):
     def in_workspace(self, workspace_id: str, partner: str | None) -> list[Cohort]: ...
     def resolve_external_ids(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]: ...
     def resolve_anonymous_devices(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]: ...
+    def lock_matched(self, workspace_id: str, matches: Matches) -> Matches: ...
     def resolve_aliases(self, workspace_id: str, aliases: Iterable[Alias]) -> dict[Alias, int]: ...
     def append_changes(
         self,

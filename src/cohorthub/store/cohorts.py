@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Select, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from cohorthub.cohorts.model import Alias, Cohort
+from cohorthub.cohorts.model import Alias, Cohort, Matches
 from cohorthub.cohorts.ports import LoggedChange
 from cohorthub.store.tables import (
     cohort_changes,
@@ -132,9 +133,12 @@ class SqlCohortRepository:
 
     # Resolution runs as driver SQL: one round trip per identifier kind, no per-parameter
     # statement compilation (PostgreSQL takes the identifiers as one array parameter).
-    # On PostgreSQL the matched rows are share-locked (`FOR KEY SHARE`) until commit: a concurrent
-    # delete or merge of a matched user waits for this import, and an import that meets an
-    # uncommitted delete waits for it and then no longer matches the deleted user.
+    # On PostgreSQL the users matched by external id or device are then share-locked (`FOR KEY
+    # SHARE`, `lock_matched`) until commit: a concurrent delete or merge of a matched user waits
+    # for this import, and an import that meets an uncommitted delete waits for it and then no
+    # longer matches the deleted user. They are locked in user number order, the order in which
+    # every writer of users locks them (store/identity.py): locked in identifier order, an import
+    # and a track request upgrading its users' locks deadlocked.
     # PostgreSQL probes the unique index once per identifier (`LATERAL … OFFSET 0`), whatever the
     # statistics say: `= ANY(…)` planned without statistics (a table loaded in bulk and not yet
     # analyzed) read every user of the workspace, once per request.
@@ -144,7 +148,7 @@ class SqlCohortRepository:
         if self._pg:
             sql = (
                 "SELECT t.x, u.num FROM unnest(%b::text[]) AS t(x) CROSS JOIN LATERAL (SELECT num "
-                "FROM users WHERE workspace_id = %s AND external_id = t.x OFFSET 0 FOR KEY SHARE) AS u"
+                "FROM users WHERE workspace_id = %s AND external_id = t.x OFFSET 0) AS u"
             )
             return dict(self._resolve(sql, (sorted(ids), workspace_id)))
         where, params = self._in("external_id", list(ids))
@@ -157,8 +161,7 @@ class SqlCohortRepository:
             sql = (
                 "SELECT t.x, o.user_num FROM unnest(%b::text[]) AS t(x) CROSS JOIN LATERAL (SELECT "
                 "d.user_num FROM user_devices d JOIN users u ON u.num = d.user_num WHERE "
-                "d.workspace_id = %s AND d.device_id = t.x AND u.external_id IS NULL OFFSET 0 "
-                "FOR KEY SHARE OF u) AS o"
+                "d.workspace_id = %s AND d.device_id = t.x AND u.external_id IS NULL OFFSET 0) AS o"
             )
             return dict(self._resolve(sql, (sorted(ids), workspace_id)))
         where, params = self._in("d.device_id", list(ids))
@@ -167,6 +170,34 @@ class SqlCohortRepository:
             f"WHERE d.workspace_id = ? AND {where} AND u.external_id IS NULL"
         )
         return dict(self._resolve(sql, (workspace_id, *params)))
+
+    def lock_matched(self, workspace_id: str, matches: Matches) -> Matches:
+        """The matches by external id and device whose user still matches, share-locked in number order.
+
+        PostgreSQL rechecks each user as it locks it: one deleted, merged away or identified since
+        it was matched (or by a transaction this one waited for) is no longer a match. SQLite: as is.
+        """
+        if not self._pg:
+            return matches
+        pairs = {(n, x) for x, n in matches.external_ids.items()}
+        pairs |= {(n, None) for n in matches.device_ids.values()}
+        wanted = sorted(pairs, key=lambda pair: pair[0])  # the lock order
+        if not wanted:
+            return matches
+        # The probe names the primary key alone (with the workspace too, a planner without
+        # statistics read the workspace's users per probe); the locked row is the newest version.
+        sql = (
+            "SELECT t.n, t.x FROM unnest(%b::bigint[], %b::text[]) AS t(n, x) CROSS JOIN LATERAL "
+            "(SELECT workspace_id, external_id FROM users WHERE num = t.n OFFSET 0 FOR KEY SHARE) AS l "
+            "WHERE l.workspace_id = %s AND l.external_id IS NOT DISTINCT FROM t.x"
+        )
+        params = ([n for n, _ in wanted], [x for _, x in wanted], workspace_id)
+        kept = set(map(tuple, self._resolve(sql, params)))
+        return replace(
+            matches,
+            external_ids={x: n for x, n in matches.external_ids.items() if (n, x) in kept},
+            device_ids={d: n for d, n in matches.device_ids.items() if (n, None) in kept},
+        )
 
     def resolve_aliases(self, workspace_id: str, aliases: Iterable[Alias]) -> dict[Alias, int]:
         """(alias_label, alias_name) → user num, for the aliases that exist."""

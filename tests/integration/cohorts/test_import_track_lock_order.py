@@ -26,7 +26,7 @@ from cohorthub.identity import services as identity
 from tests.integration.cohorts.factories import NOW, Tenant, add_users, make_tenant
 
 USERS = 75  # a track request's most
-ROUNDS = 12
+ROUNDS = 40
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from cohorthub.bootstrap import Container, bootstrap
 from cohorthub.cohorts import services as cohorts
 from cohorthub.config import Settings
-from cohorthub.errors import DeadlockVictim
+from cohorthub.errors import DeadlockVictim, ResourceLocked
 from cohorthub.identity import services as identity
 from tests.integration.cohorts.factories import NOW, Tenant, add_users, make_tenant
 
@@ -34,6 +34,16 @@ def pg(database_url: str) -> Iterator[Container]:
     if not database_url.startswith("postgresql"):
         pytest.skip("row locks and deadlock detection are PostgreSQL's")
     c = bootstrap(Settings(database_url=database_url, lock_timeout_seconds=30), run_migrations=False)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def impatient(pg: Container) -> Iterator[Container]:
+    """A second container on the same database whose lock waits give up after 0.5 s."""
+    c = bootstrap(
+        Settings(database_url=pg.settings.database_url, lock_timeout_seconds=0.5), run_migrations=False
+    )
     yield c
     c.close()
 
@@ -71,6 +81,13 @@ def _track(c: Container, t: Tenant, round_: int) -> None:
         identity.track_users(uow=uow, workspace_id=t.workspace_id, body={"attributes": attributes}, now=NOW)
 
 
+def _delete(c: Container, t: Tenant, external_ids: list[str]) -> None:
+    with c.uow() as uow:
+        identity.delete_users(
+            uow=uow, workspace_id=t.workspace_id, body={"external_ids": external_ids}, now=NOW
+        )
+
+
 def _race(c: Container, t: Tenant, writers: list[Callable[[Container, Tenant, int], None]]) -> list[str]:
     """Run the writers together, ROUNDS times; what each run came to."""
     outcomes: list[str] = []
@@ -106,12 +123,46 @@ def test_an_import_and_a_track_of_the_same_users_never_deadlock(pg: Container, t
 def test_an_import_and_a_delete_of_the_same_users_never_deadlock(pg: Container, tenant: Tenant) -> None:
     def delete(c: Container, t: Tenant, round_: int) -> None:
         # Every other user, named in identifier order (opposite to their numbers).
-        body: dict[str, Any] = {"external_ids": [f"u{i:03d}" for i in range(round_ % 2, USERS, 2)]}
-        with c.uow() as uow:
-            identity.delete_users(uow=uow, workspace_id=t.workspace_id, body=body, now=NOW)
-        add_users(c, t.workspace_id, body["external_ids"][::-1])  # back, for the next round
+        named = [f"u{i:03d}" for i in range(round_ % 2, USERS, 2)]
+        _delete(c, t, named)
+        add_users(c, t.workspace_id, named[::-1])  # back, for the next round
 
     before = _deadlocks(pg)
     outcomes = _race(pg, tenant, [_import, delete, _import])
     assert outcomes.count("deadlock victim") == 0, outcomes
     assert _deadlocks(pg) - before == 0
+
+
+def _share_lock(c: Container, t: Tenant, external_id: str) -> Any:
+    """A transaction holding `FOR KEY SHARE` on the user, as an import holds its matched users."""
+    conn = c.engine.connect()
+    sql = "SELECT num FROM users WHERE workspace_id = :ws AND external_id = :x FOR KEY SHARE"
+    assert conn.execute(text(sql), {"ws": t.workspace_id, "x": external_id}).scalar_one()
+    return conn
+
+
+def test_a_track_updating_attributes_does_not_wait_for_an_imports_share_lock(
+    pg: Container, impatient: Container, tenant: Tenant
+) -> None:
+    # An UPDATE naming `external_id` locked every row FOR UPDATE (the row trigger), unchanged or not.
+    importing = _share_lock(pg, tenant, "u000")
+    try:
+        _track(impatient, tenant, 1)
+    finally:
+        importing.rollback()
+        importing.close()
+    with pg.engine.connect() as conn:
+        sql = "SELECT custom_attributes FROM users WHERE external_id = 'u000'"
+        assert '"round":1' in conn.execute(text(sql)).scalar_one()
+
+
+def test_a_delete_still_waits_for_an_imports_share_lock(
+    pg: Container, impatient: Container, tenant: Tenant
+) -> None:
+    importing = _share_lock(pg, tenant, "u000")
+    try:
+        with pytest.raises(ResourceLocked):
+            _delete(impatient, tenant, ["u000"])
+    finally:
+        importing.rollback()
+        importing.close()

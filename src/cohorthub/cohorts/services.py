@@ -181,9 +181,14 @@ def _apply_import(
 def _resolve(
     repo: CohortRepository, workspace_id: str, user_ids: set[str], device_ids: set[str], aliases: set[Any]
 ) -> Matches:
+    """The users the identifiers name; those named by external id or device stay locked (users,
+    then alias rows: the order of every writer of users)."""
+    by_id, by_device = (
+        repo.match_users(workspace_id, user_ids, device_ids) if user_ids or device_ids else ({}, {})
+    )
     return Matches(
-        external_ids=repo.resolve_external_ids(workspace_id, user_ids) if user_ids else {},
-        device_ids=repo.resolve_anonymous_devices(workspace_id, device_ids) if device_ids else {},
+        external_ids=by_id,
+        device_ids=by_device,
         aliases=repo.resolve_aliases(workspace_id, aliases) if aliases else {},
     )
 

@@ -64,6 +64,19 @@ _RECORD_DIAGNOSTICS = (
 )
 
 
+#: The import's match by external id and device, locking the users found in number order (below).
+_PG_MATCH_USERS = (
+    "SELECT m.x, m.num, m.device FROM (SELECT * FROM ("
+    "SELECT t.x, u.num, false AS device FROM unnest(%b::text[]) AS t(x) CROSS JOIN LATERAL "
+    "(SELECT num FROM users WHERE workspace_id = %s AND external_id = t.x OFFSET 0) AS u "
+    "UNION ALL SELECT t.x, d.user_num, true FROM unnest(%b::text[]) AS t(x) CROSS JOIN LATERAL "
+    "(SELECT user_num FROM user_devices WHERE workspace_id = %s AND device_id = t.x OFFSET 0) AS d"
+    ") AS found ORDER BY num OFFSET 0) AS m CROSS JOIN LATERAL "
+    "(SELECT external_id FROM users WHERE num = m.num OFFSET 0 FOR KEY SHARE) AS l "
+    "WHERE CASE WHEN m.device THEN l.external_id IS NULL ELSE l.external_id = m.x END"
+)
+
+
 _ROWS = msgspec.json.Decoder(list[tuple[int, int, int, int]])
 
 
@@ -130,38 +143,45 @@ class SqlCohortRepository:
 
     # -- matching ----------------------------------------------------------------------------
 
-    # Resolution runs as driver SQL: one round trip per identifier kind, no per-parameter
-    # statement compilation (PostgreSQL takes the identifiers as one array parameter).
-    # On PostgreSQL the matched rows are share-locked (`FOR KEY SHARE`) until commit: a concurrent
-    # delete or merge of a matched user waits for this import, and an import that meets an
-    # uncommitted delete waits for it and then no longer matches the deleted user.
-    # PostgreSQL probes the unique index once per identifier (`LATERAL … OFFSET 0`), whatever the
+    # Resolution runs as driver SQL: no per-parameter statement compilation (PostgreSQL takes
+    # the identifiers as array parameters).
+    # On PostgreSQL the users matched by external id or device are share-locked (`FOR KEY SHARE`)
+    # until commit: a concurrent delete or merge of a matched user waits for this import, and an
+    # import that meets an uncommitted delete waits for it and then no longer matches the deleted
+    # user. They are locked in user number order, the order in which every writer of users takes
+    # its locks (store/identity.py): locked in identifier order (each probe locking what it found),
+    # an import and a track request upgrading its users' locks deadlocked. So the identifiers are
+    # matched first, without locks, then the matched users locked in number order and rechecked.
+    # PostgreSQL probes an index once per identifier (`LATERAL … OFFSET 0`), whatever the
     # statistics say: `= ANY(…)` planned without statistics (a table loaded in bulk and not yet
-    # analyzed) read every user of the workspace, once per request.
-
-    def resolve_external_ids(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]:
-        """external_id → user num, for the ids that exist."""
+    # analyzed) read every user of the workspace, once per request; the lock probes name the
+    # primary key alone for the same reason.
+    def match_users(
+        self, workspace_id: str, user_ids: Iterable[str], device_ids: Iterable[str]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """external_id → user num and device_id → user num (users without an external_id only)."""
         if self._pg:
-            sql = (
-                "SELECT t.x, u.num FROM unnest(%b::text[]) AS t(x) CROSS JOIN LATERAL (SELECT num "
-                "FROM users WHERE workspace_id = %s AND external_id = t.x OFFSET 0 FOR KEY SHARE) AS u"
-            )
-            return dict(self._resolve(sql, (sorted(ids), workspace_id)))
-        where, params = self._in("external_id", list(ids))
+            params = (sorted(user_ids), workspace_id, sorted(device_ids), workspace_id)
+            by_id: dict[str, int] = {}
+            by_device: dict[str, int] = {}
+            for x, num, device in self._resolve(_PG_MATCH_USERS, params):
+                (by_device if device else by_id)[x] = num
+            return by_id, by_device
+        return self._sqlite_external_ids(workspace_id, list(user_ids)), self._sqlite_devices(
+            workspace_id, list(device_ids)
+        )
+
+    def _sqlite_external_ids(self, workspace_id: str, ids: list[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        where, params = self._in("external_id", ids)
         sql = f"SELECT external_id, num FROM users WHERE workspace_id = ? AND {where}"
         return dict(self._resolve(sql, (workspace_id, *params)))
 
-    def resolve_anonymous_devices(self, workspace_id: str, ids: Iterable[str]) -> dict[str, int]:
-        """device_id → user num, only for users without an external_id."""
-        if self._pg:
-            sql = (
-                "SELECT t.x, o.user_num FROM unnest(%b::text[]) AS t(x) CROSS JOIN LATERAL (SELECT "
-                "d.user_num FROM user_devices d JOIN users u ON u.num = d.user_num WHERE "
-                "d.workspace_id = %s AND d.device_id = t.x AND u.external_id IS NULL OFFSET 0 "
-                "FOR KEY SHARE OF u) AS o"
-            )
-            return dict(self._resolve(sql, (sorted(ids), workspace_id)))
-        where, params = self._in("d.device_id", list(ids))
+    def _sqlite_devices(self, workspace_id: str, ids: list[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        where, params = self._in("d.device_id", ids)
         sql = (
             "SELECT d.device_id, d.user_num FROM user_devices d JOIN users u ON u.num = d.user_num "
             f"WHERE d.workspace_id = ? AND {where} AND u.external_id IS NULL"

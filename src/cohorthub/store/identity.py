@@ -83,6 +83,8 @@ class SqlUserRepository:
         self._pg = conn.dialect.name == "postgresql"
         #: SQLite: each loaded user's row as `_WRITTEN` reads it (an update writes only what changed).
         self._loaded: dict[int, tuple[Any, ...]] = {}
+        #: PostgreSQL: the external id of each user loaded for writing, as loaded (see `_pg_rekeyed`).
+        self._loaded_keys: dict[int, str | None] = {}
 
     # -- reading -------------------------------------------------------------------------------
     def load(self, workspace_id: str, lookup: Lookup, *, lock: bool = False) -> Loaded:
@@ -104,6 +106,8 @@ class SqlUserRepository:
         profiles = [_profile(r) for r in rows]
         if not self._pg:
             self._loaded.update((p.num, _as_written(r)) for p, r in zip(profiles, rows, strict=True))
+        if lock and self._pg:
+            self._loaded_keys.update((p.num, p.external_id) for p in profiles)
         by_num = {p.num: p for p in profiles}
         if by_num:
             alias_params: list[Any] = []
@@ -243,6 +247,9 @@ class SqlUserRepository:
     # -- writing -------------------------------------------------------------------------------
     def apply(self, workspace_id: str, changes: ChangeSet, *, now: float) -> dict[int, int]:
         """Write a change set; return the stored number of each user it created."""
+        if self._pg:
+            orphans = [m.orphan.num for m in changes.merges]
+            self._pg_lock_exclusive([*orphans, *(p.num for p in self._pg_rekeyed(changes.updated))])
         stored = self._insert_users(workspace_id, changes.created)
         note_inserted(self._conn, len(changes.created) + len(changes.devices) + len(changes.new_aliases))
 
@@ -326,12 +333,38 @@ class SqlUserRepository:
     def delete(self, workspace_id: str, user_nums: list[int]) -> int:
         """Remove users and everything they own; return how many users."""
         nums = sorted(user_nums)
+        if self._pg:
+            self._pg_lock_exclusive(nums)
         for table in _OWNED:
             self._conn.execute(delete(table).where(table.c.user_num.in_(nums)))
         result = self._conn.execute(
             delete(users).where(users.c.workspace_id == workspace_id, users.c.num.in_(nums))
         )
         return int(result.rowcount)
+
+    # PostgreSQL lock order. An import share-locks its matched users (`FOR KEY SHARE`) in number
+    # order (store/cohorts.py). A writer loads its users `FOR NO KEY UPDATE`, in number order,
+    # which an import's share lock does not conflict with; a write that deletes a user or changes
+    # its external id needs `FOR UPDATE`, which does: those users are locked so first, all at once
+    # and in number order, before any write. An `UPDATE` naming `external_id` among its columns
+    # locks every row it updates `FOR UPDATE` when the table has a row trigger (the change stamp),
+    # even if the value is unchanged: such an update of a track request, locking in its join's
+    # order, deadlocked with imports of the same users. So only re-keyed users' rows name it.
+
+    def _pg_rekeyed(self, updated: list[Profile]) -> list[Profile]:
+        """The updated users whose external id is not the one loaded (or who were not loaded)."""
+        missing = object()
+        return [p for p in updated if self._loaded_keys.get(p.num, missing) != p.external_id]
+
+    def _pg_lock_exclusive(self, nums: list[int]) -> None:
+        """Lock these users `FOR UPDATE`, one at a time in number order."""
+        if not nums:
+            return
+        sql = (
+            "SELECT count(*) FROM unnest(%b::bigint[]) AS t(n) CROSS JOIN LATERAL "
+            "(SELECT 1 FROM users WHERE num = t.n OFFSET 0 FOR UPDATE) AS l"
+        )
+        self._conn.exec_driver_sql(sql, (sorted(set(nums)),))
 
     def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Many rows: multi-row statements on SQLite, one statement of column arrays on PostgreSQL."""
@@ -388,8 +421,12 @@ class SqlUserRepository:
         """
         if not updated:
             return
-        if self._pg:  # one statement of column arrays (pg_rows); `updated` names each user once
-            update_arrays(self._conn, users, "num", _ROW_COLUMNS, [(*_values(p), p.num) for p in updated])
+        if self._pg:  # statements of column arrays (pg_rows); `updated` names each user once
+            rekeyed = {p.num for p in self._pg_rekeyed(updated)}
+            rows = [(*_values(p), p.num) for p in updated]
+            update_arrays(self._conn, users, "num", _ROW_COLUMNS, [r for r in rows if r[-1] in rekeyed])
+            kept = [r[1:] for r in rows if r[-1] not in rekeyed]  # without external_id
+            update_arrays(self._conn, users, "num", _ROW_COLUMNS[1:], kept)
             return
         stamps = self._stamps(len(updated))
         rows = [(*_values(p), stamp) for p, stamp in zip(updated, stamps, strict=True)]

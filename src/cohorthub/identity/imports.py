@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from cohorthub.identity.attributes import apply_custom
 from cohorthub.identity.bulk import ImportRow, Parsed, Rejection
 from cohorthub.identity.errors import InvalidImportFile
 from cohorthub.identity.listeners import IdentityListener
-from cohorthub.identity.ports import IdentityUnitOfWork
+from cohorthub.identity.model import STANDARD_FIELDS, new_braze_ids
+from cohorthub.identity.ports import IdentityUnitOfWork, NewUser
 from cohorthub.identity.services import missing_user, write_changes
 from cohorthub.identity.workset import Lookup, WorkSet
 
@@ -79,12 +82,20 @@ def import_chunk(
     listeners: Sequence[IdentityListener] = (),
     now: float,
 ) -> ChunkResult:
-    """Apply rows with the track rules in one transaction and commit."""
-    ws = WorkSet(uow.users.load(workspace_id, Lookup.of(r.target for r in rows), lock=True), now=now)
-    created = updated = 0
+    """Apply rows with the track rules in one transaction and commit.
+
+    The chunk's users are looked up (and locked) in one query. A row that creates a user no other
+    row of the chunk names, with nothing but attributes to write, is a plain insert (`new_users`);
+    every other row runs through the identity rules (`WorkSet`).
+    """
+    loaded = uow.users.load(workspace_id, lookup_of(rows), lock=True)
+    fresh, rest = split_new(rows, {p.external_id for p in loaded.profiles})
+    new, rejections = new_users(fresh, now)
+    ws = WorkSet(loaded, now=now)
+    created = len(new)
+    updated = 0
     born: set[int] = set()
-    rejections: list[Rejection] = []
-    for row in rows:
+    for row in rest:
         profile = ws.resolve(row.target)
         if profile is None:
             rejections.append(Rejection(row.line, missing_user(row.target)))
@@ -100,8 +111,60 @@ def import_chunk(
         else:
             updated += 1
     write_changes(uow, ws, workspace_id, listeners, now)
+    uow.users.insert_new(workspace_id, new, now=now)
     uow.commit()
     return ChunkResult(created, updated, rejections)
+
+
+def lookup_of(rows: Sequence[ImportRow]) -> Lookup:
+    """The identifiers the rows name (a file naming its users by external id alone, built at once)."""
+    targets = [r.target for r in rows]
+    if all(t.kind == "external_id" and t.device_id is None for t in targets):
+        return Lookup(external_ids={t.value for t in targets if isinstance(t.value, str)})
+    return Lookup.of(targets)
+
+
+def split_new(
+    rows: Sequence[ImportRow], existing: set[str | None]
+) -> tuple[list[ImportRow], list[ImportRow]]:
+    """The rows that only create a user (by a new external id no other row names), and the rest.
+
+    A chunk naming users by e-mail or phone keeps every row on the rules' path: such a row may
+    name a user another row of the chunk creates. A change of `email_subscribe` is a Currents event.
+    """
+    if any(r.target.kind in ("email", "phone") for r in rows):
+        return [], list(rows)
+    named = Counter(r.target.value for r in rows if r.target.kind == "external_id")
+    fresh: list[ImportRow] = []
+    rest: list[ImportRow] = []
+    for row in rows:
+        target = row.target
+        alone = (
+            target.kind == "external_id"
+            and target.create
+            and target.device_id is None
+            and named[target.value] == 1
+            and target.value not in existing
+            and row.update.standard.get("email_subscribe") is None
+        )
+        (fresh if alone else rest).append(row)
+    return fresh, rest
+
+
+def new_users(rows: Sequence[ImportRow], now: float) -> tuple[list[NewUser], list[Rejection]]:
+    """The stored values of the users `rows` create (`split_new`), with the track rules' attributes."""
+    new: list[NewUser] = []
+    rejections: list[Rejection] = []
+    braze_ids = iter(new_braze_ids(now, len(rows)))
+    for row in rows:
+        try:
+            custom = apply_custom({}, row.update.custom)
+        except ValueError as exc:  # not on an empty profile today; kept as the rules' answer
+            rejections.append(Rejection(row.line, str(exc)))
+            continue
+        get = row.update.standard.get
+        new.append((next(braze_ids), row.target.value, *map(get, STANDARD_FIELDS), custom))
+    return new, rejections
 
 
 def _chunks(rows: Iterable[Parsed], size: int) -> Iterator[list[Parsed]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -31,7 +32,7 @@ from sqlalchemy import (
 from cohorthub.errors import ResourceLocked
 from cohorthub.identity.errors import UsersLocked
 from cohorthub.identity.model import STANDARD_FIELDS, Profile, UserAlias
-from cohorthub.identity.ports import Activity, Summary
+from cohorthub.identity.ports import Activity, NewUser, Summary
 from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
 from cohorthub.store.pg_rows import insert_arrays, update_arrays
 from cohorthub.store.rows import insert_many
@@ -402,6 +403,35 @@ class SqlUserRepository:
             sql = f"UPDATE users SET {_FROM_VALUES} FROM (VALUES {values}) AS v WHERE num = v.column{width}"
             self._conn.exec_driver_sql(sql, tuple(params))
 
+    # -- bulk import: new users with nothing else to write ---------------------------------------
+    def insert_new(self, workspace_id: str, new: Sequence[NewUser], *, now: float) -> None:
+        """Insert users no one has yet and nothing else names (a bulk import's new users).
+
+        Nothing is read back: no alias, device or event needs their numbers. SQLite: statements as
+        large as its parameter limit allows, each row with a fresh change stamp (skipping the
+        stamping trigger); PostgreSQL: one statement of column arrays (its trigger stamps them).
+        """
+        if not new:
+            return
+        note_inserted(self._conn, len(new))
+        encode = _encode_custom
+        if self._pg:
+            rows = [(workspace_id, now, now, *u[:-1], encode(u[-1]).decode()) for u in new]
+            insert_arrays(self._conn, users, _NEW_COLUMNS, rows)
+            return
+        stamps = self._stamps(len(new))
+        names = (*_NEW_COLUMNS, "change_id")
+        per = _SQLITE_MAX_PARAMETERS // len(names)
+        marks = f"({', '.join('?' * len(names))})"
+        for start in range(0, len(new), per):
+            params: list[Any] = []
+            add = params.extend
+            for u, stamp in zip(new[start : start + per], stamps[start : start + per], strict=True):
+                add((workspace_id, now, now, *u[:-1], encode(u[-1]).decode(), stamp))
+            count = len(params) // len(names)
+            sql = f"INSERT INTO users ({', '.join(names)}) VALUES {', '.join([marks] * count)}"
+            self._conn.exec_driver_sql(sql, tuple(params))
+
 
 #: Columns a profile writes besides its identity (`workspace_id`, `braze_id`, `created_at`).
 _ROW_COLUMNS = ("external_id", *STANDARD_FIELDS, "custom_attributes", "updated_at")
@@ -409,6 +439,13 @@ _ROW_COLUMNS = ("external_id", *STANDARD_FIELDS, "custom_attributes", "updated_a
 _FROM_VALUES = ", ".join(f"{name} = v.column{i}" for i, name in enumerate((*_ROW_COLUMNS, "change_id"), 1))
 #: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).
 _ROWS_PER_INSERT = 500
+#: Parameters of one SQLite statement at most (SQLITE_MAX_VARIABLE_NUMBER's default since 3.32).
+_SQLITE_MAX_PARAMETERS = 32_766
+#: The columns of `insert_new`, in the order of its rows: times, then a `NewUser`'s values.
+_NEW_COLUMNS = (
+    *("workspace_id", "created_at", "updated_at", "braze_id", "external_id"),
+    *(*STANDARD_FIELDS, "custom_attributes"),
+)
 
 
 def _values(p: Profile) -> tuple[Any, ...]:

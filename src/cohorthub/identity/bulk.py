@@ -316,9 +316,14 @@ class RowReader:
         if len(cells) != self.width:
             return Rejection(line, f"{len(cells)} values for {self.width} columns")
         try:
-            standard = _converted(cells, self.standard)
-            custom = _converted(cells, self.custom)
-            return ImportRow(line, self.target(cells), AttributeUpdate(standard, custom))
+            update = AttributeUpdate(_converted(cells, self.standard), _converted(cells, self.custom))
+            if self.identifier == "user_alias":
+                return ImportRow(line, self.target(cells), update)
+            index, what = self.ids[0]  # one identifier cell: checked here, the common case
+            value = cells[index]
+            if problem := text_problem(value, what=what):
+                return Rejection(line, problem)
+            return ImportRow(line, Target(self.identifier, value, self.create), update)
         except ValueError as exc:
             return Rejection(line, str(exc))
 

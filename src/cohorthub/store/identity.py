@@ -407,9 +407,9 @@ class SqlUserRepository:
     def insert_new(self, workspace_id: str, new: Sequence[NewUser], *, now: float) -> None:
         """Insert users no one has yet and nothing else names (a bulk import's new users).
 
-        Nothing is read back: no alias, device or event needs their numbers. SQLite: statements as
-        large as its parameter limit allows, each row with a fresh change stamp (skipping the
-        stamping trigger); PostgreSQL: one statement of column arrays (its trigger stamps them).
+        Nothing is read back: no alias, device or event needs their numbers. SQLite: multi-row
+        statements, each row with a fresh change stamp (skipping the stamping trigger); PostgreSQL:
+        one statement of column arrays (its trigger stamps them).
         """
         if not new:
             return
@@ -421,12 +421,12 @@ class SqlUserRepository:
             return
         stamps = self._stamps(len(new))
         names = (*_NEW_COLUMNS, "change_id")
-        per = _SQLITE_MAX_PARAMETERS // len(names)
         marks = f"({', '.join('?' * len(names))})"
-        for start in range(0, len(new), per):
+        for start in range(0, len(new), _ROWS_PER_INSERT):  # larger statements cost more to prepare
             params: list[Any] = []
-            add = params.extend
-            for u, stamp in zip(new[start : start + per], stamps[start : start + per], strict=True):
+            add = params.extend  # flattened as it goes: a generator over the rows cost more
+            end = start + _ROWS_PER_INSERT
+            for u, stamp in zip(new[start:end], stamps[start:end], strict=True):
                 add((workspace_id, now, now, *u[:-1], encode(u[-1]).decode(), stamp))
             count = len(params) // len(names)
             sql = f"INSERT INTO users ({', '.join(names)}) VALUES {', '.join([marks] * count)}"
@@ -439,8 +439,6 @@ _ROW_COLUMNS = ("external_id", *STANDARD_FIELDS, "custom_attributes", "updated_a
 _FROM_VALUES = ", ".join(f"{name} = v.column{i}" for i, name in enumerate((*_ROW_COLUMNS, "change_id"), 1))
 #: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).
 _ROWS_PER_INSERT = 500
-#: Parameters of one SQLite statement at most (SQLITE_MAX_VARIABLE_NUMBER's default since 3.32).
-_SQLITE_MAX_PARAMETERS = 32_766
 #: The columns of `insert_new`, in the order of its rows: times, then a `NewUser`'s values.
 _NEW_COLUMNS = (
     *("workspace_id", "created_at", "updated_at", "braze_id", "external_id"),

@@ -407,27 +407,37 @@ class SqlUserRepository:
     def insert_new(self, workspace_id: str, new: Sequence[NewUser], *, now: float) -> None:
         """Insert users no one has yet and nothing else names (a bulk import's new users).
 
-        Nothing is read back: no alias, device or event needs their numbers. SQLite: multi-row
+        Nothing is read back: no alias, device or event needs their numbers. A standard field no
+        row sets is left out (NULL): binding it cost a quarter of the insert. SQLite: multi-row
         statements, each row with a fresh change stamp (skipping the stamping trigger); PostgreSQL:
         one statement of column arrays (its trigger stamps them).
         """
         if not new:
             return
         note_inserted(self._conn, len(new))
+        present = [i for i in _NEW_FIELDS if list(map(itemgetter(i), new)).count(None) < len(new)]
+        pick = itemgetter(0, 1, *present)  # braze_id, external_id and the fields some row sets
+        names = [
+            *_NEW_TIMES,
+            "braze_id",
+            "external_id",
+            *(_NEW_NAMES[i] for i in present),
+            "custom_attributes",
+        ]
         encode = _encode_custom
         if self._pg:
-            rows = [(workspace_id, now, now, *u[:-1], encode(u[-1]).decode()) for u in new]
-            insert_arrays(self._conn, users, _NEW_COLUMNS, rows)
+            rows = [(workspace_id, now, now, *pick(u), encode(u[-1]).decode()) for u in new]
+            insert_arrays(self._conn, users, names, rows)
             return
         stamps = self._stamps(len(new))
-        names = (*_NEW_COLUMNS, "change_id")
+        names.append("change_id")
         marks = f"({', '.join('?' * len(names))})"
         for start in range(0, len(new), _ROWS_PER_INSERT):  # larger statements cost more to prepare
             params: list[Any] = []
             add = params.extend  # flattened as it goes: a generator over the rows cost more
             end = start + _ROWS_PER_INSERT
             for u, stamp in zip(new[start:end], stamps[start:end], strict=True):
-                add((workspace_id, now, now, *u[:-1], encode(u[-1]).decode(), stamp))
+                add((workspace_id, now, now, *pick(u), encode(u[-1]).decode(), stamp))
             count = len(params) // len(names)
             sql = f"INSERT INTO users ({', '.join(names)}) VALUES {', '.join([marks] * count)}"
             self._conn.exec_driver_sql(sql, tuple(params))
@@ -439,11 +449,10 @@ _ROW_COLUMNS = ("external_id", *STANDARD_FIELDS, "custom_attributes", "updated_a
 _FROM_VALUES = ", ".join(f"{name} = v.column{i}" for i, name in enumerate((*_ROW_COLUMNS, "change_id"), 1))
 #: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).
 _ROWS_PER_INSERT = 500
-#: The columns of `insert_new`, in the order of its rows: times, then a `NewUser`'s values.
-_NEW_COLUMNS = (
-    *("workspace_id", "created_at", "updated_at", "braze_id", "external_id"),
-    *(*STANDARD_FIELDS, "custom_attributes"),
-)
+#: `insert_new`: the columns of its times, and a `NewUser`'s standard fields by position.
+_NEW_TIMES = ("workspace_id", "created_at", "updated_at")
+_NEW_NAMES = dict(enumerate(STANDARD_FIELDS, 2))
+_NEW_FIELDS = list(_NEW_NAMES)
 
 
 def _values(p: Profile) -> tuple[Any, ...]:

@@ -183,7 +183,8 @@ def test_one_chunk_mixing_new_existing_and_repeated_users(container: Container, 
     assert (summary.created, summary.updated, summary.rejected) == (3, 2, 0)
     users = by_id(container, ws, "u1", "u2", "u3", "u5")
     assert users["u1"]["custom_attributes"] == {"plan": "free", "level": 1}
-    assert (users["u1"]["country"], users["u1"].get("first_name")) == ("ES", None)
+    assert (users["u1"]["country"], users["u1"].get("first_name")) == ("ES", None)  # no row sets a name
+    assert users["u5"].get("country") is None  # set by other rows of the chunk, not by this one
     assert (users["u2"]["custom_attributes"], users["u2"]["home_city"]) == ({"plan": "pro"}, "Bilbao")
     assert (users["u3"]["custom_attributes"], users["u3"]["country"]) == ({"plan": "max", "level": 2}, "DE")
     braze_ids = {u["braze_id"] for u in users.values()}

@@ -178,17 +178,18 @@ def test_one_chunk_mixing_new_existing_and_repeated_users(container: Container, 
         "u3,DE,,free,2\n"  # new, then named again below in the same chunk
         "u5,,opted_in,,\n"  # new, but its subscription is a Currents event
         "u3,,,max,\n"
+        "u6,,,basic,\n"  # new, without the country u1 sets
     )
     summary = run(container, ws, text)
-    assert (summary.created, summary.updated, summary.rejected) == (3, 2, 0)
-    users = by_id(container, ws, "u1", "u2", "u3", "u5")
+    assert (summary.created, summary.updated, summary.rejected) == (4, 2, 0)
+    users = by_id(container, ws, "u1", "u2", "u3", "u5", "u6")
     assert users["u1"]["custom_attributes"] == {"plan": "free", "level": 1}
     assert (users["u1"]["country"], users["u1"].get("first_name")) == ("ES", None)  # no row sets a name
-    assert users["u5"].get("country") is None  # set by other rows of the chunk, not by this one
+    assert (users["u6"].get("country"), users["u6"]["custom_attributes"]) == (None, {"plan": "basic"})
     assert (users["u2"]["custom_attributes"], users["u2"]["home_city"]) == ({"plan": "pro"}, "Bilbao")
     assert (users["u3"]["custom_attributes"], users["u3"]["country"]) == ({"plan": "max", "level": 2}, "DE")
     braze_ids = {u["braze_id"] for u in users.values()}
-    assert len(braze_ids) == 4 and all(len(b) == 24 and int(b, 16) >= 0 for b in braze_ids)
+    assert len(braze_ids) == 5 and all(len(b) == 24 and int(b, 16) >= 0 for b in braze_ids)
     subscriptions = rows(
         container,
         "SELECT count(*) FROM outbox WHERE event_type = 'users.behaviors.subscription.GlobalStateChange'",

@@ -3,10 +3,12 @@
 Each chunk (`chunk_rows` rows) is one transaction: its users are looked up in one query (and
 locked, as track locks them), the identity rules run in memory (`WorkSet`), the changes are
 written with multi-row statements, and the Currents events and identity listeners follow in the
-same transaction, exactly as for a `/users/track` request. A chunk's commit makes its rows
-durable; the writer lock is released between chunks, so other writers are not held up for
-long. A crash leaves the committed chunks; importing the same file again sets the same
-attributes (idempotent for attributes) and counts its users as updated.
+same transaction, exactly as for a `/users/track` request. Most rows of a first import only create
+a user: those (`split_new`) skip the work set and become stored rows directly (`new_users`), with
+the same attribute rules and nothing else to write. A chunk's commit makes its rows durable; the
+writer lock is released between chunks, so other writers are not held up for long. A crash leaves
+the committed chunks; importing the same file again sets the same attributes (idempotent for
+attributes) and counts its users as updated.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -176,6 +177,23 @@ def _chunks(rows: Iterable[Parsed], size: int) -> Iterator[list[Parsed]]:
         yield chunk
 
 
+#: Rows the reader parses between offers of the interpreter to the writer (~0.3 ms of parsing).
+YIELD_EVERY = 64
+
+
+def _yielding(rows: Iterable[Parsed]) -> Iterator[Parsed]:
+    """`rows`, the interpreter let go every `YIELD_EVERY` rows so that a waiting writer gets it.
+
+    Each time one of the writer's database calls returns it waits for the interpreter; a reader busy
+    parsing keeps it for a whole switch interval (5 ms), a dozen times a chunk: the writer then stalls
+    while the reader parses, and the two never overlap (64,000 users/s with a free core, 80,000 with this).
+    """
+    for count, row in enumerate(rows, 1):
+        if not count % YIELD_EVERY:
+            time.sleep(0)
+        yield row
+
+
 def _read_ahead(chunks: Iterator[list[Parsed]]) -> Iterator[list[Parsed]]:
     """The chunks, the next one read and parsed in a thread while this one is written.
 
@@ -266,7 +284,7 @@ def import_users(
     """Import every row, one transaction per chunk; `InvalidImportFile` when the file holds no row."""
     summary = ImportSummary()
     with _full_collections_paused():
-        for chunk in _read_ahead(_chunks(rows, chunk_rows)):
+        for chunk in _read_ahead(_chunks(_yielding(rows), chunk_rows)):
             usable = [r for r in chunk if isinstance(r, ImportRow)]
             rejections = [r for r in chunk if isinstance(r, Rejection)]
             if usable:

@@ -1,13 +1,15 @@
-"""What an import does to the process while it runs: full garbage collections paused, then restored."""
+"""What an import does to the process while it runs: full garbage collections paused, the reader yielding."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from cohorthub.identity import imports
 from cohorthub.identity.bulk import Parsed, Rejection
 from cohorthub.identity.imports import ImportSummary, import_users
 
@@ -65,3 +67,14 @@ def test_a_failed_import_restores_the_collector() -> None:
     with pytest.raises(RuntimeError):
         import_users(new_uow=never_opened, workspace_id="w", rows=failing(), clock=lambda: 0.0, chunk_rows=1)
     assert gc.get_threshold() == before
+
+
+def test_the_reader_lets_go_of_the_interpreter_every_few_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(imports, "time", SimpleNamespace(sleep=pauses.append))
+    rows = 3 * imports.YIELD_EVERY + 1
+    summary = import_users(
+        new_uow=never_opened, workspace_id="w", rows=rejected(rows), clock=lambda: 0.0, chunk_rows=100
+    )
+    assert summary.rejected == rows
+    assert pauses == [0, 0, 0]  # a waiting writer gets it within YIELD_EVERY rows of parsing

@@ -17,7 +17,7 @@ attributes: a string, an integer, a boolean and a time), then on a fresh databas
   `/users/track` use case, 75 objects per call (one transaction each), as a client without bulk
   import would send them.
 
-Prints users per second and both ratios for each store.
+Prints users per second, both ratios and the process's CPU per user (load-independent) for each store.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from typing import Any
 import _http
 
 TARGET = 100_000
+#: The process's CPU seconds of each floor and import run, in order (load-independent, unlike wall time).
+CPU: list[float] = []
 COLUMNS = [
     "external_id",
     "first_name",
@@ -98,10 +100,11 @@ def fresh(database_url: str) -> tuple[Any, str]:
 
 
 def run_import(c: Any, workspace_id: str, path: Path) -> tuple[float, Any]:
-    """Import the file; seconds and summary."""
+    """Import the file; seconds and summary (the process's CPU seconds in `CPU[-1]`)."""
     from cohorthub.identity.bulk import parse_rows
     from cohorthub.identity.imports import import_users
 
+    cpu = time.process_time()
     started = time.perf_counter()
     with path.open(encoding="utf-8-sig", newline="") as lines:
         summary = import_users(
@@ -112,6 +115,7 @@ def run_import(c: Any, workspace_id: str, path: Path) -> tuple[float, Any]:
             clock=c.now,
             chunk_rows=c.import_chunk_rows,
         )
+    CPU.append(time.process_time() - cpu)
     return time.perf_counter() - started, summary
 
 
@@ -125,6 +129,7 @@ def run_floor(c: Any, workspace_id: str, users: int) -> float:
     now = time.time()
     rows = [stored_row(workspace_id, i, now, i + 1)[:width] for i in range(users)]
     per = 500
+    cpu = time.process_time()
     started = time.perf_counter()
     with c.engine.connect() as conn:
         for start in range(0, users, c.import_chunk_rows):
@@ -139,6 +144,7 @@ def run_floor(c: Any, workspace_id: str, users: int) -> float:
         with c.engine.connect() as conn:
             conn.exec_driver_sql("UPDATE user_change_seq SET value = ?", (users,))
             conn.commit()
+    CPU.append(time.process_time() - cpu)
     return time.perf_counter() - started
 
 
@@ -167,18 +173,20 @@ def run_track(c: Any, workspace_id: str, users: int) -> float:
 def bench(backend: str, make_url: Any, path: Path, users: int, track_users: int) -> None:
     """Floor, import (new, then again), track path: each on a fresh database."""
     results: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     with make_url() as url:
         c, ws = fresh(url)
         results["floor"] = users / run_floor(c, ws, users)
+        cpu["floor"] = CPU[-1] / users
         c.close()
     with make_url() as url:
         c, ws = fresh(url)
         seconds, summary = run_import(c, ws, path)
         assert summary.created == users, summary
-        results["import"] = users / seconds
+        results["import"], cpu["import"] = users / seconds, CPU[-1] / users
         seconds, summary = run_import(c, ws, path)
         assert summary.updated == users, summary
-        results["again"] = users / seconds
+        results["again"], cpu["again"] = users / seconds, CPU[-1] / users
         c.close()
     with make_url() as url:
         c, ws = fresh(url)
@@ -186,13 +194,15 @@ def bench(backend: str, make_url: Any, path: Path, users: int, track_users: int)
         c.close()
     floor, track = results["floor"], results["track"]
     print(f"{backend} ({users:,} users, {c.import_chunk_rows:,} rows per transaction):")
-    print(f"  baseline: bare multi-row INSERT    {floor:10,.0f} users/s")
+    floor_cpu = f"CPU {cpu['floor'] * 1e6:.1f} µs/user"
+    print(f"  baseline: bare multi-row INSERT    {floor:10,.0f} users/s   {floor_cpu}")
     print(f"  track path, 75 per call            {track:10,.0f} users/s (the first {track_users:,})")
     for name, key in (("import, new users", "import"), ("import again (updates)", "again")):
         rate = results[key]
         print(
             f"  {name:32} {rate:10,.0f} users/s   ratio to baseline {rate / floor:.2f}   "
-            f"to track path {rate / track:.1f}   to target {TARGET:,}: {rate / TARGET:.2f}"
+            f"to track path {rate / track:.1f}   to target {TARGET:,}: {rate / TARGET:.2f}   "
+            f"CPU {cpu[key] * 1e6:.1f} µs/user ({cpu[key] / cpu['floor']:.2f} of baseline's)"
         )
 
 

@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import msgspec
@@ -55,7 +56,7 @@ _FLOAT = re.compile(r"^[+-]?(0|[1-9][0-9]*)?(\.[0-9]+)?([eE][+-]?[0-9]+)?$")
 _json = msgspec.json.Decoder()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ImportRow:
     """One usable row: the user it names and the attributes it sets."""
 
@@ -233,28 +234,8 @@ def _inferred(name: str) -> Convert:
     return lambda text: infer(text, name)
 
 
-def _standard(name: str) -> Convert:
-    return lambda text: parse_standard(name, text)
-
-
-_MISSING = object()
 #: Distinct values a column remembers the conversion of (its low-cardinality values: countries, plans…).
 MEMO_SIZE = 4_096
-
-
-def _memo(convert: Convert) -> Convert:
-    """`convert` remembering its results: a column repeats its values, and conversions are pure."""
-    seen: dict[str, Any] = {}
-
-    def cached(text: str) -> Any:
-        value = seen.get(text, _MISSING)
-        if value is _MISSING:
-            value = convert(text)  # a ValueError is not remembered: it is raised again next time
-            if len(seen) < MEMO_SIZE:  # values are shared: a stored value is never changed in place
-                seen[text] = value
-        return value
-
-    return cached
 
 
 def _column(cell: str) -> Column:
@@ -269,7 +250,7 @@ def _column(cell: str) -> Column:
     if name in STANDARD_FIELDS:
         if kind and kind != "string":
             raise InvalidImportFile(f"Column {cell.strip()!r}: {name} is a standard field, always a string")
-        return Column(name, "standard", _memo(_standard(name)))
+        return Column(name, "standard", partial(parse_standard, name))
     if name in IGNORED_FIELDS:
         return Column(name, "ignored")
     if name in CONTROL_KEYS:
@@ -305,15 +286,20 @@ def parse_header(cells: list[str]) -> Layout:
 
 
 class RowReader:
-    """Turns data rows into `ImportRow`s under one header's layout (positions resolved once)."""
+    """Turns data rows into `ImportRow`s under one header's layout (positions resolved once).
+
+    Each column remembers the conversions of its first `MEMO_SIZE` distinct values (a column repeats
+    its values, and conversions are pure); the loops are inlined: a file has millions of cells.
+    """
 
     def __init__(self, layout: Layout) -> None:
         self.width = len(layout.columns)
         self.identifier = layout.identifier
-        self.standard = layout.positions("standard")
-        self.custom = [(i, name, _set(convert)) for i, name, convert in layout.positions("custom")]
+        self.standard: list[_Cells] = [(i, n, {}, c) for i, n, c in layout.positions("standard")]
+        self.custom: list[_Cells] = [(i, n, {}, _set(c)) for i, n, c in layout.positions("custom")]
         names = ALIAS_COLUMNS if layout.identifier == "user_alias" else (layout.identifier,)
         self.ids = [(layout.position(n), n) for n in names]
+        self.create = layout.identifier != "braze_id"
 
     def target(self, cells: list[str]) -> Target:
         """The user the row names; ValueError when its identifier cell is unusable."""
@@ -323,22 +309,46 @@ class RowReader:
         if self.identifier == "user_alias":
             name, label = (cells[i] for i, _ in self.ids)
             return Target("user_alias", UserAlias(label=label, name=name), create=True)
-        return Target(self.identifier, cells[self.ids[0][0]], create=self.identifier == "external_id")
+        return Target(self.identifier, cells[self.ids[0][0]], create=self.create)
 
     def row(self, line: int, cells: list[str]) -> Parsed:
         """One data row."""
         if len(cells) != self.width:
             return Rejection(line, f"{len(cells)} values for {self.width} columns")
         try:
-            standard = {name: convert(cells[i]) for i, name, convert in self.standard if cells[i]}
-            custom = {name: convert(cells[i]) for i, name, convert in self.custom if cells[i]}
-            return ImportRow(line, self.target(cells), AttributeUpdate(standard, custom))
+            update = AttributeUpdate(_converted(cells, self.standard), _converted(cells, self.custom))
+            if self.identifier == "user_alias":
+                return ImportRow(line, self.target(cells), update)
+            index, what = self.ids[0]  # one identifier cell: checked here, the common case
+            value = cells[index]
+            if problem := text_problem(value, what=what):
+                return Rejection(line, problem)
+            return ImportRow(line, Target(self.identifier, value, self.create), update)
         except ValueError as exc:
             return Rejection(line, str(exc))
 
 
+#: A column's index, name, remembered conversions and converter (never returning None).
+_Cells = tuple[int, str, dict[str, Any], Convert]
+
+
+def _converted(cells: list[str], columns: list[_Cells]) -> dict[str, Any]:
+    """The non-empty cells of `columns`, converted; ValueError from the first that cannot be."""
+    out: dict[str, Any] = {}
+    for index, name, seen, convert in columns:
+        text = cells[index]
+        if text:
+            value = seen.get(text)
+            if value is None:
+                value = convert(text)  # a ValueError is not remembered: it is raised again next time
+                if len(seen) < MEMO_SIZE:  # values are shared: a stored value is never changed in place
+                    seen[text] = value
+            out[name] = value
+    return out
+
+
 def _set(convert: Convert) -> Callable[[str], CustomOp]:
-    return _memo(lambda text: SetValue(convert(text)))
+    return lambda text: SetValue(convert(text))
 
 
 def csv_rows(lines: Iterable[str]) -> Iterator[Parsed]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from cohorthub.currents.envelope import Envelope
 from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
+
+#: A user created with nothing else to write: `(braze_id, external_id, *standard fields in the order
+#: of STANDARD_FIELDS, custom attributes)`. A bare tuple: a bulk import builds 100,000s of them.
+NewUser = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,7 @@ class UserRepository(Protocol):
     def load(self, workspace_id: str, lookup: Lookup, *, lock: bool = False) -> Loaded: ...
     def apply(self, workspace_id: str, changes: ChangeSet, *, now: float) -> dict[int, int]: ...
     def delete(self, workspace_id: str, user_nums: list[int]) -> int: ...
+    def insert_new(self, workspace_id: str, new: Sequence[NewUser], *, now: float) -> None: ...
     def activity(self, workspace_id: str, user_nums: list[int]) -> dict[int, Activity]: ...
 
 

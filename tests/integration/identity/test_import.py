@@ -167,3 +167,58 @@ def test_segments_count_the_imported_users(container: Container, ws: str) -> Non
     assert len(engine_members(container, ws, pro)) == 1
     run(container, ws, "external_id,country\nu4,ES\n")  # an update moves u4 into the segment
     assert len(engine_members(container, ws, es)) == 3
+
+
+def test_one_chunk_mixing_new_existing_and_repeated_users(container: Container, ws: str) -> None:
+    track(container, ws, {"attributes": [{"external_id": "u2", "plan": "old", "home_city": "Bilbao"}]})
+    text = (
+        "external_id,country,email_subscribe,plan,level\n"
+        "u1,ES,,free,1\n"  # new: a plain insert
+        "u2,FR,,pro,\n"  # existing: the rules update it
+        "u3,DE,,free,2\n"  # new, then named again below in the same chunk
+        "u5,,opted_in,,\n"  # new, but its subscription is a Currents event
+        "u3,,,max,\n"
+        "u6,,,basic,\n"  # new, without the country u1 sets
+    )
+    summary = run(container, ws, text)
+    assert (summary.created, summary.updated, summary.rejected) == (4, 2, 0)
+    users = by_id(container, ws, "u1", "u2", "u3", "u5", "u6")
+    assert users["u1"]["custom_attributes"] == {"plan": "free", "level": 1}
+    assert (users["u1"]["country"], users["u1"].get("first_name")) == ("ES", None)  # no row sets a name
+    assert (users["u6"].get("country"), users["u6"]["custom_attributes"]) == (None, {"plan": "basic"})
+    assert (users["u2"]["custom_attributes"], users["u2"]["home_city"]) == ({"plan": "pro"}, "Bilbao")
+    assert (users["u3"]["custom_attributes"], users["u3"]["country"]) == ({"plan": "max", "level": 2}, "DE")
+    braze_ids = {u["braze_id"] for u in users.values()}
+    assert len(braze_ids) == 5 and all(len(b) == 24 and int(b, 16) >= 0 for b in braze_ids)
+    subscriptions = rows(
+        container,
+        "SELECT count(*) FROM outbox WHERE event_type = 'users.behaviors.subscription.GlobalStateChange'",
+    )
+    assert subscriptions[0][0] == 1  # u5's, as /users/track would send it
+    assert rows(container, "SELECT count(*) FROM users WHERE change_id IS NULL")[0][0] == 0
+
+
+def test_a_user_created_by_one_line_is_found_by_email_on_a_later_one(container: Container, ws: str) -> None:
+    lines = (
+        '{"external_id": "u1", "email": "ann@x.io", "tier": 1}\n'
+        '{"email": "ann@x.io", "tier": 2}\n'
+        '{"external_id": "u2", "visits": {"inc": 3}, "tags": {"add": ["a"]}, "gone": null}\n'
+    )
+    summary = run(container, ws, lines, "jsonl")
+    assert (summary.created, summary.updated, summary.rejected) == (2, 1, 0)
+    assert rows(container, "SELECT count(*) FROM users")[0][0] == 2
+    users = by_id(container, ws, "u1", "u2")
+    assert users["u1"]["custom_attributes"] == {"tier": 2}
+    assert users["u2"]["custom_attributes"] == {"visits": 3, "tags": ["a"]}
+
+
+def test_an_external_id_created_by_another_writer_after_the_file_was_read_is_updated(
+    container: Container, ws: str
+) -> None:
+    parsed = list(parse_rows("csv", io.StringIO("external_id,plan\nu1,pro\nu2,free\n", newline="")))
+    track(container, ws, {"attributes": [{"external_id": "u1", "level": 7}]})
+    summary = import_users(
+        new_uow=container.uow, workspace_id=ws, rows=parsed, clock=lambda: NOW + 1, chunk_rows=10
+    )
+    assert (summary.created, summary.updated) == (1, 1)
+    assert by_id(container, ws, "u1")["u1"]["custom_attributes"] == {"level": 7, "plan": "pro"}

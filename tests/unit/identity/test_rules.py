@@ -6,7 +6,7 @@ import pytest
 
 from cohorthub.identity.errors import InvalidUserRequest
 from cohorthub.identity.lookups import parse_delete, parse_export, parse_identify, parse_new_aliases
-from cohorthub.identity.model import Profile, UserAlias, new_braze_id, pick
+from cohorthub.identity.model import Profile, UserAlias, new_braze_id, new_braze_ids, pick
 from cohorthub.identity.requests import Target
 from cohorthub.identity.workset import Loaded, WorkSet
 
@@ -20,6 +20,13 @@ def user(num: int, external_id: str | None = None, *, updated: float = 1.0, **fi
 def test_braze_ids_are_24_hex_and_unique() -> None:
     ids = {new_braze_id(NOW) for _ in range(100)}
     assert len(ids) == 100
+    assert all(len(i) == 24 and int(i, 16) >= 0 for i in ids)
+
+
+def test_braze_ids_drawn_at_once_are_shaped_the_same() -> None:
+    ids = new_braze_ids(NOW, 1_000)
+    assert len(set(ids)) == 1_000
+    assert {i[:8] for i in ids} == {new_braze_id(NOW)[:8]}
     assert all(len(i) == 24 and int(i, 16) >= 0 for i in ids)
 
 

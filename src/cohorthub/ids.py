@@ -12,6 +12,9 @@ import secrets
 import threading
 import time
 
+#: Hex digits drawn from the system at a time.
+_BLOCK_DIGITS = 8192
+
 
 class _Entropy(threading.local):
     """Random hex digits drawn from the system a block at a time."""
@@ -22,9 +25,11 @@ class _Entropy(threading.local):
     stamp = ""
 
     def hex(self, digits: int) -> str:
+        if digits > _BLOCK_DIGITS // 2:  # a large draw on its own, the buffer kept for small ones
+            return secrets.token_hex((digits + 1) // 2)[:digits]
         at = self.at
         if at + digits > len(self.block):
-            self.block, at = secrets.token_hex(4096), 0
+            self.block, at = secrets.token_hex(_BLOCK_DIGITS // 2), 0
         self.at = at + digits
         return self.block[at : at + digits]
 
@@ -53,7 +58,7 @@ def uuid7() -> str:
         entropy.ms, entropy.stamp = ms, f"{stamp[:8]}-{stamp[8:]}-7"
     at = entropy.at
     if at + 19 > len(entropy.block):
-        entropy.block, at = secrets.token_hex(4096), 0
+        entropy.block, at = secrets.token_hex(_BLOCK_DIGITS // 2), 0
     entropy.at = at + 19
     h = entropy.block[at : at + 19]
     return f"{entropy.stamp}{h[:3]}-{_VARIANT[h[3]]}{h[4:7]}-{h[7:]}"

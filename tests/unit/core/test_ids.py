@@ -7,7 +7,7 @@ import time
 import uuid
 
 from cohorthub.currents.envelope import custom_event
-from cohorthub.identity.model import new_braze_id
+from cohorthub.identity.model import new_braze_id, new_braze_ids
 from cohorthub.ids import random_hex, uuid7
 
 
@@ -57,3 +57,13 @@ def test_random_hex_is_random_per_thread() -> None:
     assert all(len(h) == 32 and int(h, 16) >= 0 for h in seen)
     braze = new_braze_id(1_700_000_000.0)
     assert len(braze) == 24 and braze.startswith(f"{1_700_000_000:08x}")
+
+
+def test_random_hex_gives_every_digit_asked_for_even_beyond_one_buffer() -> None:
+    for digits in (1, 16, 4096, 4097, 8192, 80_000):
+        drawn = random_hex(digits)
+        assert len(drawn) == digits
+        int(drawn, 16)
+    many = new_braze_ids(1_700_000_000, 5_000)  # one draw for a whole chunk of an import
+    assert len(set(many)) == 5_000
+    assert all(len(i) == 24 and i.startswith(f"{1_700_000_000:08x}") for i in many)

@@ -119,19 +119,6 @@ def test_an_import_and_a_track_of_the_same_users_never_deadlock(pg: Container, t
     assert outcomes == ["done"] * 4 * ROUNDS
 
 
-def test_an_import_and_a_delete_of_the_same_users_never_deadlock(pg: Container, tenant: Tenant) -> None:
-    def delete(c: Container, t: Tenant, round_: int) -> None:
-        # Every other user, named in identifier order (opposite to their numbers).
-        named = [f"u{i:03d}" for i in range(round_ % 2, USERS, 2)]
-        _delete(c, t, named)
-        add_users(c, t.workspace_id, named[::-1])  # back, for the next round
-
-    before = _deadlocks(pg)
-    outcomes = _race(pg, tenant, [_import, delete, _import])
-    assert outcomes.count("deadlock victim") == 0, outcomes
-    assert _deadlocks(pg) - before == 0
-
-
 def _share_lock(c: Container, t: Tenant, external_id: str) -> Any:
     """A transaction holding `FOR KEY SHARE` on the user, as an import holds its matched users."""
     conn = c.engine.connect()

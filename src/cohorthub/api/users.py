@@ -2,11 +2,13 @@
 
 Each endpoint authenticates the REST API key (`Authorization: Bearer KEY`, or the legacy
 `api_key` body field) for its permission, then runs one identity use case in a worker thread;
-`/users/track` authenticates inside its write transaction (one unit of work, not two).
+`/users/track` authenticates a key it has seen authenticate inside its write transaction (one unit of
+work, not two), any other key before it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -55,14 +57,50 @@ def _authenticated(use_case: WorkspaceUseCase) -> UseCase:
     return run
 
 
+class KnownKeys:
+    """Credentials that authenticated in this process (a bounded set).
+
+    `/users/track` authenticates a known key inside its write transaction (one unit of work), and
+    any other key in a read-only one first, so a wrong key never takes the writer's turn. A known
+    key is still checked inside the write transaction: a key revoked meanwhile is refused there.
+    """
+
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._known: set[Credentials] = set()
+        self._lock = threading.Lock()
+
+    def __contains__(self, credentials: Credentials) -> bool:
+        return credentials in self._known
+
+    def add(self, credentials: Credentials) -> None:
+        """Remember credentials that authenticated (forgetting all of them once `LIMIT` are held)."""
+        with self._lock:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known.add(credentials)
+
+
+KNOWN_KEYS = KnownKeys()
+
+
+def _authenticate_apart(c: Container, credentials: Credentials) -> None:
+    """Authenticate in a read-only unit of work of its own (401/403 without the writer's turn)."""
+    with c.uow(readonly=True) as uow:
+        credentials.workspace_id(uow)
+    KNOWN_KEYS.add(credentials)
+
+
 def _track(c: Container, credentials: Credentials, body: Any) -> dict[str, Any]:
     now = c.now()
     try:  # before the writer's turn: another request's SQL runs meanwhile
         batch = parse_track(body, now=now)
     except Exception:  # an unusable body: 401/403 still come first, and it takes no writer's turn
-        with c.uow(readonly=True) as uow:
-            credentials.workspace_id(uow)
+        _authenticate_apart(c, credentials)
         raise
+    if credentials not in KNOWN_KEYS:
+        _authenticate_apart(c, credentials)
     with c.uow(group=True) as uow:  # SQLite: one commit (one fsync) for concurrent requests
         workspace_id = credentials.workspace_id(uow)  # in the write transaction: one unit of work
         result = services.record_track(

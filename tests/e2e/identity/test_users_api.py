@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import event, text
 
+from cohorthub.api.users import KNOWN_KEYS, Credentials, KnownKeys
 from cohorthub.bootstrap import Container
 from cohorthub.workspaces import services as workspaces
 from tests.e2e.identity.conftest import NOW, Users, Workspace
@@ -305,9 +306,23 @@ def test_track_authenticates_in_its_write_transaction(
         "before_cursor_execute",
         lambda *args: begins.append(args[2]) if args[2].startswith("BEGIN") else None,
     )
+    KNOWN_KEYS.add(Credentials(None, "users.track"))  # a full set is forgotten, the next key is unknown
+    for _ in range(KnownKeys.LIMIT):
+        KNOWN_KEYS.add(Credentials(f"other-{_}", "users.track"))
+    sqlite = container.engine.dialect.name == "sqlite"
+    assert users.post("/users/track", {"attributes": [{"external_id": "u0"}]}).status_code == 201
+    if sqlite:  # a key not seen yet: checked read-only first (BEGIN), then the write (BEGIN IMMEDIATE)
+        assert begins == ["BEGIN DEFERRED", "BEGIN IMMEDIATE"]
+    begins.clear()
     assert users.post("/users/track", {"attributes": [{"external_id": "u1"}]}).status_code == 201
-    if container.engine.dialect.name == "sqlite":  # one transaction: no read-only one before it
+    if sqlite:  # a key that authenticated: one transaction, no read-only one before it
         assert begins == ["BEGIN IMMEDIATE"]
+    begins.clear()
+    for _ in range(2):  # a wrong key never takes the writer's turn, however often it is tried
+        wrong = users.post("/users/track", {"attributes": [{"external_id": "u9"}]}, key="wrong")
+        assert wrong.status_code == 401
+    if sqlite:
+        assert "BEGIN IMMEDIATE" not in begins
     with container.uow() as uow:
         narrow = workspaces.create_rest_key(
             uow=uow, workspace_id=workspace.id, name="export only", permissions=["users.export.ids"], now=NOW

@@ -43,9 +43,12 @@ def serve_cohorthub(database_url: str, port: int, workers: int = 1) -> None:
     from cohorthub.api.app import create_app
     from cohorthub.bootstrap import bootstrap
     from cohorthub.config import Settings
+    from cohorthub.runtimes import freeze_startup_heap
 
     c = bootstrap(Settings.from_env(), run_migrations=False)
-    uvicorn.run(create_app(c), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    app = create_app(c)
+    freeze_startup_heap()  # as `cohorthub serve` does before serving
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def serve_baseline(port: int) -> None:

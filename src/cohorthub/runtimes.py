@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 import secrets
 import threading
 import uuid
@@ -24,6 +25,20 @@ from cohorthub.messaging.scheduler import JobRunner, SchedulerOptions
 from cohorthub.messaging.tracking import Tracker
 from cohorthub.messaging.worker import MessagingWorker, WorkerOptions
 from cohorthub.store.notify import listen
+
+
+def freeze_startup_heap() -> int:
+    """Leave the objects a server process made while starting out of the garbage collector's passes.
+
+    Modules, classes, functions and the SQL metadata (~120,000 objects, alive until the process
+    ends) were walked by every full collection: ~40 ms holding the interpreter lock, every second
+    or two under writes, which every request in flight waited out (most of a segment read's p99).
+    Called once, just before serving: what is frozen is what startup left alive (its garbage is
+    collected first), and later objects are collected as before. Returns how many are frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def tracker_for(c: Container) -> Tracker:

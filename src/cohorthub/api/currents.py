@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated, Any
 
 import msgspec
@@ -236,6 +237,18 @@ class CurrentsCollector(Collector):
         return [*gauges.values(), *counters.values()]
 
 
+class HeapCollector(Collector):
+    """How many objects the process left out of garbage collection when it started serving."""
+
+    def collect(self) -> list[Metric]:
+        frozen = GaugeMetricFamily(
+            "cohorthub_gc_frozen_objects",
+            "Objects left out of garbage collection since the server started (freeze_startup_heap)",
+        )
+        frozen.add_metric([], float(gc.get_freeze_count()))
+        return [frozen]
+
+
 async def metrics(request: Request) -> Response:
     """`GET /metrics`: Prometheus text format."""
     c = container(request)
@@ -243,6 +256,7 @@ async def metrics(request: Request) -> Response:
     if registry is None:
         registry = c.extras["metrics_registry"] = CollectorRegistry(auto_describe=False)
         registry.register(CurrentsCollector(c))
+        registry.register(HeapCollector())
     data = await in_thread(lambda: generate_latest(registry))
     return Response(data, media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -30,7 +30,7 @@ from cohorthub.cli.currents import start_worker
 from cohorthub.config import Settings, configured_public_url
 from cohorthub.errors import CohorthubError
 from cohorthub.partners.overview import record_server_addresses
-from cohorthub.runtimes import start_messaging
+from cohorthub.runtimes import freeze_startup_heap, start_messaging
 from cohorthub.segments.warmup import start_warmup
 from cohorthub.store.db import describe_url, is_sqlite
 
@@ -57,7 +57,9 @@ def app_from_env() -> Starlette:
     request_log = os.environ.get(REQUEST_LOG_ENV, "1") == "1"
     container = bootstrap(Settings.from_env(request_log=request_log), run_migrations=False)
     _warm(container)
-    return create_app(container)
+    app = create_app(container)
+    freeze_startup_heap()
+    return app
 
 
 def listen_url(host: str, port: int) -> str:
@@ -168,6 +170,7 @@ def serve(
     typer.echo(banner(url=url, public_url=public, database=describe_url(settings.database_url)))
     try:
         if workers == 1:
+            freeze_startup_heap()
             uvicorn.Server(config).run(sockets=[sock])
         else:
             Multiprocess(config, sockets=[sock]).run()

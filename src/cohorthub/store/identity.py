@@ -34,6 +34,8 @@ from cohorthub.identity.errors import UsersLocked
 from cohorthub.identity.model import STANDARD_FIELDS, Profile, UserAlias
 from cohorthub.identity.ports import Activity, NewUser, Summary
 from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
+from cohorthub.store.new_users import encode_custom as _encode_custom
+from cohorthub.store.new_users import insert_new_users
 from cohorthub.store.pg_rows import insert_arrays, update_arrays
 from cohorthub.store.rows import insert_many
 from cohorthub.store.sqlite_users import insert_users, update_users
@@ -43,8 +45,6 @@ from cohorthub.store.tables import custom_events, purchases, user_aliases, user_
 _OWNED = (user_aliases, user_devices, custom_events, purchases)
 
 
-#: A profile's custom attributes as stored: compact JSON, keys sorted (the hot path of every write).
-_encode_custom = msgspec.json.Encoder(order="sorted").encode
 _decode_custom = msgspec.json.Decoder(dict[str, Any]).decode
 
 
@@ -435,44 +435,10 @@ class SqlUserRepository:
         update_users(self._conn, _WRITTEN, rows, nums, loaded=self._loaded, always=_ALWAYS_WRITTEN)
         self._loaded.update(zip(nums, rows, strict=True))
 
-    # -- bulk import: new users with nothing else to write ---------------------------------------
+    # -- bulk import: new users with nothing else to write (store/new_users.py) -----------------
     def insert_new(self, workspace_id: str, new: Sequence[NewUser], *, now: float) -> None:
-        """Insert users no one has yet and nothing else names (a bulk import's new users).
-
-        Nothing is read back: no alias, device or event needs their numbers. A standard field no
-        row sets is left out (NULL): binding it cost a quarter of the insert. SQLite: multi-row
-        statements, each row with a fresh change stamp (skipping the stamping trigger); PostgreSQL:
-        one statement of column arrays (its trigger stamps them).
-        """
-        if not new:
-            return
-        note_inserted(self._conn, len(new))
-        present = [i for i in _NEW_FIELDS if list(map(itemgetter(i), new)).count(None) < len(new)]
-        pick = itemgetter(0, 1, *present)  # braze_id, external_id and the fields some row sets
-        names = [
-            *_NEW_TIMES,
-            "braze_id",
-            "external_id",
-            *(_NEW_NAMES[i] for i in present),
-            "custom_attributes",
-        ]
-        encode = _encode_custom
-        if self._pg:
-            rows = [(workspace_id, now, now, *pick(u), encode(u[-1]).decode()) for u in new]
-            insert_arrays(self._conn, users, names, rows)
-            return
-        stamps = self._stamps(len(new))
-        names.append("change_id")
-        marks = f"({', '.join('?' * len(names))})"
-        for start in range(0, len(new), _ROWS_PER_INSERT):  # larger statements cost more to prepare
-            params: list[Any] = []
-            add = params.extend  # flattened as it goes: a generator over the rows cost more
-            end = start + _ROWS_PER_INSERT
-            for u, stamp in zip(new[start:end], stamps[start:end], strict=True):
-                add((workspace_id, now, now, *pick(u), encode(u[-1]).decode(), stamp))
-            count = len(params) // len(names)
-            sql = f"INSERT INTO users ({', '.join(names)}) VALUES {', '.join([marks] * count)}"
-            self._conn.exec_driver_sql(sql, tuple(params))
+        """Insert users no one has yet and nothing else names (a bulk import's new users)."""
+        insert_new_users(self._conn, workspace_id, new, now=now, stamps=self._stamps)
 
 
 #: Columns a profile writes besides its identity (`workspace_id`, `braze_id`, `created_at`).
@@ -483,12 +449,6 @@ _ALWAYS_WRITTEN = (_WRITTEN.index("updated_at"), _WRITTEN.index("change_id"))
 _as_written = itemgetter(*(_AT[name] for name in _WRITTEN))
 #: SQLite: positions of a new user's row (`_insert_users`) left out when no row of a statement sets them.
 _NULLABLE_AT = tuple(range(3, 3 + len(_ROW_COLUMNS) - 2))
-#: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).
-_ROWS_PER_INSERT = 500
-#: `insert_new`: the columns of its times, and a `NewUser`'s standard fields by position.
-_NEW_TIMES = ("workspace_id", "created_at", "updated_at")
-_NEW_NAMES = dict(enumerate(STANDARD_FIELDS, 2))
-_NEW_FIELDS = list(_NEW_NAMES)
 
 
 def _values(p: Profile) -> tuple[Any, ...]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -74,8 +73,8 @@ def write_csv(path: Path, users: int) -> None:
         writer.writerows(user(i) for i in range(users))
 
 
-def stored_row(workspace_id: str, i: int, now: float, stamp: int) -> tuple[Any, ...]:
-    """The users row the import stores for user i (values as the import computes them)."""
+def stored_row(workspace_id: str, i: int, now: float, stamp: int, braze_id: str) -> tuple[Any, ...]:
+    """The users row the import stores for user i (values and braze id shaped as the import makes them)."""
     r = user(i)
     custom = {
         "plan": r[6],
@@ -84,7 +83,7 @@ def stored_row(workspace_id: str, i: int, now: float, stamp: int) -> tuple[Any, 
         "visits": int(r[7]),
     }
     attrs = json.dumps(custom, separators=(",", ":"), sort_keys=True)
-    return (workspace_id, secrets.token_hex(12), r[0], r[1], r[2], r[3], r[4], r[5], attrs, now, now, stamp)
+    return (workspace_id, braze_id, r[0], r[1], r[2], r[3], r[4], r[5], attrs, now, now, stamp)
 
 
 def fresh(database_url: str) -> tuple[Any, str]:
@@ -127,7 +126,10 @@ def run_floor(c: Any, workspace_id: str, users: int) -> float:
     names += "custom_attributes, created_at, updated_at" + ("" if pg else ", change_id")
     width = names.count(",") + 1
     now = time.time()
-    rows = [stored_row(workspace_id, i, now, i + 1)[:width] for i in range(users)]
+    from cohorthub.identity.model import new_braze_ids
+
+    ids = new_braze_ids(now, users)
+    rows = [stored_row(workspace_id, i, now, i + 1, ids[i])[:width] for i in range(users)]
     per = 500
     cpu = time.process_time()
     started = time.perf_counter()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cohorthub.clock import format_iso, parse_iso
-from cohorthub.ids import random_hex
+from cohorthub.ids import object_ids
 from cohorthub.text import storable_problem
 
 #: Longest identifier (external id, alias label or name, device id, braze id) we accept.
@@ -68,15 +68,13 @@ class Profile:
 
 
 def new_braze_id(now: float) -> str:
-    """A 24-hex id shaped like Braze's: 4 bytes of creation time, then 8 random bytes."""
-    return f"{int(now) & 0xFFFFFFFF:08x}{random_hex(16)}"
+    """A 24-hex id shaped like Braze's (an object id: creation second, process, counter)."""
+    return object_ids(now, 1)[0]
 
 
 def new_braze_ids(now: float, count: int) -> list[str]:
-    """`count` ids shaped as `new_braze_id` makes them, their random bytes drawn at once."""
-    prefix = f"{int(now) & 0xFFFFFFFF:08x}"
-    digits = random_hex(16 * count)
-    return [prefix + digits[at : at + 16] for at in range(0, 16 * count, 16)]
+    """`count` ids shaped as `new_braze_id` makes them, consecutive: they append to the id index."""
+    return object_ids(now, count)
 
 
 def text_problem(

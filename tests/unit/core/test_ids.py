@@ -1,14 +1,16 @@
-"""Random ids: UUIDv7 text (Currents event ids) and buffered random hex (braze ids)."""
+"""Ids: UUIDv7 text (Currents event ids) and object ids (braze ids)."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 import time
 import uuid
 
 from cohorthub.currents.envelope import custom_event
 from cohorthub.identity.model import new_braze_id, new_braze_ids
-from cohorthub.ids import random_hex, uuid7
+from cohorthub.ids import uuid7
 
 
 def test_a_uuid7_is_a_valid_version_7_uuid_with_the_time_in_milliseconds() -> None:
@@ -42,28 +44,63 @@ def test_currents_events_carry_uuid7_ids() -> None:
     assert uuid.UUID(event.id).version == 7
 
 
-def test_random_hex_is_random_per_thread() -> None:
+def test_uuid7s_drawn_in_many_threads_are_unique() -> None:
     seen: list[str] = []
 
     def draw() -> None:
-        seen.extend(random_hex(32) for _ in range(300))  # crosses a refill of the buffer
+        seen.extend(uuid7() for _ in range(600))  # crosses a refill of each thread's buffer
 
     threads = [threading.Thread(target=draw) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(set(seen)) == len(seen) == 1_200
-    assert all(len(h) == 32 and int(h, 16) >= 0 for h in seen)
-    braze = new_braze_id(1_700_000_000.0)
-    assert len(braze) == 24 and braze.startswith(f"{1_700_000_000:08x}")
+    assert len(set(seen)) == len(seen) == 2_400
 
 
-def test_random_hex_gives_every_digit_asked_for_even_beyond_one_buffer() -> None:
-    for digits in (1, 16, 4096, 4097, 8192, 80_000):
-        drawn = random_hex(digits)
-        assert len(drawn) == digits
-        int(drawn, 16)
-    many = new_braze_ids(1_700_000_000, 5_000)  # one draw for a whole chunk of an import
-    assert len(set(many)) == 5_000
+def test_braze_ids_are_object_ids_second_process_counter() -> None:
+    one = new_braze_id(1_700_000_000.0)
+    many = new_braze_ids(1_700_000_000, 5_000)  # one reservation for a whole chunk of an import
+    assert len(one) == 24 and int(one, 16) >= 0
     assert all(len(i) == 24 and i.startswith(f"{1_700_000_000:08x}") for i in many)
+    assert {i[8:18] for i in [one, *many]} == {one[8:18]}  # the process's random bytes
+    counters = [int(i[18:], 16) for i in [one, *many]]
+    assert counters == [(counters[0] + k) % (1 << 24) for k in range(5_001)]  # consecutive
+
+
+def test_braze_ids_made_one_after_another_sort_in_order_within_a_second() -> None:
+    ids = [new_braze_id(1_700_000_000.0) for _ in range(50)] + new_braze_ids(1_700_000_000, 50)
+    ids += [new_braze_id(1_700_000_001.0)]
+    wrapped = [a for a, b in itertools.pairwise(ids) if a > b]
+    assert len(set(ids)) == len(ids)
+    assert len(wrapped) <= 1  # only where the 3-byte counter wraps (once in 16.7M ids)
+
+
+def test_braze_ids_drawn_in_many_threads_are_unique() -> None:
+    seen: list[str] = []
+
+    def draw() -> None:
+        for _ in range(200):
+            seen.append(new_braze_id(1_700_000_000.0))
+            seen.extend(new_braze_ids(1_700_000_000, 7))
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == len(seen) == 4 * 200 * 8
+
+
+def test_a_forked_child_makes_other_braze_ids_than_its_parent() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids, through the pipe, then out at once
+        os.write(write, new_braze_id(1_700_000_000.0).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    parent = new_braze_id(1_700_000_000.0)
+    assert len(child) == 24 and child[8:18] != parent[8:18]

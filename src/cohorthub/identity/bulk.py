@@ -35,7 +35,14 @@ from cohorthub.identity.attributes import (
     parse_standard,
 )
 from cohorthub.identity.errors import InvalidImportFile, UnsupportedImportType
-from cohorthub.identity.model import STANDARD_FIELDS, UserAlias, iso_time, parse_time, text_problem
+from cohorthub.identity.model import (
+    STANDARD_FIELDS,
+    UserAlias,
+    encode_custom,
+    iso_time,
+    parse_time,
+    text_problem,
+)
 from cohorthub.identity.requests import Target, parse_target
 
 ImportFormat = Literal["csv", "jsonl"]
@@ -58,11 +65,34 @@ _json = msgspec.json.Decoder()
 
 @dataclass(slots=True)
 class ImportRow:
-    """One usable row: the user it names and the attributes it sets."""
+    """One usable row: the user it names, the attributes it sets, and `created` (see `created_values`)."""
 
     line: int
     target: Target
     update: AttributeUpdate
+    created: tuple[Any, ...] | None = None
+
+
+def created_values(target: Target, update: AttributeUpdate) -> tuple[Any, ...] | None:
+    """What a row stores when it creates its user alone: standard fields, custom attributes as JSON text.
+
+    `(*values in the order of STANDARD_FIELDS, custom attributes)`, as `/users/track` would store a
+    new user the row names by external id and only sets values on (no `email_subscribe`: its change
+    is an event); None for any other row. Made while the file is read, in the reader's thread, so
+    the writer's thread only puts the values into rows (`identity.imports.new_users`).
+    """
+    if target.kind != "external_id" or not target.create or target.device_id is not None:
+        return None
+    standard = update.standard
+    if standard.get("email_subscribe") is not None:
+        return None
+    custom: dict[str, Any] = {}
+    for key, op in update.custom.items():
+        if type(op) is not SetValue:
+            return None
+        if op.value is not None:
+            custom[key] = op.value
+    return (*map(standard.get, STANDARD_FIELDS), encode_custom(custom).decode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +153,10 @@ def jsonl_row(line: int, text: str) -> Parsed | None:
     if not isinstance(obj, dict):
         return Rejection(line, "each line must be a JSON object")
     try:
-        return ImportRow(line, parse_target(obj), parse_attributes(obj))
+        target, update = parse_target(obj), parse_attributes(obj)
     except ValueError as exc:
         return Rejection(line, str(exc))
+    return ImportRow(line, target, update, created_values(target, update))
 
 
 def jsonl_rows(lines: Iterable[str]) -> Iterator[Parsed]:
@@ -323,7 +354,8 @@ class RowReader:
             value = cells[index]
             if problem := text_problem(value, what=what):
                 return Rejection(line, problem)
-            return ImportRow(line, Target(self.identifier, value, self.create), update)
+            target = Target(self.identifier, value, self.create)
+            return ImportRow(line, target, update, created_values(target, update) if self.create else None)
         except ValueError as exc:
             return Rejection(line, str(exc))
 

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from cohorthub.identity.attributes import apply_custom
 from cohorthub.identity.bulk import ImportRow, Parsed, Rejection
 from cohorthub.identity.errors import InvalidImportFile
 from cohorthub.identity.listeners import IdentityListener
-from cohorthub.identity.model import STANDARD_FIELDS, new_braze_ids
+from cohorthub.identity.model import new_braze_ids
 from cohorthub.identity.ports import IdentityUnitOfWork, NewUser
 from cohorthub.identity.services import missing_user, write_changes
 from cohorthub.identity.workset import Lookup, WorkSet
@@ -94,7 +93,8 @@ def import_chunk(
     """
     loaded = uow.users.load(workspace_id, lookup_of(rows), lock=True)
     fresh, rest = split_new(rows, {p.external_id for p in loaded.profiles})
-    new, rejections = new_users(fresh, now)
+    new = new_users(fresh, now)
+    rejections: list[Rejection] = []
     ws = WorkSet(loaded, now=now)
     created = len(new)
     updated = 0
@@ -133,8 +133,10 @@ def split_new(
 ) -> tuple[list[ImportRow], list[ImportRow]]:
     """The rows that only create a user (by a new external id no other row names), and the rest.
 
-    A chunk naming users by e-mail or phone keeps every row on the rules' path: such a row may
-    name a user another row of the chunk creates. A change of `email_subscribe` is a Currents event.
+    Such a row's stored values were made as the file was read (`ImportRow.created`: an external
+    id, values only, no `email_subscribe`, whose change is a Currents event). A chunk naming users
+    by e-mail or phone keeps every row on the rules' path: such a row may name a user another row
+    of the chunk creates.
     """
     if any(r.target.kind in ("email", "phone") for r in rows):
         return [], list(rows)
@@ -142,33 +144,19 @@ def split_new(
     fresh: list[ImportRow] = []
     rest: list[ImportRow] = []
     for row in rows:
-        target = row.target
-        alone = (
-            target.kind == "external_id"
-            and target.create
-            and target.device_id is None
-            and named[target.value] == 1
-            and target.value not in existing
-            and row.update.standard.get("email_subscribe") is None
-        )
+        value = row.target.value
+        alone = row.created is not None and named[value] == 1 and value not in existing
         (fresh if alone else rest).append(row)
     return fresh, rest
 
 
-def new_users(rows: Sequence[ImportRow], now: float) -> tuple[list[NewUser], list[Rejection]]:
-    """The stored values of the users `rows` create (`split_new`), with the track rules' attributes."""
-    new: list[NewUser] = []
-    rejections: list[Rejection] = []
-    braze_ids = iter(new_braze_ids(now, len(rows)))
-    for row in rows:
-        try:
-            custom = apply_custom({}, row.update.custom)
-        except ValueError as exc:  # not on an empty profile today; kept as the rules' answer
-            rejections.append(Rejection(row.line, str(exc)))
-            continue
-        get = row.update.standard.get
-        new.append((next(braze_ids), row.target.value, *map(get, STANDARD_FIELDS), custom))
-    return new, rejections
+def new_users(rows: Sequence[ImportRow], now: float) -> list[NewUser]:
+    """The users `rows` create (`split_new`): a braze id each, then the values the reader made."""
+    braze_ids = new_braze_ids(now, len(rows))
+    return [
+        (braze_id, row.target.value, *(row.created or ()))
+        for braze_id, row in zip(braze_ids, rows, strict=True)
+    ]
 
 
 def _chunks(rows: Iterable[Parsed], size: int) -> Iterator[list[Parsed]]:

@@ -9,9 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from cohorthub.clock import format_iso, parse_iso
 from cohorthub.ids import object_ids
 from cohorthub.text import storable_problem
+
+#: A profile's custom attributes as stored: compact JSON text (bytes), keys sorted.
+encode_custom = msgspec.json.Encoder(order="sorted").encode
 
 #: Longest identifier (external id, alias label or name, device id, braze id) we accept.
 MAX_ID_LENGTH = 512

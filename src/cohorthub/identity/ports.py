@@ -10,7 +10,8 @@ from cohorthub.currents.envelope import Envelope
 from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
 
 #: A user created with nothing else to write: `(braze_id, external_id, *standard fields in the order
-#: of STANDARD_FIELDS, custom attributes)`. A bare tuple: a bulk import builds 100,000s of them.
+#: of STANDARD_FIELDS, custom attributes as stored JSON text)`. A bare tuple: a bulk import builds
+#: 100,000s of them.
 NewUser = tuple[Any, ...]
 
 

@@ -31,10 +31,9 @@ from sqlalchemy import (
 
 from cohorthub.errors import ResourceLocked
 from cohorthub.identity.errors import UsersLocked
-from cohorthub.identity.model import STANDARD_FIELDS, Profile, UserAlias
+from cohorthub.identity.model import STANDARD_FIELDS, Profile, UserAlias, encode_custom
 from cohorthub.identity.ports import Activity, NewUser, Summary
 from cohorthub.identity.workset import ChangeSet, Loaded, Lookup
-from cohorthub.store.new_users import encode_custom as _encode_custom
 from cohorthub.store.new_users import insert_new_users
 from cohorthub.store.pg_rows import insert_arrays, update_arrays
 from cohorthub.store.rows import insert_many
@@ -453,7 +452,7 @@ _NULLABLE_AT = tuple(range(3, 3 + len(_ROW_COLUMNS) - 2))
 
 def _values(p: Profile) -> tuple[Any, ...]:
     get = p.fields.get
-    custom = _encode_custom(p.custom).decode()
+    custom = encode_custom(p.custom).decode()
     return (p.external_id, *map(get, STANDARD_FIELDS), custom, p.updated_at)
 
 

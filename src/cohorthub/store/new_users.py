@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
-import msgspec
 from sqlalchemy import Connection
 
 from cohorthub.identity.model import STANDARD_FIELDS
@@ -19,8 +18,6 @@ from cohorthub.store.pg_rows import insert_arrays
 from cohorthub.store.statistics import note_inserted
 from cohorthub.store.tables import users
 
-#: A profile's custom attributes as stored: compact JSON, keys sorted (the hot path of every write).
-encode_custom = msgspec.json.Encoder(order="sorted").encode
 #: Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement).
 _ROWS_PER_INSERT = 500
 #: The columns of a new user's times, and a `NewUser`'s standard fields by position.
@@ -56,9 +53,8 @@ def insert_new_users(
         *(_NEW_NAMES[i] for i in present),
         "custom_attributes",
     ]
-    encode = encode_custom
     if conn.dialect.name == "postgresql":
-        rows = [(workspace_id, now, now, *pick(u), encode(u[-1]).decode()) for u in new]
+        rows = [(workspace_id, now, now, *pick(u), u[-1]) for u in new]
         insert_arrays(conn, users, names, rows)
         return
     stamped = stamps(len(new))
@@ -69,7 +65,7 @@ def insert_new_users(
         add = params.extend  # flattened as it goes: a generator over the rows cost more
         end = start + _ROWS_PER_INSERT
         for u, stamp in zip(new[start:end], stamped[start:end], strict=True):
-            add((workspace_id, now, now, *pick(u), encode(u[-1]).decode(), stamp))
+            add((workspace_id, now, now, *pick(u), u[-1], stamp))
         count = len(params) // len(names)
         sql = f"INSERT INTO users ({', '.join(names)}) VALUES {', '.join([marks] * count)}"
         conn.exec_driver_sql(sql, tuple(params))

@@ -50,18 +50,33 @@ _SIZE_OPS = {"size_eq": "__eq__", "size_lt": "__lt__", "size_gt": "__gt__"}
 
 
 def stream(conn: Connection, query: Select[Any]) -> Iterator[list[Any]]:
-    """The rows of `query` in batches, through the driver's own cursor (server-side on PostgreSQL)."""
+    """The rows of `query` in batches, through the driver's own cursor (server-side on PostgreSQL).
+
+    A server-side cursor lives in a transaction block: in a read-only unit (autocommit) the scan
+    opens one of its own.
+    """
     compiled = query.compile(dialect=conn.dialect)
     params = compiled.construct_params()
     args: Any = [params[k] for k in compiled.positiontup or ()] if compiled.positional else params
     raw: Any = conn.connection.dbapi_connection
-    if conn.dialect.name == "postgresql":
-        cursor = raw.cursor(name=f"segment_scan_{next(_cursor_names)}")
-        cursor.itersize = _FETCH
+    if conn.dialect.name != "postgresql":
+        yield from _fetch(raw.cursor(), compiled.string, args)
+    elif raw.autocommit:
+        with raw.transaction():
+            yield from _fetch(_server_cursor(raw), compiled.string, args)
     else:
-        cursor = raw.cursor()
+        yield from _fetch(_server_cursor(raw), compiled.string, args)
+
+
+def _server_cursor(raw: Any) -> Any:
+    cursor = raw.cursor(name=f"segment_scan_{next(_cursor_names)}")
+    cursor.itersize = _FETCH
+    return cursor
+
+
+def _fetch(cursor: Any, sql: str, args: Any) -> Iterator[list[Any]]:
     try:
-        cursor.execute(compiled.string, args)
+        cursor.execute(sql, args)
         while rows := cursor.fetchmany(_FETCH):
             yield rows
     finally:

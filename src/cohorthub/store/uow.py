@@ -6,7 +6,9 @@ use `BEGIN DEFERRED` and never wait for writers (WAL). A unit made with `group=T
 the writer's transaction with the requests queued with it, in a SAVEPOINT of its own, and its
 `commit()` returns once the group's one COMMIT is on disk (`store/group_commit.py`).
 On PostgreSQL every unit runs at READ COMMITTED; cohort writers serialize on the cohort row
-(`SELECT … FOR UPDATE`), and `group` changes nothing.
+(`SELECT … FOR UPDATE`), and `group` changes nothing. A read-only unit runs each statement on its
+own (autocommit): at READ COMMITTED every statement has its own snapshot anyway, and BEGIN and the
+closing ROLLBACK were two of a segment size read's four round trips.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class SqlUnitOfWork:
     def _begin(self) -> Connection:
         if self._writer is not None:
             self._writer.flush()  # a group still open holds SQLite's write lock: commit it first
+        if self._readonly and self.dialect == "postgresql":
+            return self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         conn = self._engine.connect().execution_options(
             sqlite_begin="DEFERRED" if self._readonly else "IMMEDIATE"
         )

@@ -19,7 +19,7 @@ from cohorthub.identity.bulk import (
     parse_rows,
 )
 from cohorthub.identity.errors import InvalidImportFile, UnsupportedImportType
-from cohorthub.identity.model import UserAlias
+from cohorthub.identity.model import STANDARD_FIELDS, UserAlias
 
 
 def rows(text: str, kind: str = "csv") -> list[Parsed]:
@@ -183,3 +183,36 @@ def test_file_level_problems() -> None:
         "jsonl",
         "csv",
     )
+
+
+def created(row: Parsed) -> tuple[object, ...] | None:
+    assert isinstance(row, ImportRow), row
+    return row.created
+
+
+def test_a_row_that_can_create_its_user_alone_carries_the_values_it_would_store() -> None:
+    csv_row, *_ = rows("external_id,first_name,email,visits,vip\nu1,Ann,ANN@X.io,3,true\n")
+    values = created(csv_row)
+    assert values is not None and len(values) == len(STANDARD_FIELDS) + 1
+    stored = dict(zip(STANDARD_FIELDS, values, strict=False))
+    assert (stored["first_name"], stored["email"], stored["country"]) == ("Ann", "ann@x.io", None)
+    assert values[-1] == '{"vip":true,"visits":3}'  # the stored JSON: compact, keys sorted
+    jsonl = rows('{"external_id": "u2", "b": 1, "a": [2, 1], "gone": null, "country": null}\n', "jsonl")
+    assert created(jsonl[0])[-1] == '{"a":[2,1],"b":1}'  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("braze_id,plan\n0123456789abcdef01234567,pro\n", "csv"),  # updates only
+        ("user_alias_name,user_alias_label,plan\nann,crm,pro\n", "csv"),
+        ("external_id,email_subscribe\nu1,opted_in\n", "csv"),  # a subscription change is an event
+        ('{"external_id": "u1", "visits": {"inc": 1}}\n', "jsonl"),  # not a plain value
+        ('{"external_id": "u1", "tags": {"add": ["a"]}}\n', "jsonl"),
+        ('{"external_id": "u1", "device_id": "d1", "plan": "pro"}\n', "jsonl"),  # a sign-in
+        ('{"external_id": "u1", "_update_existing_only": true, "plan": "pro"}\n', "jsonl"),
+    ],
+)
+def test_other_rows_go_through_the_identity_rules(text: str, kind: str) -> None:
+    (row,) = rows(text, kind)
+    assert created(row) is None

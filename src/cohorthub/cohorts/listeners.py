@@ -20,6 +20,15 @@ class CohortMembershipListener:
         self._cache = cache
         self._threshold = compaction_threshold
 
+    def users_leaving(self, uow: Any, user_nums: list[int], *, workspace_id: str) -> None:
+        """Lock the cohorts holding the users (key order) before their rows are locked to go.
+
+        An import locks its cohort, then the users it matched; a delete or merge that locked the
+        users first, then their cohorts, deadlocked with an import of the same users into one of them.
+        """
+        held = cohorts_holding(uow=uow, cache=self._cache, workspace_id=workspace_id, user_nums=user_nums)
+        uow.cohorts.get_many([cohort.pk for cohort, _ in held], for_update=True)
+
     def users_merged(self, uow: Any, merges: list[Merge], *, workspace_id: str, now: float) -> None:
         """Each cohort holding an orphan now holds its target instead."""
         target_of = {m.orphan_num: m.target_num for m in merges}

@@ -23,6 +23,15 @@ class Merge:
 class IdentityListener(Protocol):
     """Reacts to merges and deletions within the caller's transaction."""
 
+    def users_leaving(self, uow: Any, user_nums: list[int], *, workspace_id: str) -> None:
+        """Called before stored users are deleted or merged away, before their rows are locked to go.
+
+        A listener that will change other rows for them locks those rows here: a writer that takes
+        those rows, then the users' (a cohort import: its cohort, then the users it matched), would
+        otherwise wait for this transaction while it waits for that writer.
+        """
+        ...
+
     def users_merged(self, uow: Any, merges: list[Merge], *, workspace_id: str, now: float) -> None:
         """Called after the merges are written, before commit."""
         ...

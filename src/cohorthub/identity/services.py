@@ -262,8 +262,11 @@ def delete_users(
     deleted = {p.num: p for p in found if p is not None}
     nums = sorted(deleted)
     if nums:
-        # Delete first: the row locks make a concurrent cohort import that matched these users
-        # finish (or skip them) before the listeners read the memberships to undo.
+        # The listeners lock what they will change first (a cohort import's order: cohort, then
+        # users); the delete's row locks then make an import that matched these users finish (or
+        # skip them) before the listeners read the memberships to undo.
+        for listener in listeners:
+            listener.users_leaving(uow, nums, workspace_id=workspace_id)
         uow.users.delete(workspace_id, nums)
         for listener in listeners:
             listener.users_deleted(uow, nums, workspace_id=workspace_id, now=now)
@@ -330,6 +333,9 @@ def write_changes(
 ) -> dict[int, int]:
     """Write the work set, tell the listeners, append the Currents events (the caller commits)."""
     changes = ws.changes()
+    if leaving := [m.orphan.num for m in changes.merges if m.orphan.num > 0]:
+        for listener in listeners:
+            listener.users_leaving(uow, leaving, workspace_id=workspace_id)
     stored = uow.users.apply(workspace_id, changes, now=now)
     merges = [Merge(m.orphan.num, stored.get(m.target_num, m.target_num)) for m in changes.merges]
     if merges:

@@ -152,3 +152,79 @@ def test_a_delete_still_waits_for_an_imports_share_lock(
     finally:
         importing.rollback()
         importing.close()
+
+
+def _blocked_on_a_lock(c: Container) -> bool:
+    with c.engine.connect() as conn:
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        sql += "AND wait_event_type = 'Lock'"
+        return int(conn.execute(text(sql)).scalar_one()) > 0
+
+
+def _leave(c: Container, t: Tenant, how: str) -> None:
+    """u000 goes: deleted, or (an anonymous profile with device d0) merged into u001 on its sign-in."""
+    with c.uow() as uow:  # as the API runs them: the cohorts' listener moves or removes memberships
+        if how == "delete":
+            identity.delete_users(
+                uow=uow, workspace_id=t.workspace_id, body={"external_ids": ["u000"]},
+                listeners=c.identity_listeners, now=NOW,
+            )  # fmt: skip
+        else:
+            identity.track_users(
+                uow=uow, workspace_id=t.workspace_id,
+                body={"attributes": [{"external_id": "u001", "device_id": "d0"}]},
+                listeners=c.identity_listeners, now=NOW,
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["delete", "merge"])
+def test_a_user_leaving_takes_its_cohorts_before_its_row_as_an_import_does(
+    pg: Container, tenant: Tenant, how: str
+) -> None:
+    # An import holds its cohort's lock, then share-locks the users it matched. A delete or a merge
+    # that locked the user's row first (FOR UPDATE), then the cohort, deadlocked with it.
+    _import(pg, tenant, 0)  # every user in c1
+    ws = {"ws": tenant.workspace_id}
+    if how == "merge":  # u000 becomes an anonymous profile with a device, still in c1
+        with pg.engine.begin() as conn:
+            sql = "UPDATE users SET external_id = NULL WHERE workspace_id = :ws AND external_id = 'u000'"
+            num = conn.execute(text(sql + " RETURNING num"), ws).scalar_one()
+            sql = "INSERT INTO user_devices (workspace_id, device_id, user_num) VALUES (:ws, 'd0', :n)"
+            conn.execute(text(sql), {**ws, "n": num})
+    else:
+        with pg.engine.connect() as conn:
+            sql = "SELECT num FROM users WHERE workspace_id = :ws AND external_id = 'u000'"
+            num = conn.execute(text(sql), ws).scalar_one()
+    importing = pg.engine.connect()
+    sql = "SELECT pk FROM cohorts WHERE workspace_id = :ws AND cohort_id = 'c1' FOR UPDATE"
+    importing.execute(text(sql), ws)
+    outcome: list[str] = []
+
+    def leave() -> None:
+        try:
+            _leave(pg, tenant, how)
+            outcome.append("done")
+        except Exception as exc:  # reported by the assertion
+            outcome.append(repr(exc))
+
+    thread = threading.Thread(target=leave)
+    thread.start()
+    try:
+        for _ in range(500):  # until the delete waits for a lock: the cohort's, held here
+            if _blocked_on_a_lock(pg):
+                break
+            threading.Event().wait(0.01)
+        importing.execute(text("SET LOCAL lock_timeout = '500ms'"))
+        # the import's share lock on the user: the delete holds no lock on its row that conflicts yet
+        sql = "SELECT num FROM users WHERE num = :n FOR KEY SHARE"
+        assert importing.execute(text(sql), {"n": num}).scalar_one() == num
+        importing.commit()
+    finally:
+        importing.close()
+        thread.join(30)
+    assert outcome == ["done"]
+    with pg.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM users WHERE num = :n"), {"n": num}).scalar_one() == 0
+        sql = "SELECT size FROM cohorts WHERE workspace_id = :ws AND cohort_id = 'c1'"
+        # deleted, it left the cohort; merged, its place went to u001, already there
+        assert conn.execute(text(sql), ws).scalar_one() == USERS - 1

@@ -23,6 +23,9 @@ class Recorder:
         self.deleted: list[int] = []
         self.rows_seen: int | None = None
 
+    def users_leaving(self, uow: Any, user_nums: list[int], *, workspace_id: str) -> None:
+        """Nothing to lock."""
+
     def users_merged(self, uow: Any, merges: list[Merge], *, workspace_id: str, now: float) -> None:
         """Not used here."""
 

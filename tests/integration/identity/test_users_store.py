@@ -28,6 +28,9 @@ class Recorder:
         self.fail = fail
         self.rows_seen: int | None = None
 
+    def users_leaving(self, uow: Any, user_nums: list[int], *, workspace_id: str) -> None:
+        """Nothing to lock."""
+
     def users_merged(self, uow: Any, merges: list[Merge], *, workspace_id: str, now: float) -> None:
         self.merged.extend(merges)
         if self.fail:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -146,7 +147,13 @@ class CohortSyncClient:
                     done += chunk.count
                     if on_progress is not None:
                         on_progress(done, total)
-        except (PartnerClientError, KeyboardInterrupt) as exc:
+        except KeyboardInterrupt:
+            # recorded if the state file lets it; the interrupt is what the caller gets, always (a
+            # StateError in its place was retried as a failed sync: `--every` ignored Ctrl-C)
+            with suppress(PartnerClientError):
+                self.state.record_failure(state.key, "KeyboardInterrupt")
+            raise
+        except PartnerClientError as exc:
             self.state.record_failure(state.key, str(exc) or type(exc).__name__)
             raise
         self.state.compact(state.key)

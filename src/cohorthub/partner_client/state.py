@@ -118,6 +118,8 @@ class StateStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:
+            if self._conn.in_transaction:  # one an interrupt (Ctrl-C) cut short in COMMIT or ROLLBACK
+                self._conn.execute("ROLLBACK")
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn

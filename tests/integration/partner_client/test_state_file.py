@@ -104,3 +104,13 @@ def test_unusable_state_files_raise_state_error(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StateError, match="newer than this client"):
         StateStore(newer)
+
+
+def test_a_transaction_cut_short_by_an_interrupt_does_not_block_the_next(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.sqlite")
+    key = store.ensure(TARGET, "c1").key
+    store._conn.execute("BEGIN IMMEDIATE")  # as Ctrl-C inside COMMIT or ROLLBACK leaves the connection
+    store.record_failure(key, "KeyboardInterrupt")  # was: StateError, "within a transaction"
+    store.close()
+    (cohort,) = StateStore(tmp_path / "state.sqlite").cohorts()
+    assert (cohort.failures, cohort.last_error) == (1, "KeyboardInterrupt")

@@ -124,3 +124,20 @@ def test_cohorts_are_kept_apart_per_cohort_and_per_key(partner: InMemoryPartner)
     assert first.sync(Cohort("c2", "T"), IterableSource(["u1"])).adds == 1
     assert other.sync(Cohort("c1", "T"), IterableSource(["u1"])).adds == 1
     assert first.sync(Cohort("c1", "T"), IterableSource(["u1"])).adds == 0
+
+
+def test_an_interrupt_reaches_the_caller_even_when_the_state_cannot_record_it(
+    client: CohortSyncClient, partner: InMemoryPartner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cohorthub.partner_client import StateError
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    def unrecordable(*_: object) -> None:
+        raise StateError("state file error: cannot start a transaction within a transaction")
+
+    monkeypatch.setattr(partner, "send_changes", interrupted)
+    monkeypatch.setattr(client.state, "record_failure", unrecordable)
+    with pytest.raises(KeyboardInterrupt):  # a StateError here was taken for a failed sync, retried
+        client.sync(Cohort("c1", "T"), IterableSource(ids("u", 10)))

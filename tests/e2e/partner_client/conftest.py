@@ -8,6 +8,7 @@ to run them against another server, give it the same small interface (url, partn
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -44,6 +45,16 @@ def cli_args(server: PartnerServer, state: Path, *extra: str) -> list[str]:
     ]
 
 
+def _signals_as_a_terminal_gives_them() -> None:
+    """In the child before it runs: SIGINT delivered and not ignored, whatever this test process did.
+
+    A child inherits its parent's blocked signals and ignored ones; a test of Ctrl-C must not depend
+    on what earlier tests in the same process left behind.
+    """
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli_process(args: list[str], **kwargs: object) -> subprocess.Popen[str]:
     """``python -m cohorthub.cli.sync ARGS`` as a child process."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
@@ -53,5 +64,15 @@ def run_cli_process(args: list[str], **kwargs: object) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_signals_as_a_terminal_gives_them,
         **kwargs,
     )
+
+
+def signal_state(pid: int) -> str:
+    """The process's blocked, ignored and caught signal masks (Linux), to explain a missed signal."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "(gone)"
+    return " ".join(line for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt")))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from cohorthub.partner_client import StateStore, Target
 from cohorthub.partner_client.model import Secret
 
-from .conftest import cli_args, run_cli_process
+from .conftest import cli_args, run_cli_process, signal_state
 from .partner_server import PartnerServer
 
 
@@ -85,7 +88,13 @@ def test_every_keeps_syncing_and_stops_cleanly_on_ctrl_c(
     later = [json.loads(process.stdout.readline()) for _ in range(3)]  # a tick sees the change
     assert any((run["adds"], run["removes"]) == (1, 1) for run in later)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=20)
+    try:
+        _, err = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        state = signal_state(process.pid)
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"still running 20 s after SIGINT; {state}; stderr: {err[-2000:]}; stdout: {out[-1000:]}")
     assert process.returncode in (0, 130), err
     assert "interrupted" in err
     assert partner_server.members("c") == {("external_id", "u2"), ("external_id", "u3")}

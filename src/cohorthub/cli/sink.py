@@ -9,7 +9,6 @@ the events are written. It can also fail on purpose, so the retry rules can be w
 from __future__ import annotations
 
 import asyncio
-import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated
@@ -21,6 +20,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from cohorthub.text import same_secret
 
 
 class _Body(msgspec.Struct):
@@ -69,7 +70,7 @@ class Sink:
         self.requests += 1
         if self.token is not None:
             scheme, _, given = headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), self.token):
+            if scheme.lower() != "bearer" or not same_secret(given.strip(), self.token):
                 return 401, {"message": "Invalid bearer token"}
         if headers.get("braze-currents-version") != "1":
             return 400, {"message": "Missing or unsupported Braze-Currents-Version header"}

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote
 
+from cohorthub.text import same_secret
+
 
 @lru_cache(maxsize=8)
 def _keyed(secret: bytes) -> hmac.HMAC:
@@ -47,7 +49,7 @@ class Tracker:
 
     def verify(self, action: str, send_row_id: int, signature: str, url: str = "") -> bool:
         """True when the signature matches."""
-        return hmac.compare_digest(self.sign(action, send_row_id, url), signature)
+        return same_secret(signature, self.sign(action, send_row_id, url))
 
     def return_path(self, address: str, send_row_id: int) -> str:
         """The envelope sender (VERP) of one message: `local+cb{row}-{signature}@domain`, so that a bounce
@@ -69,7 +71,7 @@ class Tracker:
         row = int(found.group(1))
         local, _, domain = address[: found.start()], "@", address[found.end() :]
         expected = self.return_path(f"{local}@{domain}", row)
-        return row if hmac.compare_digest(expected.lower(), address.strip().lower()) else None
+        return row if same_secret(address.strip().lower(), expected.lower()) else None
 
     def open_url(self, send_row_id: int) -> str:
         """The open pixel's URL."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 
@@ -15,6 +14,7 @@ from cohorthub.accounts.errors import InvalidCredentials
 from cohorthub.accounts.passwords import Argon2Hasher
 from cohorthub.api.http import container, in_thread
 from cohorthub.errors import CohorthubError
+from cohorthub.text import same_secret
 from cohorthub.web.context import (
     FORM_CSRF_COOKIE,
     PREFIX,
@@ -74,7 +74,7 @@ async def sign_in(request: Request) -> Response:
     email, password = str(form.get("email") or ""), str(form.get("password") or "")
     sent, expected = str(form.get("csrf_token") or ""), request.cookies.get(FORM_CSRF_COOKIE) or ""
     try:
-        if not expected or not hmac.compare_digest(sent, expected):
+        if not expected or not same_secret(sent, expected):
             raise CsrfRejected("The form expired; please try again")
 
         def run() -> accounts.SignedIn:

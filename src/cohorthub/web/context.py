@@ -8,7 +8,6 @@ reports its own duration in a `Server-Timing` header.
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from cohorthub.accounts.model import Account, Session, allows
 from cohorthub.api.http import container, in_thread
 from cohorthub.bootstrap import Container
 from cohorthub.errors import CohorthubError, InvalidInput, NotFound, RateLimited, ResourceLocked
-from cohorthub.text import storable_problem
+from cohorthub.text import same_secret, storable_problem
 from cohorthub.web import i18n
 from cohorthub.web.canvas_form import path_count
 from cohorthub.workspaces.model import Workspace
@@ -136,7 +135,7 @@ async def _check_csrf(request: Request, ctx: Ctx) -> None:
                 raise InvalidInput(f"{name}: {problem}")
         value = ctx.form.get("csrf_token")
         sent = sent if sent is not None else value if isinstance(value, str) else None
-    if not sent or not hmac.compare_digest(sent, ctx.session.csrf_token):
+    if not sent or not same_secret(sent, ctx.session.csrf_token):
         raise CsrfRejected("The form expired or did not come from this dashboard; reload the page")
 
 

@@ -100,6 +100,9 @@ def test_tracking_links_on_a_fresh_server_answer_at_once(live_server: LiveServer
         assert http.post("/t/u/1/forged").status_code == 404
         for bad in ("²", "99999999999999999999999", "-1"):  # not a ledger row: unknown, never a 500
             assert http.get(f"/t/o/{bad}/x").status_code == 404, bad
+        for sig in ("%F0%96%AE%B7%C2%91", "%C3%A9t%C3%A9"):  # a signature that is not ASCII: a 404 too
+            assert http.get(f"/t/c/7/{sig}?u=https://x.test/").status_code == 404, sig
+            assert http.get(f"/t/u/7/{sig}").status_code == 404, sig
 
 
 def test_nul_characters_and_unicode_digits_are_400s_on_both_stores(

@@ -146,6 +146,8 @@ def test_tracking_links_are_signed_and_email_is_multipart_with_rfc8058_headers()
     assert TRACKER.verify("c", 5, sig, "https://shop.test/a")
     assert not TRACKER.verify("c", 6, sig, "https://shop.test/a")
     assert not TRACKER.verify("c", 5, sig, "https://evil.test/")
+    assert not TRACKER.verify("c", 5, "é" + sig[1:], "https://shop.test/a")  # not ASCII: False, no TypeError
+    assert not TRACKER.verify("c", 5, "\ud800", "https://shop.test/a")  # nor a lone surrogate
     out = build_email(
         sender="Shöp <news@shop.test>",
         to="u@x.co",

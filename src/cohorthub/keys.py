@@ -33,3 +33,14 @@ FINGERPRINT_LENGTH = 16
 def fingerprint(key: str) -> str:
     """A short, non-secret name of a key: the start of its stored hash."""
     return hash_key(key)[:FINGERPRINT_LENGTH]
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Whether two secrets (tokens, signatures) are equal, in constant time, whatever text `given` holds.
+
+    `hmac.compare_digest` refuses two strings with non-ASCII characters (a TypeError: a 500 for any
+    client that sends one); their UTF-8 bytes compare the same way (lone surrogates kept).
+    """
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )

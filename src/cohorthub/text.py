@@ -7,19 +7,7 @@ up front. A lone surrogate cannot be encoded as UTF-8 on either.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
-
-
-def same_secret(given: str, expected: str) -> bool:
-    """Whether two secrets (tokens, signatures) are equal, in constant time, whatever text `given` holds.
-
-    `hmac.compare_digest` refuses two strings with non-ASCII characters (a TypeError: a 500 for any
-    client that sends one); their UTF-8 bytes compare the same way (lone surrogates kept).
-    """
-    return hmac.compare_digest(
-        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
-    )
 
 
 def unstorable_path(value: Any, path: str) -> tuple[str, str] | None:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cohorthub.text import same_secret
+from cohorthub.keys import same_secret
 
 
 class _Body(msgspec.Struct):

@@ -355,7 +355,7 @@ class RowReader:
             if problem := text_problem(value, what=what):
                 return Rejection(line, problem)
             target = Target(self.identifier, value, self.create)
-            return ImportRow(line, target, update, created_values(target, update) if self.create else None)
+            return ImportRow(line, target, update, created_values(target, update))
         except ValueError as exc:
             return Rejection(line, str(exc))
 

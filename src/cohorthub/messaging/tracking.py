@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote
 
-from cohorthub.text import same_secret
+from cohorthub.keys import same_secret
 
 
 @lru_cache(maxsize=8)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 from pyroaring import BitMap
@@ -61,17 +62,11 @@ def stream(conn: Connection, query: Select[Any]) -> Iterator[list[Any]]:
     raw: Any = conn.connection.dbapi_connection
     if conn.dialect.name != "postgresql":
         yield from _fetch(raw.cursor(), compiled.string, args)
-    elif raw.autocommit:
-        with raw.transaction():
-            yield from _fetch(_server_cursor(raw), compiled.string, args)
-    else:
-        yield from _fetch(_server_cursor(raw), compiled.string, args)
-
-
-def _server_cursor(raw: Any) -> Any:
+        return
     cursor = raw.cursor(name=f"segment_scan_{next(_cursor_names)}")
     cursor.itersize = _FETCH
-    return cursor
+    with raw.transaction() if raw.autocommit else nullcontext():
+        yield from _fetch(cursor, compiled.string, args)
 
 
 def _fetch(cursor: Any, sql: str, args: Any) -> Iterator[list[Any]]:

@@ -14,7 +14,7 @@ from cohorthub.accounts.errors import InvalidCredentials
 from cohorthub.accounts.passwords import Argon2Hasher
 from cohorthub.api.http import container, in_thread
 from cohorthub.errors import CohorthubError
-from cohorthub.text import same_secret
+from cohorthub.keys import same_secret
 from cohorthub.web.context import (
     FORM_CSRF_COOKIE,
     PREFIX,

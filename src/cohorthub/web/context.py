@@ -26,7 +26,8 @@ from cohorthub.accounts.model import Account, Session, allows
 from cohorthub.api.http import container, in_thread
 from cohorthub.bootstrap import Container
 from cohorthub.errors import CohorthubError, InvalidInput, NotFound, RateLimited, ResourceLocked
-from cohorthub.text import same_secret, storable_problem
+from cohorthub.keys import same_secret
+from cohorthub.text import storable_problem
 from cohorthub.web import i18n
 from cohorthub.web.canvas_form import path_count
 from cohorthub.workspaces.model import Workspace

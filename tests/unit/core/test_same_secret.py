@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cohorthub.text import same_secret
+from cohorthub.keys import same_secret
 
 
 def test_equal_secrets_match_and_others_do_not() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
@@ -134,6 +135,20 @@ def _translate_lock_errors(context: ExceptionContext) -> None:
         isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
     ):
         raise ResourceLocked() from context.sqlalchemy_exception
+
+
+def driver_error(exc: psycopg.Error, statement: str) -> Exception:
+    """What a statement run on the driver's connection directly (a `COPY`) raises for `exc`.
+
+    The same as through SQLAlchemy: `DeadlockVictim` and `ResourceLocked` for locks, else
+    SQLAlchemy's own exception class (`IntegrityError`, `DataError`, …) wrapping the driver's.
+    """
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate == _PG_DEADLOCK:
+        return DeadlockVictim()
+    if sqlstate in _PG_LOCK_ERRORS:
+        return ResourceLocked()
+    return DBAPIError.instance(statement, None, exc, psycopg.Error)
 
 
 #: A pooled PostgreSQL connection idle longer than this (seconds) is checked with a round trip before

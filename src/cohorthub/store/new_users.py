@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from cohorthub.identity.model import STANDARD_FIELDS
 from cohorthub.identity.ports import NewUser
-from cohorthub.store.pg_rows import insert_arrays
+from cohorthub.store.pg_rows import copy_rows
 from cohorthub.store.statistics import note_inserted
 from cohorthub.store.tables import users
 
@@ -39,7 +39,7 @@ def insert_new_users(
     Nothing is read back: no alias, device or event needs their numbers. A standard field no
     row sets is left out (NULL): binding it cost a quarter of the insert. SQLite: multi-row
     statements, each row with a fresh change stamp (skipping the stamping trigger); PostgreSQL:
-    one statement of column arrays (its trigger stamps them).
+    one `COPY` (its trigger stamps them).
     """
     if not new:
         return
@@ -55,7 +55,7 @@ def insert_new_users(
     ]
     if conn.dialect.name == "postgresql":
         rows = [(workspace_id, now, now, *pick(u), u[-1]) for u in new]
-        insert_arrays(conn, users, names, rows)
+        copy_rows(conn, users, names, rows)
         return
     stamped = stamps(len(new))
     names.append("change_id")

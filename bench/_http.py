@@ -147,16 +147,21 @@ def run_clients(
                     return
                 totals[slot] += count(response.json())
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    elapsed = in_threads(worker, clients)
+    if errors:
+        raise RuntimeError(errors[0])
+    return elapsed, sum(totals)
+
+
+def in_threads(worker: Callable[[int], None], count: int) -> float:
+    """Run `worker(0)` … `worker(count - 1)` in as many threads at once; the seconds until all end."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(errors[0])
-    return elapsed, sum(totals)
+    return time.perf_counter() - started
 
 
 @contextmanager

@@ -111,7 +111,6 @@ def storage_floor(database_url: str, payloads: list[bytes], concurrency: int) ->
     the store's ceiling for this load on this machine.
     """
     import json
-    import threading
 
     from cohorthub.bootstrap import bootstrap
     from cohorthub.config import Settings
@@ -151,13 +150,7 @@ def storage_floor(database_url: str, payloads: list[bytes], concurrency: int) ->
         except BaseException as exc:  # reported by the caller
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    elapsed = _http.in_threads(worker, concurrency)
     c.close()
     if errors:
         raise errors[0]

@@ -108,7 +108,8 @@ def storage_floor(database_url: str, payloads: list[bytes], concurrency: int) ->
     Per body, on `concurrency` connections of the product's engine (its pragmas, its `BEGIN
     IMMEDIATE` on SQLite): resolve the 1,000 external ids in one query, append one change row per
     user found, bump the cohort's version, commit. No HTTP, no parsing, no diff, no bookkeeping:
-    the store's ceiling for this load on this machine.
+    the store's ceiling for this load on this machine, one commit a request (the product's SQLite
+    writer may commit several requests at once, so it is not a bound the product cannot pass).
     """
     import json
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import codecs
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +46,39 @@ def check_utf8(path: Path) -> None:
         raise InvalidImportFile("The file is empty")
 
 
+#: The exit status of an import stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
+
+
+def interrupted_message(done: ImportSummary, *, exact: bool) -> str:
+    """What an interrupted import committed (`exact`: that much, else at least that much), and what next."""
+    first = "the first" if exact else "at least the first"
+    return (
+        f"interrupted: {first} {done.committed:,} rows are committed ({done.created:,} users created, "
+        f"{done.updated:,} updated, {done.rejected:,} rejected); importing the same file again finishes "
+        "the rest (the users already there count as updated)"
+    )
+
+
+@contextmanager
+def _stop_on_ctrl_c() -> Iterator[threading.Event]:
+    """An event the first Ctrl-C sets (the import stops after the chunk it is writing); the second one
+    interrupts at once (KeyboardInterrupt). The previous handler comes back afterwards."""
+    stopping = threading.Event()
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        if stopping.is_set():
+            raise KeyboardInterrupt
+        stopping.set()
+        err_console.print("stopping after the chunk being written (Ctrl-C again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stopping
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @contextmanager
 def _progress(path: Path, header: bool, quiet: bool) -> Iterator[Callable[[ImportSummary], None] | None]:
     """A progress bar on a terminal (rows committed, of the file's lines less a header); else nothing."""
@@ -78,16 +113,36 @@ def import_(
             require_workspace(uow=uow, workspace_id=workspace)
         check_utf8(file)
         progress_bar = _progress(file, kind == "csv", as_json)
-        with file.open(encoding="utf-8-sig", newline="") as lines, progress_bar as progress:
-            summary = import_users(
-                new_uow=c.uow,
-                workspace_id=workspace,
-                rows=parse_rows(kind, lines),
-                listeners=c.identity_listeners,
-                clock=c.now,
-                chunk_rows=c.import_chunk_rows,
-                progress=progress,
-            )
+        done = ImportSummary()  # the chunks committed so far, for a second Ctrl-C's message
+
+        def committed(summary: ImportSummary) -> None:
+            nonlocal done
+            done = summary
+            if progress is not None:
+                progress(summary)
+
+        try:
+            with (
+                _stop_on_ctrl_c() as stopping,
+                file.open(encoding="utf-8-sig", newline="") as lines,
+                progress_bar as progress,
+            ):
+                summary = import_users(
+                    new_uow=c.uow,
+                    workspace_id=workspace,
+                    rows=parse_rows(kind, lines),
+                    listeners=c.identity_listeners,
+                    clock=c.now,
+                    chunk_rows=c.import_chunk_rows,
+                    progress=committed,
+                    stop=stopping.is_set,
+                )
+        except KeyboardInterrupt:  # the second Ctrl-C: the chunk it cut short may or may not be in
+            err_console.print(interrupted_message(done, exact=False))
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+    if summary.stopped:
+        err_console.print(interrupted_message(summary, exact=True))
+        raise typer.Exit(EXIT_INTERRUPTED)
     wire = summary.wire()
     if as_json:
         emit(wire, as_json=True)

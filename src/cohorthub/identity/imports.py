@@ -48,6 +48,8 @@ class ImportSummary:
     rejected: int = 0
     committed: int = 0
     errors: list[Rejection] = field(default_factory=list)
+    #: Whether the import stopped before the end of the file, when asked to (`import_users`'s `stop`).
+    stopped: bool = False
 
     def reject(self, rejection: Rejection) -> None:
         """Count a rejected row; list it while fewer than `MAX_LISTED` are."""
@@ -268,11 +270,19 @@ def import_users(
     clock: Callable[[], float],
     chunk_rows: int = CHUNK_ROWS,
     progress: Callable[[ImportSummary], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> ImportSummary:
-    """Import every row, one transaction per chunk; `InvalidImportFile` when the file holds no row."""
+    """Import every row, one transaction per chunk; `InvalidImportFile` when the file holds no row.
+
+    `stop` is asked after each committed chunk: once it answers True the import ends there, with
+    `stopped` set when rows were left (a Ctrl-C that waits for the chunk it interrupts).
+    """
     summary = ImportSummary()
     with _full_collections_paused():
         for chunk in _read_ahead(_chunks(_yielding(rows), chunk_rows)):
+            if stop is not None and stop() and summary.rows:
+                summary.stopped = True
+                break
             usable = [r for r in chunk if isinstance(r, ImportRow)]
             rejections = [r for r in chunk if isinstance(r, Rejection)]
             if usable:

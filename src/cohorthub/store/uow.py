@@ -144,6 +144,13 @@ class SqlUnitOfWork:
                 self.conn.rollback()
             statistics.after_rollback(self.conn)
             self.conn.close()
+        except Exception:
+            if exc is None:
+                raise
+            # The unit failed already (an error, Ctrl-C in the middle of a statement): a rollback
+            # that fails as well must not hide why. Its connection is in no known state: dropped.
+            self.conn.invalidate()
+            self.conn.close()
         finally:
             self._leave()
 

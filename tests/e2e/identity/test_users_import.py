@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -129,3 +132,39 @@ def test_the_cli_imports_a_file_and_prints_the_summary(
     assert done.returncode == 3
     assert "error: No identifier column" in done.stderr
     assert user_count(container) == 2
+
+
+def _sigint_deliverable() -> None:
+    # A child inherits blocked and ignored signals: Ctrl-C must reach it whatever this process did.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_stops_a_cli_import_and_says_what_is_committed(
+    tmp_path: Path, database_url: str, workspace: Workspace, container: Container
+) -> None:
+    rows = 200_000
+    path = tmp_path / "many.csv"
+    path.write_text("external_id,first_name\n" + "".join(f"u{i},Ann\n" for i in range(rows)))
+    args = [EXE, "users", "import", str(path), "--workspace", workspace.id, "--database", database_url]
+    child = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_deliverable
+    )
+    deadline = time.monotonic() + 60
+    while not user_count(container) and child.poll() is None:  # a first chunk is committed
+        assert time.monotonic() < deadline, "no chunk committed"
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    found = re.search(r"interrupted: the first ([\d,]+) rows are committed \(([\d,]+) users created", err)
+    assert found, err
+    committed, created = (int(n.replace(",", "")) for n in found.groups())
+    assert 0 < committed == created == user_count(container) < rows
+    assert "stopping after the chunk being written" in err
+    assert "Traceback" not in err
+    done = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["created"], summary["updated"]) == (rows - committed, committed)
+    assert user_count(container) == rows

@@ -78,3 +78,23 @@ def test_the_reader_lets_go_of_the_interpreter_every_few_rows(monkeypatch: pytes
     )
     assert summary.rejected == rows
     assert pauses == [0, 0, 0]  # a waiting writer gets it within YIELD_EVERY rows of parsing
+
+
+@pytest.mark.parametrize(("stop_after", "stopped", "rows"), [(2, True, 2), (3, False, 3), (None, False, 3)])
+def test_an_import_asked_to_stop_ends_after_the_chunk_it_is_in(
+    stop_after: int | None, stopped: bool, rows: int
+) -> None:
+    # Three rows, a chunk each; `stop` says yes once `stop_after` chunks are committed. After the
+    # last chunk there is nothing left to stop: the import is whole, not stopped.
+    chunks: list[int] = []
+    summary = import_users(
+        new_uow=never_opened,
+        workspace_id="w",
+        rows=rejected(3),
+        clock=lambda: 0.0,
+        chunk_rows=1,
+        progress=lambda s: chunks.append(s.rows),
+        stop=lambda: stop_after is not None and len(chunks) >= stop_after,
+    )
+    assert (summary.stopped, summary.rows, summary.committed) == (stopped, rows, rows)
+    assert chunks == list(range(1, rows + 1))

@@ -35,6 +35,8 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 #: Exit codes by error class status: usage 2, input 3, auth 4, not found 5, conflict 6, other 1.
 EXIT_CODES = {400: 3, 401: 4, 403: 4, 404: 5, 409: 6}
+#: The exit status of a command stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
 
 
 def fail(exc: CohorthubError) -> NoReturn:

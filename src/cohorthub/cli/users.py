@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cohorthub.cli.common import DatabaseOption, JsonOption, emit, err_console, wired
+from cohorthub.cli.common import EXIT_INTERRUPTED, DatabaseOption, JsonOption, emit, err_console, wired
 from cohorthub.identity.bulk import format_of_path, parse_rows
 from cohorthub.identity.errors import InvalidImportFile
 from cohorthub.identity.imports import ImportSummary, import_users
@@ -44,10 +44,6 @@ def check_utf8(path: Path) -> None:
             raise InvalidImportFile("The file is not UTF-8 text (it ends inside a character)") from None
     if blank:
         raise InvalidImportFile("The file is empty")
-
-
-#: The exit status of an import stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
-EXIT_INTERRUPTED = 130
 
 
 def interrupted_message(done: ImportSummary, *, exact: bool) -> str:

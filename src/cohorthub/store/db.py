@@ -126,15 +126,21 @@ def _yield_to_readers(*_: object) -> None:
     READS.yield_to_readers()
 
 
+def _lock_error(orig: BaseException) -> Exception | None:
+    """The store's error for a driver error that is a lock not had (None for any other)."""
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == _PG_DEADLOCK:
+        return DeadlockVictim()
+    if sqlstate in _PG_LOCK_ERRORS or (isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)):
+        return ResourceLocked()
+    return None
+
+
 def _translate_lock_errors(context: ExceptionContext) -> None:
     """Every statement that waited too long for a lock raises `ResourceLocked` (423 at the edge)."""
-    orig = context.original_exception
-    if getattr(orig, "sqlstate", None) == _PG_DEADLOCK:
-        raise DeadlockVictim() from context.sqlalchemy_exception
-    if getattr(orig, "sqlstate", None) in _PG_LOCK_ERRORS or (
-        isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
-    ):
-        raise ResourceLocked() from context.sqlalchemy_exception
+    error = _lock_error(context.original_exception)
+    if error is not None:
+        raise error from context.sqlalchemy_exception
 
 
 def driver_error(exc: psycopg.Error, statement: str) -> Exception:
@@ -143,12 +149,7 @@ def driver_error(exc: psycopg.Error, statement: str) -> Exception:
     The same as through SQLAlchemy: `DeadlockVictim` and `ResourceLocked` for locks, else
     SQLAlchemy's own exception class (`IntegrityError`, `DataError`, …) wrapping the driver's.
     """
-    sqlstate = getattr(exc, "sqlstate", None)
-    if sqlstate == _PG_DEADLOCK:
-        return DeadlockVictim()
-    if sqlstate in _PG_LOCK_ERRORS:
-        return ResourceLocked()
-    return DBAPIError.instance(statement, None, exc, psycopg.Error)
+    return _lock_error(exc) or DBAPIError.instance(statement, None, exc, psycopg.Error)
 
 
 #: A pooled PostgreSQL connection idle longer than this (seconds) is checked with a round trip before

@@ -140,7 +140,11 @@ class Flight:
             self._active += 1
         resolution: Resolution | None = None
         try:
-            result = self._sender.send(url, headers, batch_body(claim.payloads))
+            try:
+                result = self._sender.send(url, headers, batch_body(claim.payloads))
+            except Exception as exc:  # a defect, not the endpoint's answer: still an attempt that failed
+                log.exception("currents: send of batch %s raised", claim.batch_id)
+                result = SendResult(None, error=f"{type(exc).__name__}: {exc}"[:500])
             resolution = self._resolve(claim, result, self._now())
             return resolution
         finally:

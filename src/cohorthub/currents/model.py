@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from cohorthub.config import Secret
 from cohorthub.currents.errors import InvalidConnector
-from cohorthub.text import storable_problem
+from cohorthub.urls import http_url_problem
 
 KINDS: tuple[str, ...] = ("http", "heap")
 DEFAULT_EVENTS = "*"
@@ -97,11 +97,9 @@ def new_connector_id() -> str:
 def validate_url(url: str) -> str:
     """An absolute http(s) URL without credentials in it."""
     url = url.strip()
-    if storable_problem(url):
-        raise InvalidConnector("Connector URL must not contain NUL characters")
+    if problem := http_url_problem(url):
+        raise InvalidConnector(f"Connector URL {problem}")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidConnector("Connector URL must be an absolute http:// or https:// URL")
     if parts.username or parts.password:
         raise InvalidConnector("Connector URL must not carry credentials; use the bearer token")
     return url

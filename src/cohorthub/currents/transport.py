@@ -36,10 +36,17 @@ class HttpSender:
         self._proxies = urllib.request.getproxies()
 
     def send(self, url: str, headers: dict[str, str], body: bytes) -> SendResult:
-        """POST `body`; network errors and timeouts come back as status None."""
+        """POST `body`; network errors, timeouts and a URL no request can be made to come back as
+        status None (a failed attempt, retried as the policy says)."""
+        try:
+            return self._send(url, headers, body)
+        except (ValueError, http.client.InvalidURL, httpx.InvalidURL) as exc:  # UnicodeError is a ValueError
+            return SendResult(None, error=f"InvalidURL: {exc}"[:500])
+
+    def _send(self, url: str, headers: dict[str, str], body: bytes) -> SendResult:
         parts = urlsplit(url)
-        if not self._direct or self._proxied(parts) or parts.hostname is None:
-            return self._send_httpx(url, headers, body)
+        if not self._direct or self._proxied(parts) or parts.hostname is None or not url.isascii():
+            return self._send_httpx(url, headers, body)  # httpx also encodes a non-ASCII host and path
         key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         while True:
@@ -59,7 +66,7 @@ class HttpSender:
                 if reused:  # the server closed an idle keep-alive connection: once more on a new one
                     continue
                 return SendResult(None, error="RemoteProtocolError: connection closed without an answer")
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, ValueError, http.client.HTTPException) as exc:
                 conn.close()
                 return SendResult(None, error=_describe("Read", exc))
             if response.will_close:

@@ -17,6 +17,7 @@ from cohorthub import clock
 from cohorthub.messaging.errors import InvalidProgram
 from cohorthub.messaging.liquid import compile_template
 from cohorthub.messaging.ports import EventRow
+from cohorthub.urls import http_url_problem
 
 CHANNELS = ("email", "webhook")
 DELIVERIES = ("now", "scheduled", "recurring", "action", "api")
@@ -251,6 +252,8 @@ def parse_webhook(raw: Any, path: str) -> WebhookContent:
     url = _template(f.text("url", limit=4000), f.at("url"))
     if not re.match(r"^https?://", url):
         raise InvalidProgram(f.at("url"), "must start with http:// or https://")
+    if "{{" not in url and "{%" not in url and (problem := http_url_problem(url)):
+        raise InvalidProgram(f.at("url"), problem)  # with Liquid in it: checked when sent
     headers = f.mapping("request_headers")
     for name, value in headers.items():
         _template(value, f"{f.at('request_headers')}.{name}")

@@ -71,6 +71,13 @@ def test_bad_connectors_get_400_and_change_nothing(container: Container, live_se
                 "Connector URL must be an absolute http:// or https:// URL",
             ),
             (
+                {"kind": "http", "url": "http://\x0f\xaai/braze"},
+                "Connector URL must not contain spaces or control characters",
+            ),
+            ({"kind": "http", "url": "https://x.example:abc/"}, "Connector URL is not a valid URL"),
+            ({"kind": "http", "url": "https://[::1/"}, "Connector URL is not a valid URL"),
+            ({"kind": "http", "url": "https://x..example/"}, "Connector URL has an invalid host name"),
+            (
                 {"kind": "http", "url": "https://x.example", "batch_size": 0},
                 "Batch size must be between 1 and 10000",
             ),

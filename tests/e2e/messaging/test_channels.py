@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +38,31 @@ def _campaign(c: Container, ws: str, channel: str, message: dict[str, Any]) -> s
     with c.uow() as uow:
         services.launch_program(uow=uow, workspace_id=ws, program_id=program.id, now=NOW)
     return program.id
+
+
+def _the_one_failure(c: Container, *, sends: int, retries: int) -> dict[str, Any]:
+    """The only webhook Failure event, once the Send and Retry events are counted."""
+    types = _event_types(c)
+    assert types.count("users.messages.webhook.Send") == sends
+    assert types.count("users.messages.webhook.Retry") == retries
+    assert types.count("users.messages.webhook.Failure") == 1
+    with c.uow(readonly=True) as uow:
+        payload = uow.conn.execute(
+            select(outbox.c.payload).where(outbox.c.event_type == "users.messages.webhook.Failure")
+        ).scalar_one()
+    failure: dict[str, Any] = msgspec.json.decode(payload)
+    return failure
+
+
+def _receiver(receive: Callable[[Request], Awaitable[Response]]) -> tuple[int, uvicorn.Server]:
+    """A webhook receiver on loopback (POST /{name}), started; its port and server."""
+    port = free_port()
+    app = Starlette(routes=[Route("/{name}", receive, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return port, server
 
 
 def _event_types(c: Container) -> list[str]:
@@ -109,12 +135,7 @@ def test_webhook_retries_5xx_then_succeeds_and_records_terminal_failures(contain
             return Response(status_code=503)
         return Response(status_code=500 if request.url.path == "/broken" else 200)
 
-    port = free_port()
-    app = Starlette(routes=[Route("/{name}", receive, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.01)
+    port, server = _receiver(receive)
     try:
         with container.uow() as uow:
             ws = f.workspace(uow.conn, now=NOW)
@@ -129,13 +150,35 @@ def test_webhook_retries_5xx_then_succeeds_and_records_terminal_failures(contain
         server.should_exit = True
     assert [p for p, _ in calls].count("/flaky") == 3 and [p for p, _ in calls].count("/broken") == 3
     assert (b'{"id": "flaky"}') in [b for _, b in calls]
-    types = _event_types(container)
-    assert types.count("users.messages.webhook.Send") == 2
-    assert types.count("users.messages.webhook.Retry") == 4
-    assert types.count("users.messages.webhook.Failure") == 1
-    with container.uow(readonly=True) as uow:
-        failure = next(
-            msgspec.json.decode(r[0]) for r in uow.conn.execute(
-                select(outbox.c.payload).where(outbox.c.event_type == "users.messages.webhook.Failure"))
-        )  # fmt: skip
+    failure = _the_one_failure(container, sends=2, retries=4)
     assert failure["properties"]["http_status_code"] == 500 and failure["properties"]["is_terminal"] is True
+
+
+def test_a_webhook_whose_url_renders_unsendable_fails_at_once_and_the_rest_are_sent(
+    container: Container,
+) -> None:
+    """A user's attribute puts a control character into the URL: that message fails with the
+    client's reason (no retries, as no retry can succeed), the round goes on, the others arrive."""
+    calls: list[str] = []
+
+    async def receive(request: Request) -> Response:
+        calls.append(request.url.path)
+        return Response(status_code=200)
+
+    port, server = _receiver(receive)
+    try:
+        with container.uow() as uow:
+            ws = f.workspace(uow.conn, now=NOW)
+            f.user(uow.conn, ws, now=NOW, external_id="a", custom={"slug": "good"})
+            f.user(uow.conn, ws, now=NOW, external_id="b", custom={"slug": "ba\x01d"})
+            uow.commit()
+        runtime = messaging_runtime(container, webhook=HttpWebhookTransport(attempts=3, backoff=0.01))
+        hook = {"url": f"http://127.0.0.1:{port}/{{{{custom_attribute.${{slug}}}}}}"}
+        _campaign(container, ws, "webhook", hook)
+        runtime.worker.round()
+    finally:
+        server.should_exit = True
+    assert calls == ["/good"]
+    props = _the_one_failure(container, sends=2, retries=0)["properties"]
+    assert props["webhook_failure_source"] == "network" and "http_status_code" not in props
+    assert "InvalidURL" in props["raw_response"] and props["retry_count"] == 0

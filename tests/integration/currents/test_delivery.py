@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import msgspec
 
 from cohorthub.bootstrap import Container
 from cohorthub.currents import services
-from cohorthub.currents.model import ConnectorState
+from cohorthub.currents.model import ConnectorState, new_connector_id
 from tests.integration.currents.conftest import (
     T0,
     FakeClock,
@@ -18,6 +19,7 @@ from tests.integration.currents.conftest import (
     drive,
     make_worker,
     record_events,
+    send_round,
     settled,
     stats,
 )
@@ -120,3 +122,28 @@ def test_the_delivery_loop_pipelines_rounds_and_records_every_outcome_when_stopp
     assert sink.sink.requests == 50
     s = stats(container, connector.id, FakeClock(container.now()))
     assert (s.delivered, s.queued, s.in_flight) == (1_000, 0, 0)  # outcomes recorded on the way out
+
+
+def test_a_connector_stored_with_an_unsendable_url_records_failed_attempts(
+    container: Container, workspace: str, clock: FakeClock
+) -> None:
+    """A URL stored before URLs were checked this strictly: each send is an attempt that failed,
+    shown as the connector's last error and retried on the policy's schedule, not a batch left
+    leased until its lease runs out."""
+    good = add_connector(container, workspace, "http://127.0.0.1:9/braze")
+    stored = replace(good, id=new_connector_id(), url="http://\x0f\xaai/braze")
+    with container.uow() as uow:
+        uow.currents.add_connector(stored)
+        uow.commit()
+    record_events(container, workspace, 3)
+    worker = make_worker(container, clock)
+    send_round(worker, stored.id)
+    first = stats(container, stored.id, clock)
+    assert first.last_error is not None and "InvalidURL" in first.last_error
+    assert (first.retried, first.in_flight, first.queued) == (3, 0, 3)
+    assert first.next_attempt_at is not None and first.next_attempt_at > clock.now()
+    clock.advance_to(first.next_attempt_at)
+    send_round(worker, stored.id)
+    second = stats(container, stored.id, clock)
+    assert second.last_error_at is not None and first.last_error_at is not None
+    assert second.next_attempt_at is not None and second.next_attempt_at > first.next_attempt_at

@@ -111,3 +111,31 @@ def test_a_proxy_from_the_environment_is_honoured(sink: SinkServer, monkeypatch:
     finally:
         proxied.close()
         bypassed.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://\x0f\xaai/braze",  # a host with a control character (stored before URLs were checked)
+        "http://127.0.0.1:abc/braze",
+        "http://heap..example/braze",
+    ],
+)
+def test_a_url_no_request_can_be_made_to_is_a_failed_attempt(sender: HttpSender, url: str) -> None:
+    result = sender.send(url, HEADERS, BODY)
+    assert result.status is None
+    assert result.error is not None and result.error.startswith("InvalidURL")
+
+
+def test_a_path_with_a_control_character_is_refused_before_it_is_sent(
+    sink: SinkServer, sender: HttpSender
+) -> None:
+    result = sender.send(sink.url + "/a\x01b", HEADERS, BODY)
+    assert result.status is None and result.error is not None and result.error.startswith("InvalidURL")
+    assert sender.send(sink.url, HEADERS, BODY).status == 200  # the sender goes on working
+    assert sink.sink.requests == 1
+
+
+def test_a_non_ascii_path_and_query_are_sent_percent_encoded(sink: SinkServer, sender: HttpSender) -> None:
+    result = sender.send(sink.url + "/\u00e9v\u00e9nements?source=caf\u00e9", HEADERS, BODY)
+    assert result.status == 200 and sink.sink.received == 2

@@ -167,3 +167,26 @@ def test_a_renewed_lease_keeps_its_waiting_batch_sendable_and_only_those_renewed
     flight.close()
     assert kinds == {0: "ack", 1: "ack", 2: "ack", 3: "release", 4: "release"}
     assert len(sender.bodies) == 3
+
+
+class RaisingSender:
+    """Raises from `send`, as a client does for a URL it cannot make a request to."""
+
+    def send(self, url: str, headers: dict[str, str], body: bytes) -> SendResult:
+        raise ValueError("URL can't contain control characters")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_send_that_raises_is_a_failed_attempt_with_its_error_not_a_batch_left_leased(
+    make: partial[Flight],
+) -> None:
+    flight = make(RaisingSender(), width=4)
+    flight.submit(URL, {}, claims(3), NOW)
+    outcomes = sorted(flight.collect(), key=lambda o: o.batch_id)
+    first = outcomes[0]
+    assert (first.kind, first.attempts, first.status) == ("retry", 1, None)
+    assert first.error is not None and "ValueError: URL can't contain control characters" in first.error
+    assert first.next_attempt_at is not None and first.next_attempt_at > NOW  # backs off like a network error
+    assert [o.kind for o in outcomes[1:]] == ["release"] * 2  # held behind the failure, as after any

@@ -47,10 +47,44 @@ def test_bad_event_selection(text: str) -> None:
         EventSelection.parse(text)
 
 
-@pytest.mark.parametrize("url", ["ftp://x", "heap.example/braze", "https://u:p@heap.example/"])
-def test_bad_urls(url: str) -> None:
-    with pytest.raises(InvalidConnector):
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://x", "absolute http"),
+        ("heap.example/braze", "absolute http"),
+        ("https://u:p@heap.example/", "credentials"),
+        ("http://\x0f\xaai/", "control characters"),  # stored once, then every send failed before the wire
+        ("http://heap.example/bra ze", "spaces"),
+        ("http://heap.example\x7f/", "control characters"),
+        ("http://heap.example:abc/", "not a valid URL"),
+        ("http://heap.example:70000/", "not a valid URL"),
+        ("http://heap.example:0/", "port 0"),
+        ("http://[::1/", "not a valid URL"),
+        ("http://[::zz]/", "not a valid URL|IPv6"),  # urlsplit checks it from Python 3.11.4
+        ("http://heap..example/", "host name"),
+        ("http://" + "a" * 64 + ".example/", "host name"),
+        ("http://heap.example/\x00", "NUL"),
+    ],
+)
+def test_bad_urls(url: str, why: str) -> None:
+    with pytest.raises(InvalidConnector, match=why):
         validate_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://heap.example/braze",
+        "  http://127.0.0.1:8080/events?x=1  ",
+        "http://[::1]:9000/e",
+        "http://[fe80::1%25eth0]/e",
+        "https://b\u00fccher.example/\u00e9v\u00e9nements",  # IDN host, non-ASCII path
+        "https://heap.example./braze",
+        "http://" + "a" * 63 + ".example/",
+    ],
+)
+def test_good_urls_are_kept_trimmed(url: str) -> None:
+    assert validate_url(url) == url.strip()
 
 
 def test_tokens_batch_sizes_and_secrets() -> None:

@@ -78,6 +78,27 @@ def test_campaign_validation_names_the_field() -> None:
         assert info.value.path == path
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://hooks.\x0fexample/x", "control characters"),
+        ("https://hooks..example/x", "invalid host name"),
+        ("https://hooks.example:99999/x", "not a valid URL"),
+        ("https://hooks.example/a b", "spaces"),
+    ],
+)
+def test_a_webhook_url_no_request_can_be_sent_to_is_refused_when_given(url: str, why: str) -> None:
+    with pytest.raises(InvalidProgram, match=why) as info:
+        parse_campaign({"name": "n", "channel": "webhook", "webhook": {"url": url}})
+    assert info.value.path == "webhook.url"
+
+
+def test_a_webhook_url_with_liquid_is_checked_once_rendered_not_when_given() -> None:
+    url = "https://hooks.example/{{${user_id}}}?name={{${first_name} | url_encode}}"
+    campaign = parse_campaign({"name": "n", "channel": "webhook", "webhook": {"url": url}})
+    assert campaign.channel == "webhook"
+
+
 def _step(step_id: str, **extra: Any) -> dict[str, Any]:
     return {"id": step_id, "type": "delay", "seconds": 1, **extra}
 

@@ -45,6 +45,8 @@ class HttpWebhookTransport:
             except httpx.HTTPError as exc:
                 status, detail = None, f"{type(exc).__name__}: {exc}"
                 continue
+            except (httpx.InvalidURL, ValueError) as exc:  # a URL or header no request can carry: no retry
+                return Outcome("failed", f"{type(exc).__name__}: {exc}", None, retries=attempt)
             status, detail = response.status_code, response.text[:1000]
             if status < 300:
                 return Outcome("delivered", status=status, retries=attempt)

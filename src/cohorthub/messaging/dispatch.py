@@ -346,7 +346,11 @@ class Sender:
             m = r.item.message
             if isinstance(m, WebhookContent):
                 assert r.parts is not None
-                outcomes[i] = self._channels.webhook.send(webhook_of(m, r.parts))
+                try:
+                    outcomes[i] = self._channels.webhook.send(webhook_of(m, r.parts))
+                except Exception as exc:  # this request could not be made; the batch's others still are
+                    log.exception("messaging: webhook of send %s raised", r.item.send_id)
+                    outcomes[i] = Outcome("failed", f"{type(exc).__name__}: {exc}"[:1000])
         if batch.emails:
             sent = self._channels.email.send([e for _, e in batch.emails])
             outcomes.update((i, outcome) for (i, _), outcome in zip(batch.emails, sent, strict=True))

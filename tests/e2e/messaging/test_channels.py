@@ -22,6 +22,7 @@ from cohorthub.bootstrap import Container
 from cohorthub.messaging import services
 from cohorthub.messaging.channels.smtp import SmtpConfig, SmtpTransport
 from cohorthub.messaging.channels.webhook import HttpWebhookTransport
+from cohorthub.messaging.ports import Outcome, OutgoingWebhook
 from cohorthub.runtimes import messaging_runtime
 from cohorthub.store.tables import outbox, users
 from tests.conftest import LiveServer, free_port
@@ -182,3 +183,41 @@ def test_a_webhook_whose_url_renders_unsendable_fails_at_once_and_the_rest_are_s
     props = _the_one_failure(container, sends=2, retries=0)["properties"]
     assert props["webhook_failure_source"] == "network" and "http_status_code" not in props
     assert "InvalidURL" in props["raw_response"] and props["retry_count"] == 0
+
+
+class _FlawedTransport(HttpWebhookTransport):
+    """Raises for one path, as a defect in building a request would; sends the others."""
+
+    def send(self, request: OutgoingWebhook) -> Outcome:
+        if request.url.endswith("/flawed"):
+            raise RuntimeError("no request for this one")
+        return super().send(request)
+
+
+def test_a_webhook_send_that_raises_fails_that_message_and_the_batch_goes_on(container: Container) -> None:
+    """Not the whole batch in doubt (never sent, never re-sent): the one message fails with the error."""
+    calls: list[str] = []
+
+    async def receive(request: Request) -> Response:
+        calls.append(request.url.path)
+        return Response(status_code=200)
+
+    port, server = _receiver(receive)
+    try:
+        with container.uow() as uow:
+            ws = f.workspace(uow.conn, now=NOW)
+            for external_id, slug in [("a", "one"), ("b", "flawed"), ("c", "two")]:
+                f.user(uow.conn, ws, now=NOW, external_id=external_id, custom={"slug": slug})
+            uow.commit()
+        runtime = messaging_runtime(container, webhook=_FlawedTransport(attempts=1))
+        hook = {"url": f"http://127.0.0.1:{port}/{{{{custom_attribute.${{slug}}}}}}"}
+        program_id = _campaign(container, ws, "webhook", hook)
+        runtime.worker.round()
+    finally:
+        server.should_exit = True
+    assert sorted(calls) == ["/one", "/two"]
+    with container.uow(readonly=True) as uow:
+        counts = services.program_stats(uow=uow, workspace_id=ws, program_id=program_id)
+    assert (counts["delivered"], counts["failed"], counts["in_doubt"]) == (2, 1, 0)
+    props = _the_one_failure(container, sends=3, retries=0)["properties"]
+    assert props["raw_response"] == "RuntimeError: no request for this one"

@@ -155,11 +155,11 @@ def test_webhook_retries_5xx_then_succeeds_and_records_terminal_failures(contain
     assert failure["properties"]["http_status_code"] == 500 and failure["properties"]["is_terminal"] is True
 
 
-def test_a_webhook_whose_url_renders_unsendable_fails_at_once_and_the_rest_are_sent(
-    container: Container,
-) -> None:
-    """A user's attribute puts a control character into the URL: that message fails with the
-    client's reason (no retries, as no retry can succeed), the round goes on, the others arrive."""
+def _webhook_per_slug(
+    c: Container, slugs: list[str], transport: HttpWebhookTransport
+) -> tuple[list[str], str, str]:
+    """A webhook campaign to `/{slug}` for one user per slug, sent in one worker round: the paths
+    the receiver saw, the workspace and the campaign."""
     calls: list[str] = []
 
     async def receive(request: Request) -> Response:
@@ -168,17 +168,27 @@ def test_a_webhook_whose_url_renders_unsendable_fails_at_once_and_the_rest_are_s
 
     port, server = _receiver(receive)
     try:
-        with container.uow() as uow:
+        with c.uow() as uow:
             ws = f.workspace(uow.conn, now=NOW)
-            f.user(uow.conn, ws, now=NOW, external_id="a", custom={"slug": "good"})
-            f.user(uow.conn, ws, now=NOW, external_id="b", custom={"slug": "ba\x01d"})
+            for i, slug in enumerate(slugs):
+                f.user(uow.conn, ws, now=NOW, external_id=f"u{i}", custom={"slug": slug})
             uow.commit()
-        runtime = messaging_runtime(container, webhook=HttpWebhookTransport(attempts=3, backoff=0.01))
+        runtime = messaging_runtime(c, webhook=transport)
         hook = {"url": f"http://127.0.0.1:{port}/{{{{custom_attribute.${{slug}}}}}}"}
-        _campaign(container, ws, "webhook", hook)
+        program_id = _campaign(c, ws, "webhook", hook)
         runtime.worker.round()
     finally:
         server.should_exit = True
+    return calls, ws, program_id
+
+
+def test_a_webhook_whose_url_renders_unsendable_fails_at_once_and_the_rest_are_sent(
+    container: Container,
+) -> None:
+    """A user's attribute puts a control character into the URL: that message fails with the
+    client's reason (no retries, as no retry can succeed), the round goes on, the others arrive."""
+    transport = HttpWebhookTransport(attempts=3, backoff=0.01)
+    calls, _, _ = _webhook_per_slug(container, ["good", "ba\x01d"], transport)
     assert calls == ["/good"]
     props = _the_one_failure(container, sends=2, retries=0)["properties"]
     assert props["webhook_failure_source"] == "network" and "http_status_code" not in props
@@ -196,25 +206,8 @@ class _FlawedTransport(HttpWebhookTransport):
 
 def test_a_webhook_send_that_raises_fails_that_message_and_the_batch_goes_on(container: Container) -> None:
     """Not the whole batch in doubt (never sent, never re-sent): the one message fails with the error."""
-    calls: list[str] = []
-
-    async def receive(request: Request) -> Response:
-        calls.append(request.url.path)
-        return Response(status_code=200)
-
-    port, server = _receiver(receive)
-    try:
-        with container.uow() as uow:
-            ws = f.workspace(uow.conn, now=NOW)
-            for external_id, slug in [("a", "one"), ("b", "flawed"), ("c", "two")]:
-                f.user(uow.conn, ws, now=NOW, external_id=external_id, custom={"slug": slug})
-            uow.commit()
-        runtime = messaging_runtime(container, webhook=_FlawedTransport(attempts=1))
-        hook = {"url": f"http://127.0.0.1:{port}/{{{{custom_attribute.${{slug}}}}}}"}
-        program_id = _campaign(container, ws, "webhook", hook)
-        runtime.worker.round()
-    finally:
-        server.should_exit = True
+    transport = _FlawedTransport(attempts=1)
+    calls, ws, program_id = _webhook_per_slug(container, ["one", "flawed", "two"], transport)
     assert sorted(calls) == ["/one", "/two"]
     with container.uow(readonly=True) as uow:
         counts = services.program_stats(uow=uow, workspace_id=ws, program_id=program_id)

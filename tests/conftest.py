@@ -8,6 +8,7 @@ so parallel runs never share tables; tables are truncated between tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -133,6 +134,70 @@ def stop_process(proc: subprocess.Popen[Any], *, timeout: float = 15) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+class RawHttpServer:
+    """An HTTP endpoint on loopback written by hand, for answers no framework would give: each
+    connection's request (head and `Content-Length` body) is read, then `answer` writes to the
+    socket and the connection is closed. `requests` counts the requests read."""
+
+    def __init__(self, path: str = "/") -> None:
+        self.requests = 0
+        self.done = threading.Event()  # set after each connection is closed
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{path}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def answer(self, conn: socket.socket) -> None:
+        """Write the answer (the default: 200 and `{}`)."""
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                lengths = [
+                    line.split(b":")[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                ]
+                while len(rest) < int(lengths[0] if lengths else 0):
+                    rest += conn.recv(65536)
+                self.requests += 1
+                with contextlib.suppress(OSError):  # the client closed the connection
+                    self.answer(conn)
+            self.done.set()
+
+    def close(self) -> None:
+        """Stop accepting connections."""
+        self.sock.close()
+
+
+class EndlessAnswer(RawHttpServer):
+    """Answers `status` with a chunked body of `total` bytes, `piece` bytes every `pause` seconds,
+    unless the client goes away first; `sent` counts what went out."""
+
+    def __init__(self, status: int, *, total: int, piece: int = 1 << 20, pause: float = 0.0) -> None:
+        self.status, self.total, self.piece, self.pause = status, total, piece, pause
+        self.sent = 0
+        super().__init__("/endless")
+
+    def answer(self, conn: socket.socket) -> None:
+        """The head, then pieces until `total` or until the client is gone."""
+        chunk = b"%x\r\n%s\r\n" % (self.piece, b"x" * self.piece)
+        conn.sendall(b"HTTP/1.1 %d Endless\r\nTransfer-Encoding: chunked\r\n\r\n" % self.status)
+        while self.sent < self.total:
+            conn.sendall(chunk)
+            self.sent += self.piece
+            time.sleep(self.pause)
+        conn.sendall(b"0\r\n\r\n")
 
 
 class LiveServer:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import http.client
 import ssl
 import threading
+import time
 import urllib.request
 from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
 from cohorthub.currents.ports import SendResult
+from cohorthub.outbound import read_answer, read_httpx_answer
 
 _Key = tuple[str, str, int]
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -49,6 +51,7 @@ class HttpSender:
             return self._send_httpx(url, headers, body)  # httpx also encodes a non-ASCII host and path
         key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        start = time.monotonic()
         while True:
             conn, reused = self._checkout(key)
             try:
@@ -60,7 +63,6 @@ class HttpSender:
             try:
                 conn.request("POST", target, body=body, headers=headers)
                 response = conn.getresponse()
-                data = response.read()
             except _STALE:
                 conn.close()
                 if reused:  # the server closed an idle keep-alive connection: once more on a new one
@@ -69,7 +71,8 @@ class HttpSender:
             except (OSError, ValueError, http.client.HTTPException) as exc:
                 conn.close()
                 return SendResult(None, error=_describe("Read", exc))
-            if response.will_close:
+            data, whole = read_answer(response, start + self._timeout)
+            if response.will_close or not whole:
                 conn.close()
             else:
                 self._checkin(key, conn)
@@ -110,11 +113,13 @@ class HttpSender:
         return not urllib.request.proxy_bypass_environment(parts.netloc, self._proxies)  # type: ignore[attr-defined]
 
     def _send_httpx(self, url: str, headers: dict[str, str], body: bytes) -> SendResult:
+        deadline = time.monotonic() + self._timeout
         try:
-            response = self._client.post(url, content=body, headers=headers)
+            with self._client.stream("POST", url, content=body, headers=headers) as response:
+                data = read_httpx_answer(response, deadline)
         except httpx.HTTPError as exc:
             return SendResult(None, error=f"{type(exc).__name__}: {exc}"[:500])
-        error = None if response.is_success else response.text[:500]
+        error = None if response.is_success else data[:500].decode("utf-8", "replace")
         return SendResult(response.status_code, retry_after=response.headers.get("retry-after"), error=error)
 
 

@@ -25,7 +25,7 @@ from cohorthub.messaging.channels.webhook import HttpWebhookTransport
 from cohorthub.messaging.ports import Outcome, OutgoingWebhook
 from cohorthub.runtimes import messaging_runtime
 from cohorthub.store.tables import outbox, users
-from tests.conftest import LiveServer, free_port
+from tests.conftest import EndlessAnswer, LiveServer, free_port
 from tests.e2e.messaging.conftest import SmtpSink
 from tests.integration.segments import factories as f
 
@@ -214,3 +214,21 @@ def test_a_webhook_send_that_raises_fails_that_message_and_the_batch_goes_on(con
     assert (counts["delivered"], counts["failed"], counts["in_doubt"]) == (2, 1, 0)
     props = _the_one_failure(container, sends=3, retries=0)["properties"]
     assert props["raw_response"] == "RuntimeError: no request for this one"
+
+
+def test_a_webhook_endpoint_whose_answer_never_ends_is_read_only_so_far() -> None:
+    """The first bytes are the failure's text; the rest is not read (nor held in memory)."""
+    endless = EndlessAnswer(400, total=512 << 20)
+    dripping = EndlessAnswer(200, total=400, piece=1, pause=0.05)  # 20 s, were it all read
+    transport = HttpWebhookTransport(timeout=1, attempts=1)
+    try:
+        failed = transport.send(OutgoingWebhook(url=endless.url, method="POST", headers={}, body=b"{}"))
+        delivered = transport.send(OutgoingWebhook(url=dripping.url, method="POST", headers={}, body=b"{}"))
+        assert endless.done.wait(10) and dripping.done.wait(10)
+    finally:
+        transport.close()
+        endless.close()
+        dripping.close()
+    assert (failed.state, failed.status, failed.detail) == ("failed", 400, "x" * 1000)
+    assert endless.sent < 64 << 20
+    assert (delivered.state, delivered.status) == ("delivered", 200) and dripping.sent < 400

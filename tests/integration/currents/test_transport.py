@@ -3,15 +3,13 @@ proxies from the environment, and the answer's status, Retry-After and error tex
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from cohorthub.currents.transport import HttpSender
 from cohorthub.currents.wire import batch_body, request_headers
-from tests.conftest import free_port
+from tests.conftest import EndlessAnswer, RawHttpServer, free_port
 from tests.integration.currents.conftest import SinkServer
 
 BODY = batch_body([b'{"id":"e1"}', b'{"id":"e2"}'])
@@ -22,39 +20,11 @@ HEADERS = {
 }
 
 
-class OneShotServer:
+class OneShotServer(RawHttpServer):
     """Answers one request per connection with 200, then closes it without saying so."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/braze"
-        self.connections = 0
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                self.connections += 1
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                head, _, rest = data.partition(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length")
-                )
-                while len(rest) < length:
-                    rest += conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-
-    def close(self) -> None:
-        self.sock.close()
+        super().__init__("/braze")
 
 
 @pytest.fixture
@@ -78,7 +48,7 @@ def test_a_connection_the_server_closed_is_replaced_and_the_request_sent_once_mo
     try:
         assert sender.send(server.url, HEADERS, BODY).status == 200
         assert sender.send(server.url, HEADERS, BODY).status == 200  # the kept connection was dead
-        assert server.connections == 2
+        assert server.requests == 2
     finally:
         server.close()
 
@@ -139,3 +109,40 @@ def test_a_path_with_a_control_character_is_refused_before_it_is_sent(
 def test_a_non_ascii_path_and_query_are_sent_percent_encoded(sink: SinkServer, sender: HttpSender) -> None:
     result = sender.send(sink.url + "/\u00e9v\u00e9nements?source=caf\u00e9", HEADERS, BODY)
     assert result.status == 200 and sink.sink.received == 2
+
+
+@pytest.mark.parametrize("status", [200, 503])
+@pytest.mark.parametrize("route", ["direct", "httpx"])
+def test_an_endless_answer_is_read_only_so_far(sender: HttpSender, status: int, route: str) -> None:
+    """An endpoint that streams its answer without end costs a closed connection, not the
+    worker's memory: the status counts, the first bytes are the error's text."""
+    server = EndlessAnswer(status, total=512 << 20)  # 512 MiB, were it all read
+    try:
+        url = server.url + ("/\u00e9" if route == "httpx" else "")  # a non-ASCII path goes through httpx
+        result = sender.send(url, HEADERS, BODY)
+        assert server.done.wait(10)
+    finally:
+        server.close()
+    assert result.status == status
+    assert (result.error is None) if status == 200 else (result.error == "x" * 500)
+    assert server.sent < 64 << 20  # the client stopped reading (and closed) long before the end
+    assert not any(sender._idle.values())  # that connection is not kept
+
+
+def test_an_answer_that_drips_is_read_until_the_timeout_then_dropped() -> None:
+    server = EndlessAnswer(200, total=400, piece=1, pause=0.05)  # 20 s, were it all read
+    sender = HttpSender(timeout=1)
+    try:
+        assert sender.send(server.url, HEADERS, BODY).status == 200
+        assert server.done.wait(10)
+    finally:
+        sender.close()
+        server.close()
+    assert server.sent < 400
+
+
+def test_a_short_answer_keeps_its_connection(sink: SinkServer, sender: HttpSender) -> None:
+    sink.sink.fail_status, sink.sink.fail_times = 503, 1
+    assert sender.send(sink.url, HEADERS, BODY).status == 503
+    assert sender.send(sink.url, HEADERS, BODY).status == 200
+    assert sum(len(idle) for idle in sender._idle.values()) == 1  # read to its end: the connection is kept

@@ -1,4 +1,5 @@
-"""The webhook transport: httpx, retries with backoff on 5xx, 429 and network errors."""
+"""The webhook transport: httpx, retries with backoff on 5xx, 429 and network errors; at most the
+first 64 KiB of an answer is read (its start is the failure's `raw_response`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 import httpx
 
 from cohorthub.messaging.ports import Outcome, OutgoingWebhook
+from cohorthub.outbound import read_httpx_answer
 
 RETRYABLE = {429, 500, 502, 503, 504}
 
@@ -24,6 +26,7 @@ class HttpWebhookTransport:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = httpx.Client(timeout=timeout, headers={"User-Agent": "cohorthub-webhooks"})
+        self._timeout = timeout
         self._attempts = max(1, attempts)
         self._backoff = backoff
         self._sleep = sleep
@@ -35,19 +38,21 @@ class HttpWebhookTransport:
         for attempt in range(self._attempts):
             if attempt:
                 self._sleep(self._backoff * 2 ** (attempt - 1))
+            deadline = time.monotonic() + self._timeout
             try:
-                response = self._client.request(
+                with self._client.stream(
                     request.method,
                     request.url,
                     headers=request.headers,
                     content=request.body if request.method != "GET" else None,
-                )
+                ) as response:
+                    answer = read_httpx_answer(response, deadline)
             except httpx.HTTPError as exc:
                 status, detail = None, f"{type(exc).__name__}: {exc}"
                 continue
             except (httpx.InvalidURL, ValueError) as exc:  # a URL or header no request can carry: no retry
                 return Outcome("failed", f"{type(exc).__name__}: {exc}", None, retries=attempt)
-            status, detail = response.status_code, response.text[:1000]
+            status, detail = response.status_code, answer[:1000].decode("utf-8", "replace")
             if status < 300:
                 return Outcome("delivered", status=status, retries=attempt)
             if status not in RETRYABLE:

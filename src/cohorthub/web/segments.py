@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from cohorthub.api.http import in_thread
+from cohorthub.api.http import in_thread, read_body
 from cohorthub.api.segments import member_csv
 from cohorthub.cohorts.services import list_cohorts
 from cohorthub.partners.model import REGISTRY
@@ -108,7 +108,7 @@ async def _json(request: Request, ctx: Ctx) -> dict[str, Any]:
     if ctx.form is not None:  # a form post: its body was read as the form by the CSRF check
         raise InvalidSegment("body", "must be JSON (Content-Type: application/json)")
     try:
-        body = msgspec.json.decode(await request.body())
+        body = msgspec.json.decode(await read_body(request, ctx.c.settings.max_body_bytes))
     except msgspec.DecodeError as exc:
         raise InvalidSegment("body", "must be JSON") from exc
     if not isinstance(body, dict):

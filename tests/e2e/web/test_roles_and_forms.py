@@ -115,6 +115,10 @@ def test_segment_members_search_explain_and_csv_export(world: World, container: 
         spain = {"type": "attribute", "attribute": "country", "op": "equals", "value": "ES"}
         bad = client.post("/dashboard/segments/save", headers=headers, json={"name": "", "filter": spain})
         assert bad.status_code == 400 and "name" in bad.json()["message"]
+        limit = container.settings.max_body_bytes
+        too_big = {"name": "x" * limit, "filter": spain}
+        huge = client.post("/dashboard/segments/save", headers=headers, json=too_big)
+        assert huge.status_code == 413 and str(limit) in huge.json()["message"]
         body = {"name": "Spain", "filter": spain}
         saved = client.post("/dashboard/segments/save", headers=headers, json=body)
         assert saved.status_code == 200

@@ -39,6 +39,7 @@ class WorkerOptions:
     lease_seconds: float = 20.0  # a dead worker's batches are taken over within this
     renew_interval: float | None = None  # how often a live worker renews its leases (lease / 10)
     poll_interval: float = 0.5
+    quiet_poll_max: float = 4.0  # a connector with nothing to send polls less and less often, down to this
     max_events_per_round: int = 2_000
     refresh_interval: float = 5.0
     in_flight: int = 4  # requests on the wire at once per connector (1 keeps batches in order)
@@ -68,11 +69,14 @@ class DeliveryWorker:
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _pending: dict[str, Flight] = field(default_factory=dict, repr=False)  # unrecorded sends
 
-    def step(self, connector_id: str, *, wait: bool = True) -> RoundReport:
+    def step(self, connector_id: str, *, wait: bool = True, quiet_rounds: int = 0) -> RoundReport:
         """One round for one connector: record earlier outcomes, lease batches, start sending them.
 
         With `wait` (the default) every earlier send is finished and recorded first; the loop
         passes False, so the round runs while up to `in_flight` requests are still on the wire.
+        `quiet_rounds`: the rounds in a row before this one that had nothing to send; with nothing
+        to send again, the next round is `poll_interval` doubled that many times later (at most
+        `quiet_poll_max`), or when a batch falls due if that is sooner.
         """
         flight = self._flight(connector_id)
         outcomes = flight.collect(keep=0 if wait else self.options.in_flight)
@@ -99,10 +103,14 @@ class DeliveryWorker:
             return RoundReport(
                 alive=True, sent_batches=len(claims), wake_at=now, in_flight=busy + len(claims)
             )
-        wake = now + self.options.poll_interval
+        wake = now + self._quiet_wait(quiet_rounds)
         if due is not None and due > now and (cursor.blocked_until is not None or due < wake):
             wake = due
         return RoundReport(alive=True, sent_batches=0, wake_at=wake, in_flight=busy)
+
+    def _quiet_wait(self, quiet_rounds: int) -> float:
+        poll = self.options.poll_interval
+        return min(poll * float(2 ** min(quiet_rounds, 16)), max(poll, self.options.quiet_poll_max))
 
     def flush(self, connector_id: str) -> None:
         """Wait for the sends under way and record every outcome still held in memory."""
@@ -177,10 +185,11 @@ class DeliveryWorker:
 
     def _loop(self, connector_id: str, stop: threading.Event) -> None:
         wait = True
+        quiet = 0  # rounds in a row with nothing sent and nothing on the wire
         try:
             while not stop.is_set():
                 try:
-                    report = self.step(connector_id, wait=wait)
+                    report = self.step(connector_id, wait=wait, quiet_rounds=quiet)
                 except Exception:
                     log.exception("currents: round failed for connector %s", connector_id)
                     stop.wait(self.options.poll_interval)
@@ -189,7 +198,10 @@ class DeliveryWorker:
                     return
                 wait = not report.sent_batches  # nothing new: let the next round record the rest
                 if not report.sent_batches and not report.in_flight:
+                    quiet += 1
                     stop.wait(max(0.0, report.wake_at - self.now()))
+                else:
+                    quiet = 0
         finally:
             try:
                 self.flush(connector_id)

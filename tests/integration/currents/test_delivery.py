@@ -147,3 +147,17 @@ def test_a_connector_stored_with_an_unsendable_url_records_failed_attempts(
     second = stats(container, stored.id, clock)
     assert second.last_error_at is not None and first.last_error_at is not None
     assert second.next_attempt_at is not None and second.next_attempt_at > first.next_attempt_at
+
+
+def test_a_quiet_connector_polls_less_and_less_often_until_it_has_something_to_send(
+    container: Container, workspace: str, sink: SinkServer, clock: FakeClock
+) -> None:
+    connector = add_connector(container, workspace, sink.url)
+    worker = make_worker(container, clock, poll_interval=0.5, quiet_poll_max=4.0)
+    waits = [worker.step(connector.id, quiet_rounds=k).wake_at - clock.now() for k in range(6)]
+    assert waits == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]  # 100 idle connectors: ~30 % of a core at 0.5 s each
+    record_events(container, workspace, 3)
+    busy = worker.step(connector.id, quiet_rounds=5)  # however quiet before, a round sends what is there
+    assert (busy.sent_batches, busy.wake_at) == (1, clock.now())
+    worker.flush(connector.id)
+    assert len(sink.sink.seen) == 3

@@ -102,19 +102,11 @@ def fresh(database_url: str) -> tuple[Any, str]:
 def run_import(c: Any, workspace_id: str, path: Path) -> tuple[float, Any]:
     """Import the file; seconds and summary (the process's CPU seconds in `CPU[-1]`)."""
     from cohorthub.identity.bulk import parse_rows
-    from cohorthub.identity.imports import import_users
 
     cpu = time.process_time()
     started = time.perf_counter()
     with path.open(encoding="utf-8-sig", newline="") as lines:
-        summary = import_users(
-            new_uow=c.uow,
-            workspace_id=workspace_id,
-            rows=parse_rows("csv", lines),
-            listeners=c.identity_listeners,
-            clock=c.now,
-            chunk_rows=c.import_chunk_rows,
-        )
+        summary = c.import_users(workspace_id, parse_rows("csv", lines))
     CPU.append(time.process_time() - cpu)
     return time.perf_counter() - started, summary
 

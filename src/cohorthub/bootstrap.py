@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,8 @@ from cohorthub.cohorts.listeners import CohortMembershipListener
 from cohorthub.cohorts.membership import MembershipCache
 from cohorthub.cohorts.ports import CohortChangeListener
 from cohorthub.config import Settings
+from cohorthub.identity.bulk import Parsed
+from cohorthub.identity.imports import ImportSummary, import_users
 from cohorthub.identity.listeners import IdentityListener
 from cohorthub.segments.indexes import SegmentIndexes
 from cohorthub.segments.listeners import SegmentIdentityListener
@@ -39,6 +41,27 @@ class Container:
     #: Rows per transaction of a bulk user import: PostgreSQL keeps each transaction's identifier
     #: locks (one per row) well inside its shared lock table.
     import_chunk_rows: int = 5_000
+
+    def import_users(
+        self,
+        workspace_id: str,
+        rows: Iterable[Parsed],
+        *,
+        progress: Callable[[ImportSummary], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> ImportSummary:
+        """A bulk user import (`cohorthub users import`, `POST /users/import`) wired to this store:
+        its units of work, identity listeners, clock and chunk size."""
+        return import_users(
+            new_uow=self.uow,
+            workspace_id=workspace_id,
+            rows=rows,
+            listeners=self.identity_listeners,
+            clock=self.now,
+            chunk_rows=self.import_chunk_rows,
+            progress=progress,
+            stop=stop,
+        )
 
     def close(self) -> None:
         """Release database connections (after a background `ANALYZE` under way has finished)."""

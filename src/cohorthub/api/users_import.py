@@ -18,7 +18,6 @@ from starlette.routing import BaseRoute, Route
 from cohorthub.api.http import JSONResponse, api_key, container, in_thread, read_body
 from cohorthub.api.openapi import Operation
 from cohorthub.identity.bulk import decode_text, format_of, parse_rows
-from cohorthub.identity.imports import import_users
 from cohorthub.workspaces.services import authenticate_rest_key
 
 PERMISSION = "users.import"
@@ -58,15 +57,7 @@ async def import_file(request: Request) -> Response:
 
     def work() -> dict[str, Any]:
         lines = io.StringIO(decode_text(body), newline="")
-        summary = import_users(
-            new_uow=c.uow,
-            workspace_id=workspace_id,
-            rows=parse_rows(kind, lines),
-            listeners=c.identity_listeners,
-            clock=c.now,
-            chunk_rows=c.import_chunk_rows,
-        )
-        return summary.wire()
+        return c.import_users(workspace_id, parse_rows(kind, lines)).wire()
 
     return JSONResponse(await in_thread(work), status_code=201)
 

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cohorthub.cli.common import EXIT_INTERRUPTED, DatabaseOption, JsonOption, emit, err_console, wired
 from cohorthub.identity.bulk import format_of_path, parse_rows
 from cohorthub.identity.errors import InvalidImportFile
-from cohorthub.identity.imports import ImportSummary, import_users
+from cohorthub.identity.imports import ImportSummary
 from cohorthub.workspaces.services import require_workspace
 
 app = typer.Typer(help="The workspace's users: bulk import.", no_args_is_help=True)
@@ -123,15 +123,8 @@ def import_(
                 file.open(encoding="utf-8-sig", newline="") as lines,
                 progress_bar as progress,
             ):
-                summary = import_users(
-                    new_uow=c.uow,
-                    workspace_id=workspace,
-                    rows=parse_rows(kind, lines),
-                    listeners=c.identity_listeners,
-                    clock=c.now,
-                    chunk_rows=c.import_chunk_rows,
-                    progress=committed,
-                    stop=stopping.is_set,
+                summary = c.import_users(
+                    workspace, parse_rows(kind, lines), progress=committed, stop=stopping.is_set
                 )
         except KeyboardInterrupt:  # the second Ctrl-C: the chunk it cut short may or may not be in
             err_console.print(interrupted_message(done, exact=False))

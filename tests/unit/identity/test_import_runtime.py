@@ -18,6 +18,11 @@ def never_opened() -> Any:
     raise AssertionError("no usable row: no transaction")
 
 
+def run(rows: Iterator[Parsed], **options: Any) -> ImportSummary:
+    """Import rows that are all rejected (so no transaction opens), with the given options."""
+    return import_users(new_uow=never_opened, workspace_id="w", rows=rows, clock=lambda: 0.0, **options)
+
+
 def rejected(count: int) -> Iterator[Parsed]:
     for line in range(2, count + 2):
         yield Rejection(line, "external_id must not be empty")
@@ -30,14 +35,7 @@ def test_full_collections_pause_while_an_import_runs_and_come_back() -> None:
     def progress(_: ImportSummary) -> None:
         during.append(gc.get_threshold())
 
-    summary = import_users(
-        new_uow=never_opened,
-        workspace_id="w",
-        rows=rejected(3),
-        clock=lambda: 0.0,
-        chunk_rows=1,
-        progress=progress,
-    )
+    summary = run(rejected(3), chunk_rows=1, progress=progress)
     assert summary.rejected == 3
     assert len(during) == 3
     assert all(t[:2] == before[:2] and t[2] >= 1 << 30 for t in during)
@@ -49,10 +47,10 @@ def test_an_import_inside_another_keeps_them_paused_until_the_last_ends() -> Non
     inner: list[tuple[int, ...]] = []
 
     def nested(_: ImportSummary) -> None:
-        import_users(new_uow=never_opened, workspace_id="w", rows=rejected(1), clock=lambda: 0.0)
+        run(rejected(1))
         inner.append(gc.get_threshold())
 
-    import_users(new_uow=never_opened, workspace_id="w", rows=rejected(1), clock=lambda: 0.0, progress=nested)
+    run(rejected(1), progress=nested)
     assert inner and inner[0][2] >= 1 << 30  # the inner import ended, the outer one still ran
     assert gc.get_threshold() == before
 
@@ -65,7 +63,7 @@ def test_a_failed_import_restores_the_collector() -> None:
         raise RuntimeError("the file went away")
 
     with pytest.raises(RuntimeError):
-        import_users(new_uow=never_opened, workspace_id="w", rows=failing(), clock=lambda: 0.0, chunk_rows=1)
+        run(failing(), chunk_rows=1)
     assert gc.get_threshold() == before
 
 
@@ -73,9 +71,7 @@ def test_the_reader_lets_go_of_the_interpreter_every_few_rows(monkeypatch: pytes
     pauses: list[float] = []
     monkeypatch.setattr(imports, "time", SimpleNamespace(sleep=pauses.append))
     rows = 3 * imports.YIELD_EVERY + 1
-    summary = import_users(
-        new_uow=never_opened, workspace_id="w", rows=rejected(rows), clock=lambda: 0.0, chunk_rows=100
-    )
+    summary = run(rejected(rows), chunk_rows=100)
     assert summary.rejected == rows
     assert pauses == [0, 0, 0]  # a waiting writer gets it within YIELD_EVERY rows of parsing
 
@@ -87,11 +83,8 @@ def test_an_import_asked_to_stop_ends_after_the_chunk_it_is_in(
     # Three rows, a chunk each; `stop` says yes once `stop_after` chunks are committed. After the
     # last chunk there is nothing left to stop: the import is whole, not stopped.
     chunks: list[int] = []
-    summary = import_users(
-        new_uow=never_opened,
-        workspace_id="w",
-        rows=rejected(3),
-        clock=lambda: 0.0,
+    summary = run(
+        rejected(3),
         chunk_rows=1,
         progress=lambda s: chunks.append(s.rows),
         stop=lambda: stop_after is not None and len(chunks) >= stop_after,

@@ -24,11 +24,21 @@ PG_ADMIN_URL = os.environ.get("COHORTHUB_TEST_POSTGRES_URL", "postgresql://postg
 
 
 def serve_cohorthub(database_url: str, port: int, workers: int = 1) -> None:
-    """Serve cohorthub on `port` (quota high enough for any run)."""
+    """Serve cohorthub on `port` (quota high enough for any run) as `cohorthub serve` does by default:
+    the API, and in this (the parent) process the Currents delivery worker and the messaging worker."""
     import uvicorn
+
+    from cohorthub.api.app import create_app
+    from cohorthub.bootstrap import bootstrap
+    from cohorthub.cli.currents import start_worker
+    from cohorthub.config import Settings
+    from cohorthub.runtimes import freeze_startup_heap, start_messaging
 
     os.environ["COHORTHUB_DATABASE_URL"] = database_url
     os.environ["COHORTHUB_PARTNER_HOURLY_QUOTA"] = str(10**9)
+    c = bootstrap(Settings.from_env(), run_migrations=False)
+    start_worker(c)
+    start_messaging(c)
     if workers > 1:
         uvicorn.run(
             "cohorthub.cli.serve:app_from_env",
@@ -40,12 +50,6 @@ def serve_cohorthub(database_url: str, port: int, workers: int = 1) -> None:
             access_log=False,
         )
         return
-    from cohorthub.api.app import create_app
-    from cohorthub.bootstrap import bootstrap
-    from cohorthub.config import Settings
-    from cohorthub.runtimes import freeze_startup_heap
-
-    c = bootstrap(Settings.from_env(), run_migrations=False)
     app = create_app(c)
     freeze_startup_heap()  # as `cohorthub serve` does before serving
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

@@ -28,7 +28,9 @@ from cohorthub.messaging.model import (
     parse_email,
     parse_time,
     parse_webhook,
+    trigger_matches,
 )
+from cohorthub.messaging.ports import EventRow
 
 ENTRY_TYPES = ("cohort", "segment", "event", "api", "schedule")
 STEP_TYPES = ("message", "delay", "audience_split", "decision_split")
@@ -116,6 +118,26 @@ class CanvasSpec:
     def channels(self) -> list[str]:
         """The channels its message steps use."""
         return sorted({s.channel for s in self.steps.values() if s.channel})
+
+    def reacts_to(self, event: EventRow) -> bool:
+        """Whether this custom event or purchase means anything to this Canvas: it converts, exits,
+        answers a decision split or enters a user."""
+        if self.conversion and trigger_matches(self.conversion.event, self.conversion.purchase, event):
+            return True
+        purchase = event.kind == "purchase"
+        exits = self.exit.purchases if purchase else self.exit.events
+        if event.name in exits or (purchase and "*" in exits):
+            return True
+        entry = self.entry
+        if entry.type == "event" and trigger_matches(
+            entry.purchase or entry.event, entry.purchase is not None, event
+        ):
+            return True
+        return any(
+            s.type == "decision_split"
+            and trigger_matches(s.purchase or s.event, s.purchase is not None, event)
+            for s in self.steps.values()
+        )
 
 
 def entry_audience(entry: Entry) -> dict[str, Any] | None:

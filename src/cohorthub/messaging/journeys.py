@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from pyroaring import BitMap
@@ -22,7 +22,7 @@ from cohorthub.messaging import services
 from cohorthub.messaging.canvas import CanvasSpec
 from cohorthub.messaging.dispatch import Sender
 from cohorthub.messaging.events import Source, message_event, user_of
-from cohorthub.messaging.model import behavior, trigger_matches
+from cohorthub.messaging.model import CampaignSpec, behavior, trigger_matches
 from cohorthub.messaging.ports import (
     EntryRow,
     EventRow,
@@ -190,11 +190,13 @@ class Journeys:
             "events",
             lambda uow, after: uow.messaging.facts.events_after(after, limit),
             lambda uow: uow.messaging.facts.max_ids()[1],
+            limit,
         )
         bought = self._scan(
             "purchases",
             lambda uow, after: uow.messaging.facts.purchases_after(after, limit),
             lambda uow: uow.messaging.facts.max_purchase_id(),
+            limit,
         )
         return custom + bought  # fmt: skip
 
@@ -203,7 +205,10 @@ class Journeys:
         name: str,
         read: Callable[[MessagingUnitOfWork, int], list[EventRow]],
         newest: Callable[[MessagingUnitOfWork], int],
+        limit: int,
     ) -> int:
+        """React to the events after the cursor `name`; return how many meant something to a program,
+        plus one when the read was full (more are waiting: the worker goes on without its pause)."""
         with self._uow() as uow:
             cursor = uow.messaging.facts.cursor(name)
             if cursor is None:
@@ -215,29 +220,34 @@ class Journeys:
             events = [e for e in found if e.id > cursor or e.id not in seen]
             if not events:
                 return 0
-            campaigns = [(p, services.campaign_spec(p)) for p in uow.messaging.programs.active("campaign")]
-            canvases = [(p, services.canvas_spec(p)) for p in uow.messaging.programs.active("canvas")]
+            campaigns = _by_workspace(uow.messaging.programs.active("campaign"), services.campaign_spec)
+            canvases = _by_workspace(uow.messaging.programs.active("canvas"), services.canvas_spec)
+            reacting = [e for e in events if _reacts(e, campaigns, canvases)]
+            users = _users_of(uow, reacting)
             now = self._now()
-            for event in events:
-                self._react(uow, event, campaigns, canvases, now)
+            for event in reacting:
+                user = users.get((event.workspace_id, event.user_num))
+                if user is not None:
+                    ws = event.workspace_id
+                    self._react(uow, event, campaigns.get(ws, []), canvases.get(ws, []), user, now)
             high = max(cursor, found[-1].id)
             uow.messaging.facts.set_cursor(name, high)
             uow.commit()
         # on PostgreSQL a lower id can commit later: recent ids are read again, but reacted to once
         self._seen_events[name] = {i for i in seen | {e.id for e in events} if i > high - self._margin}
-        return len(events)
+        return len(reacting) + (len(found) >= limit)
 
     def _react(
-        self, uow: MessagingUnitOfWork, event: EventRow, campaigns: list[Any], canvases: list[Any], now: float
+        self,
+        uow: MessagingUnitOfWork,
+        event: EventRow,
+        campaigns: list[tuple[Program, CampaignSpec]],
+        canvases: list[tuple[Program, CanvasSpec]],
+        user: dict[str, str],
+        now: float,
     ) -> None:
         ws = event.workspace_id
-        users = uow.messaging.facts.users(ws, [event.user_num])
-        if not users:
-            return
-        user = user_of(users[0])
         for program, spec in campaigns:
-            if program.workspace_id != ws:
-                continue
             conversion = spec.conversion
             if conversion and trigger_matches(conversion.event, conversion.purchase, event):
                 since = event.time - conversion.window_seconds
@@ -277,10 +287,8 @@ class Journeys:
                     {"recipients": [{"num": event.user_num}], "event_properties": event.properties},
                 )
                 uow.messaging.jobs.add(job, idem_key=f"ev:{event.id}:{program.id}"[:96], now=now)
-        for program, spec in canvases:
-            if program.workspace_id != ws:
-                continue
-            self._canvas_event(uow, program, spec, event, user, now)
+        for canvas, canvas_spec in canvases:
+            self._canvas_event(uow, canvas, canvas_spec, event, user, now)
 
     def _canvas_event(
         self,
@@ -498,3 +506,37 @@ def _exit_of(
         ),
     ]
     return Move(entry.id, entry.step_id, now, False, None, "exited"), events
+
+
+Spec = TypeVar("Spec", CampaignSpec, CanvasSpec)
+
+
+def _by_workspace(
+    programs: list[Program], spec_of: Callable[[Program], Spec]
+) -> dict[str, list[tuple[Program, Spec]]]:
+    """Active programs with their definitions, by workspace."""
+    out: dict[str, list[tuple[Program, Spec]]] = {}
+    for program in programs:
+        out.setdefault(program.workspace_id, []).append((program, spec_of(program)))
+    return out
+
+
+def _reacts(
+    event: EventRow,
+    campaigns: dict[str, list[tuple[Program, CampaignSpec]]],
+    canvases: dict[str, list[tuple[Program, CanvasSpec]]],
+) -> bool:
+    """Whether an active program of the event's workspace reacts to it (most events mean nothing to any)."""
+    ws = event.workspace_id
+    return any(spec.reacts_to(event) for _, spec in campaigns.get(ws, ())) or any(
+        spec.reacts_to(event) for _, spec in canvases.get(ws, ())
+    )
+
+
+def _users_of(uow: MessagingUnitOfWork, events: list[EventRow]) -> dict[tuple[str, int], dict[str, str]]:
+    """The users of these events as message events name them, one read per workspace."""
+    out: dict[tuple[str, int], dict[str, str]] = {}
+    for ws in {e.workspace_id for e in events}:
+        nums = sorted({e.user_num for e in events if e.workspace_id == ws})
+        out.update({(ws, u.num): user_of(u) for u in uow.messaging.facts.users(ws, nums)})
+    return out

@@ -147,6 +147,14 @@ class CampaignSpec:
     quiet_hours: QuietHours | None = None
     message_variation_id: str = ""
 
+    def reacts_to(self, event: EventRow) -> bool:
+        """Whether this custom event or purchase converts a send of this campaign or triggers it."""
+        conversion, delivery = self.conversion, self.delivery
+        if conversion and trigger_matches(conversion.event, conversion.purchase, event):
+            return True
+        action = delivery.purchase or delivery.event
+        return delivery.type == "action" and trigger_matches(action, delivery.purchase is not None, event)
+
 
 class Fields:
     """Reads a JSON object field by field, naming the path of whatever is wrong."""

@@ -1,0 +1,91 @@
+"""The event scanner on the real stores: events no active program reacts to cost no user reads and no
+extra rounds; the events that matter are still reacted to, with their users read once per workspace."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event as sa_event
+
+from cohorthub.bootstrap import Container
+from cohorthub.messaging import services
+from cohorthub.messaging.ports import MemoryEmailTransport, MemoryWebhookTransport
+from cohorthub.runtimes import messaging_runtime
+from tests.integration.messaging.test_campaign_flow import _setup, campaign
+from tests.integration.segments import factories as f
+
+
+@contextmanager
+def _user_reads(c: Container) -> Iterator[list[str]]:
+    """The statements that read the users table's rows while the block runs."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        text = " ".join(statement.split()).lower()
+        if text.startswith("select") and " from users " in f"{text} ":
+            seen.append(text)
+
+    sa_event.listen(c.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(c.engine, "before_cursor_execute", record)
+
+
+def _launch(c: Container, ws: str, body: dict[str, Any]) -> None:
+    with c.uow() as uow:
+        program = services.create_program(
+            uow=uow, workspace_id=ws, kind="campaign", raw=body, now=time.time()
+        )
+    with c.uow() as uow:
+        services.launch_program(uow=uow, workspace_id=ws, program_id=program.id, now=time.time())
+
+
+def test_events_no_program_reacts_to_read_no_user_and_let_the_worker_pause(container: Container) -> None:
+    ws, nums = _setup(container, n=3)
+    rt = messaging_runtime(container, email=MemoryEmailTransport(), webhook=MemoryWebhookTransport())
+    _launch(container, ws, campaign(delivery={"type": "action", "event": "bought"}))
+    rt.journeys.scan_events()  # the scanners start after what is already there
+    with container.uow() as uow:
+        for i in range(40):
+            f.event(uow.conn, ws, nums[i % 3], f"viewed-{i}", at=time.time())
+        uow.commit()
+    with _user_reads(container) as reads:
+        done = rt.journeys.scan_events()
+    assert (done, reads) == (0, [])  # nothing to do: the worker waits its poll before the next round
+    assert rt.journeys.scan_events() == 0  # and the cursor moved past them
+
+
+def test_events_that_matter_are_reacted_to_with_one_user_read(container: Container) -> None:
+    ws, nums = _setup(container, n=3)
+    email = MemoryEmailTransport()
+    rt = messaging_runtime(container, email=email, webhook=MemoryWebhookTransport())
+    _launch(container, ws, campaign(delivery={"type": "action", "event": "bought"}))
+    rt.journeys.scan_events()
+    with container.uow() as uow:
+        for i, num in enumerate(nums[:3]):
+            f.event(uow.conn, ws, num, "viewed", at=time.time())
+            f.event(uow.conn, ws, num, "bought", at=time.time() + i)
+        uow.commit()
+    with _user_reads(container) as reads:
+        done = rt.journeys.scan_events()
+    assert done == 3 and len(reads) == 1  # three reactions, their three users read in one statement
+    for _ in range(3):
+        rt.worker.round()
+    assert sorted(m.to for m in email.sent) == ["u0@example.com", "u1@example.com", "u2@example.com"]
+
+
+def test_a_full_read_keeps_the_worker_going(container: Container) -> None:
+    ws, nums = _setup(container, n=1)
+    rt = messaging_runtime(container, email=MemoryEmailTransport(), webhook=MemoryWebhookTransport())
+    rt.journeys.scan_events()
+    with container.uow() as uow:
+        for i in range(260):
+            f.event(uow.conn, ws, nums[0], f"viewed-{i}", at=time.time())
+        uow.commit()
+    limit = 250  # above the ids PostgreSQL's scanner reads again (200)
+    assert rt.journeys.scan_events(limit=limit) == 1  # 250 read of 260: more are waiting
+    assert rt.journeys.scan_events(limit=limit) == 0  # the last ten (and, on PostgreSQL, 200 seen ones)

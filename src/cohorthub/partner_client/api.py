@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from cohorthub.outbound import read_httpx_answer
+
 from .errors import ApiError, AuthenticationError, RequestRejected, RetriesExhausted, UnexpectedResponse
 from .model import Cohort, Target, iso8601
 from .retry import Failure, RetryPolicy, parse_retry_after
@@ -45,6 +47,7 @@ class PartnerApi:
         self._target = target
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=timeout)
+        self._timeout = timeout
         self._policy = policy or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
@@ -88,7 +91,7 @@ class PartnerApi:
             attempt += 1
             self.requests += 1
             try:
-                response = self._http.post(url, json=body)
+                response = self._answer(url, body)
             except httpx.TransportError as exc:
                 failure, detail = Failure(None), f"network error: {type(exc).__name__}: {exc}"
             else:
@@ -107,6 +110,18 @@ class PartnerApi:
             if self._on_retry is not None:
                 self._on_retry(path, attempt, failure, decision.delay)
             self._sleep(decision.delay)
+
+    def _answer(self, url: str, body: dict[str, Any]) -> httpx.Response:
+        """POST `body`; the answer's status and headers, and at most the first 64 KiB of its body, read
+        for at most the timeout (a server that streams or drips an answer without end costs nothing more)."""
+        with self._http.stream("POST", url, json=body) as streamed:
+            content = read_httpx_answer(streamed, time.monotonic() + self._timeout)
+            kept = {k: v for k, v in streamed.headers.items() if k.lower() in _KEPT_HEADERS}
+            return httpx.Response(streamed.status_code, headers=kept, content=content)
+
+
+#: The answer's headers the client reads (the body kept is already decoded: no encoding headers).
+_KEPT_HEADERS = ("content-type", "retry-after")
 
 
 def _message(response: httpx.Response) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from cohorthub.partner_client import (
     RetryPolicy,
     StateStore,
 )
+from tests.conftest import EndlessAnswer
 
 from .partner_server import LIMIT_MESSAGE, PartnerServer
 
@@ -154,3 +156,46 @@ def test_400_stops_and_shows_the_offending_part(
     partner_server.fail_next(400, message="`name` must be a non-empty string")
     with pytest.raises(RequestRejected, match=r"request part: name='Renamed'"):
         client.sync(Cohort("c", "Renamed"), IterableSource(["u1", "u2"]))
+
+
+def _endless_client(
+    server: EndlessAnswer, tmp_path: Path, sleeps: Sleeps, timeout: float
+) -> CohortSyncClient:
+    return CohortSyncClient(
+        server.url.removesuffix("/endless"),
+        partner="heap",
+        partner_api_key="PK",
+        data_import_key="DIK",
+        state=tmp_path / "state.sqlite",
+        sleep=sleeps,
+        jitter=lambda: 0.0,
+        policy=RetryPolicy(max_attempts_transient=2, base_delay=0.5),
+        timeout=timeout,
+    )
+
+
+def test_an_endless_error_answer_is_read_only_so_far(tmp_path: Path, sleeps: Sleeps) -> None:
+    server = EndlessAnswer(500, total=512 << 20)  # 512 MiB an attempt, were it all read
+    try:
+        with (
+            _endless_client(server, tmp_path, sleeps, timeout=10.0) as client,
+            pytest.raises(RetriesExhausted) as caught,
+        ):
+            client.sync(Cohort("c", "C"), IterableSource(["u1"]))
+        assert (caught.value.status, caught.value.attempts, server.requests) == (500, 2, 2)
+        assert str(caught.value).count("x") >= 100  # the start of the body is the error's text
+        assert server.sent < 2 * (64 << 20)  # each attempt stopped reading near the first 64 KiB
+    finally:
+        server.close()
+
+
+def test_a_dripping_answer_holds_the_client_for_its_timeout_only(tmp_path: Path, sleeps: Sleeps) -> None:
+    server = EndlessAnswer(400, total=400, piece=1, pause=0.05)  # 20 s, were it all read
+    try:
+        started = time.monotonic()
+        with _endless_client(server, tmp_path, sleeps, timeout=1.0) as client, pytest.raises(RequestRejected):
+            client.sync(Cohort("c", "C"), IterableSource(["u1"]))
+        assert time.monotonic() - started < 10
+        assert server.requests == 1 and server.sent < 400
+    finally:
+        server.close()

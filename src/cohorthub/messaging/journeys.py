@@ -208,20 +208,27 @@ class Journeys:
         limit: int,
     ) -> int:
         """React to the events after the cursor `name`; return how many meant something to a program,
-        plus one when the read was full (more are waiting: the worker goes on without its pause)."""
-        with self._uow() as uow:
+        plus one when the read was full (more are waiting: the worker goes on without its pause).
+
+        The events are read outside any write transaction (on SQLite a write would hold the one writer
+        while thousands are read); the reactions and the cursor are written in one transaction after.
+        """
+        seen = self._seen_events.setdefault(name, set())
+        with self._uow(readonly=True) as uow:
             cursor = uow.messaging.facts.cursor(name)
-            if cursor is None:
+            found = [] if cursor is None else read(uow, max(0, cursor - self._margin))
+            events = [e for e in found if cursor is not None and (e.id > cursor or e.id not in seen)]
+            if events:
+                campaigns = _by_workspace(uow.messaging.programs.active("campaign"), services.campaign_spec)
+                canvases = _by_workspace(uow.messaging.programs.active("canvas"), services.canvas_spec)
+        if cursor is None:  # the first scan starts after what is already there
+            with self._uow() as uow:
                 uow.messaging.facts.set_cursor(name, newest(uow))
                 uow.commit()
-                return 0
-            found = read(uow, max(0, cursor - self._margin))
-            seen = self._seen_events.setdefault(name, set())
-            events = [e for e in found if e.id > cursor or e.id not in seen]
-            if not events:
-                return 0
-            campaigns = _by_workspace(uow.messaging.programs.active("campaign"), services.campaign_spec)
-            canvases = _by_workspace(uow.messaging.programs.active("canvas"), services.canvas_spec)
+            return 0
+        if not events:
+            return 0
+        with self._uow() as uow:
             reacting = [e for e in events if _reacts(e, campaigns, canvases)]
             users = _users_of(uow, reacting)
             now = self._now()
@@ -230,7 +237,7 @@ class Journeys:
                 if user is not None:
                     ws = event.workspace_id
                     self._react(uow, event, campaigns.get(ws, []), canvases.get(ws, []), user, now)
-            high = max(cursor, found[-1].id)
+            high = max(cursor, found[-1].id, uow.messaging.facts.cursor(name) or 0)
             uow.messaging.facts.set_cursor(name, high)
             uow.commit()
         # on PostgreSQL a lower id can commit later: recent ids are read again, but reacted to once

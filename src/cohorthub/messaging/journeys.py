@@ -379,6 +379,9 @@ class Journeys:
         Every visit is planned first; the messages of all of them go out in batches (the ledger keeps
         each exactly once), then all moves and progression events commit in one transaction.
         """
+        with self._uow(readonly=True) as uow:
+            if not uow.messaging.entries.any_due(self._now()):
+                return 0
         with self._uow() as uow:
             now = self._now()
             due = uow.messaging.entries.claim(

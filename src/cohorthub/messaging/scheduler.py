@@ -102,7 +102,10 @@ class JobRunner:
         self._options = options
 
     def claim(self, limit: int = 4) -> list[Job]:
-        """Lease due jobs."""
+        """Lease due jobs (none, after one read, when none is due)."""
+        with self._uow(readonly=True) as uow:
+            if not uow.messaging.jobs.any_due(self._now()):
+                return []
         with self._uow() as uow:
             now = self._now()
             jobs = uow.messaging.jobs.claim(

@@ -89,3 +89,30 @@ def test_a_full_read_keeps_the_worker_going(container: Container) -> None:
     limit = 250  # above the ids PostgreSQL's scanner reads again (200)
     assert rt.journeys.scan_events(limit=limit) == 1  # 250 read of 260: more are waiting
     assert rt.journeys.scan_events(limit=limit) == 0  # the last ten (and, on PostgreSQL, 200 seen ones)
+
+
+def test_an_idle_round_only_reads(container: Container) -> None:
+    """With nothing due and no new event, a round takes no write lock (SQLite has one writer)."""
+    ws, nums = _setup(container, n=1)
+    rt = messaging_runtime(container, email=MemoryEmailTransport(), webhook=MemoryWebhookTransport())
+    _launch(container, ws, campaign(delivery={"type": "action", "event": "bought"}))
+    rt.worker.round()  # the scanners' first round stores where they start
+    writes: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        text = " ".join(statement.split()).upper()
+        if text.startswith(("BEGIN IMMEDIATE", "INSERT", "UPDATE", "DELETE")) or "FOR UPDATE" in text:
+            writes.append(text[:80])
+
+    sa_event.listen(container.engine, "before_cursor_execute", record)
+    try:
+        assert rt.worker.round() == 0
+        assert writes == []
+        with container.uow() as uow:  # an event the campaign reacts to: the next round writes
+            f.event(uow.conn, ws, nums[0], "bought", at=time.time())
+            uow.commit()
+        writes.clear()
+        assert rt.worker.round() >= 1
+        assert writes != []
+    finally:
+        sa_event.remove(container.engine, "before_cursor_execute", record)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import BigInteger, Connection, and_, any_, bindparam, func, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, Connection, and_, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from cohorthub.messaging.ports import EntryRow, Move
@@ -115,11 +115,14 @@ class SqlEntryStore:
         )
         return {int(n): float(t) for n, t in self._conn.execute(stmt)}
 
+    def any_due(self, now: float) -> bool:
+        """Whether a journey's next step is due (a read: an idle worker takes no write lock)."""
+        return self._conn.execute(select(entries.c.id).where(_due_entries(now)).limit(1)).first() is not None
+
     def claim(self, *, now: float, owner: str, lease_until: float, limit: int) -> list[EntryRow]:
         """Lease active journeys whose next step is due (or whose lease ran out)."""
         c = entries.c
-        due = and_(c.state == "active", c.next_at <= now, or_(c.lease_until.is_(None), c.lease_until < now))
-        stmt = select(entries).where(due).order_by(c.next_at, c.id).limit(limit)
+        stmt = select(entries).where(_due_entries(now)).order_by(c.next_at, c.id).limit(limit)
         if self._conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(self._conn.execute(stmt))
@@ -214,3 +217,8 @@ class SqlEntryStore:
             out["entered"] += int(n)
             out["converted"] += int(converted)
         return out
+
+
+def _due_entries(now: float) -> ColumnElement[bool]:
+    c = entries.c
+    return and_(c.state == "active", c.next_at <= now, or_(c.lease_until.is_(None), c.lease_until < now))

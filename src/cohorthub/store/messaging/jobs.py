@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
 
 from cohorthub.messaging.ports import Job
 from cohorthub.store.messaging.schema import insert_for, jobs
@@ -42,13 +42,13 @@ class SqlJobStore:
         found = self._conn.execute(select(jobs.c.dispatch_id).where(jobs.c.idem_key == idem_key)).scalar()
         return str(found) if found is not None else None
 
+    def any_due(self, now: float) -> bool:
+        """Whether a job is due or its lease ran out (a read: an idle worker takes no write lock)."""
+        return self._conn.execute(select(jobs.c.id).where(_due_jobs(now)).limit(1)).first() is not None
+
     def claim(self, *, now: float, owner: str, lease_until: float, limit: int) -> list[Job]:
         """Lease due jobs and jobs whose lease ran out."""
-        due = or_(
-            and_(jobs.c.state == "pending", jobs.c.due_at <= now),
-            and_(jobs.c.state == "running", jobs.c.lease_until < now),
-        )
-        stmt = select(jobs).where(due).order_by(jobs.c.due_at, jobs.c.id).limit(limit)
+        stmt = select(jobs).where(_due_jobs(now)).order_by(jobs.c.due_at, jobs.c.id).limit(limit)
         if self._conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(self._conn.execute(stmt))
@@ -157,3 +157,10 @@ class SqlJobStore:
         """Jobs not yet done (all programs)."""
         stmt = select(func.count()).select_from(jobs).where(jobs.c.state.in_(("pending", "running")))
         return int(self._conn.execute(stmt).scalar_one())
+
+
+def _due_jobs(now: float) -> ColumnElement[bool]:
+    return or_(
+        and_(jobs.c.state == "pending", jobs.c.due_at <= now),
+        and_(jobs.c.state == "running", jobs.c.lease_until < now),
+    )

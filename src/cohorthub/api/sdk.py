@@ -13,21 +13,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cohorthub.api import sdk_wire as wire
-from cohorthub.api.http import JSONResponse, container, in_thread, read_body, write_in_thread
+from cohorthub.api.http import JSONResponse, container, decode_json, in_thread, read_body, write_in_thread
 from cohorthub.api.openapi import Operation
 from cohorthub.apps import services
 from cohorthub.apps.errors import InvalidSdkKey, InvalidSdkRequest, OriginNotAllowed
 from cohorthub.apps.model import App
 from cohorthub.bootstrap import Container
-from cohorthub.errors import PayloadTooLarge
+from cohorthub.errors import InvalidInput, PayloadTooLarge
 
-_decoder = msgspec.json.Decoder()
 _HEADER_LIST = re.compile(r"^[A-Za-z0-9_\-, ]{0,1000}$")
 _SDK_HEADERS = (
     "content-type, x-requested-with, x-braze-api-key, x-braze-last-req-ms-ago, x-braze-req-attempt, "
@@ -91,11 +89,11 @@ async def data(request: Request) -> Response:
     failure: tuple[str, str] | None = None
     body: Any = None
     try:
-        body = _decoder.decode(await read_body(request, c.settings.sdk_max_body_bytes))
+        body = decode_json(await read_body(request, c.settings.sdk_max_body_bytes))
     except PayloadTooLarge as exc:
         failure = ("payload_too_large", exc.message)
-    except msgspec.DecodeError:
-        failure = ("invalid_request", "the body is not JSON")
+    except InvalidInput as exc:  # not JSON, or nested deeper than any endpoint reads
+        failure = ("invalid_request", exc.message)
     if not key and isinstance(body, dict):
         key = body.get("api_key")
     try:

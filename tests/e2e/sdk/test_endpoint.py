@@ -185,3 +185,22 @@ def test_nul_characters_are_refused_or_dropped_alike_on_both_stores(
     stored = http.post("/api/v3/data/", json=_body(key, _event("ss", session_id="s\x00"), device=device))
     assert (stored.status_code, stored.json()) == (200, {})  # the bad session event and field are dropped
     assert _counters(container, ws)["rejected_invalid_request"] == 1
+
+
+@pytest.mark.parametrize("levels", [65, 100_000])
+def test_a_body_nested_past_the_limit_is_an_invalid_request_the_sdk_drops(
+    setup: tuple[httpx.Client, str, str, str], container: Container, levels: int
+) -> None:
+    http, ws, rest, key = setup
+    nested = b"[" * levels + b"]" * levels
+    body = b'{"device_id": "%s", "events": [{"name": "ce", "time": 1, "data": {"n": "x", "p": {"a": %s}}}]}'
+    response = http.post(
+        "/api/v3/data/", content=body % (DEVICE.encode(), nested), headers={"X-Braze-Api-Key": key}
+    )
+    assert response.status_code == 200  # not a 500, which the SDK would send again and again
+    assert response.json() == {
+        "error": "invalid_request",
+        "message": "Request body is not valid JSON: nested deeper than 64 levels",
+    }
+    assert _exported(http, rest) == []
+    assert _counters(container, ws) == {"rejected_invalid_request": 1}

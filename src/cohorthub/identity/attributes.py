@@ -192,7 +192,7 @@ def parse_custom(key: str, value: object) -> CustomOp:
         return SetValue(_array(value, key))
     if isinstance(value, dict) and value and set(value) <= {"inc"}:
         by = value["inc"]
-        if isinstance(by, bool) or not isinstance(by, int | float) or not math.isfinite(by):
+        if isinstance(by, bool) or not isinstance(by, int | float) or not _finite(by):
             raise ValueError(f"{key}: inc must be a number")
         return Increment(by)
     if isinstance(value, dict) and value and set(value) <= {"add", "remove"}:
@@ -217,6 +217,22 @@ def parse_attributes(obj: dict[str, Any]) -> AttributeUpdate:
     return AttributeUpdate(standard, custom)
 
 
+def _finite(number: int | float) -> bool:
+    """Whether `number` is not NaN or infinite (any integer is finite, even past the float range)."""
+    return isinstance(number, int) or math.isfinite(number)
+
+
+def _sum(key: str, base: int | float, by: int | float) -> int | float:
+    """`base + by`; ValueError when it leaves the float range (JSON would store it as null)."""
+    try:
+        total = base + by
+    except OverflowError:  # an integer past the float range plus a float
+        total = math.inf
+    if not _finite(total):
+        raise ValueError(f"{key}: inc takes the number past the largest a float can hold")
+    return total
+
+
 def apply_custom(current: dict[str, Any], ops: dict[str, CustomOp]) -> dict[str, Any]:
     """`current` with `ops` applied (a new dict); ValueError when an op does not fit the stored type."""
     result = dict(current)
@@ -232,7 +248,7 @@ def apply_custom(current: dict[str, Any], ops: dict[str, CustomOp]) -> dict[str,
             base = result.get(key, 0)
             if isinstance(base, bool) or not isinstance(base, int | float):
                 raise ValueError(f"{key}: inc needs a number attribute")
-            result[key] = base + op.by
+            result[key] = _sum(key, base, op.by)
         else:
             base = result.get(key, [])
             if not isinstance(base, list):

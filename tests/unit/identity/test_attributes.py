@@ -111,6 +111,19 @@ def test_operations_that_do_not_fit_the_stored_type_fail(stored: object, op: Any
         apply_custom({"k": stored}, {"k": op})
 
 
+def test_an_increment_by_an_integer_past_the_float_range_is_a_number() -> None:
+    assert parse_custom("c", {"inc": 10**309}) == Increment(10**309)
+    assert apply_custom({"c": 1}, {"c": Increment(10**309)}) == {"c": 10**309 + 1}
+
+
+@pytest.mark.parametrize(
+    ("stored", "by"), [(1e308, 1e308), (-1e308, -1e308), (10**309, 1.5), (1.5, 10**309), (-(10**309), -1.5)]
+)
+def test_an_increment_past_the_float_range_fails_instead_of_storing_null(stored: object, by: Any) -> None:
+    with pytest.raises(ValueError, match="c: inc takes the number past"):
+        apply_custom({"c": stored}, {"c": Increment(by)})
+
+
 def test_attributes_object_splits_fields_from_custom_attributes() -> None:
     update = parse_attributes(
         {

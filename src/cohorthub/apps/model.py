@@ -8,7 +8,6 @@ A request (`POST /api/v3/data/`) carries the device (`device_id`, `device`), the
 from __future__ import annotations
 
 import hashlib
-import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import msgspec
 
 from cohorthub.apps.errors import InvalidSdkRequest
+from cohorthub.identity.model import is_finite
 from cohorthub.text import storable_problem
 
 #: Session start, session end, custom event, purchase, and the custom-attribute operations.
@@ -133,7 +133,7 @@ def _event_problem(code: str, data: dict[str, Any], session: object) -> str | No
         return "session event without a session_id"
     if code == SESSION_END:
         d = data.get("d")
-        ok = not isinstance(d, bool) and isinstance(d, int | float) and math.isfinite(d) and d >= 0
+        ok = not isinstance(d, bool) and isinstance(d, int | float) and is_finite(d) and d >= 0
         return None if ok else "session end without a duration"
     if code == CUSTOM_EVENT and not _text(data.get("n"), 255):
         return "custom event without a name"
@@ -152,7 +152,7 @@ def _parse_event(device_id: str, raw: object, now: float) -> SdkEvent | str:
     if code not in KNOWN_CODES and code not in IGNORED_CODES:
         return f"unknown: {code[:32]}"
     when, data = raw.get("time"), raw.get("data", {})
-    if isinstance(when, bool) or not isinstance(when, int | float) or not math.isfinite(when) or when <= 0:
+    if isinstance(when, bool) or not isinstance(when, int | float) or not is_finite(when) or when <= 0:
         return "event without a time"
     if not isinstance(data, dict):
         return "event data is not an object"

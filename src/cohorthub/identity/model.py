@@ -6,6 +6,7 @@ A user is anonymous until it has an `external_id`; it may hold any number of ali
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,14 @@ STANDARD_FIELDS: dict[str, int] = {
     "time_zone": 64,
     "email_subscribe": 16,
 }
+
+
+def is_finite(number: int | float) -> bool:
+    """Whether `number` is finite as a float: not NaN or infinite, nor an integer past ±1.8e308."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an integer too large to convert to a float
+        return False
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -7,7 +7,6 @@ and index, and the other objects are still processed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,7 +15,7 @@ import msgspec
 
 from cohorthub.identity.attributes import AttributeUpdate, parse_attributes, parse_standard
 from cohorthub.identity.errors import InvalidUserRequest
-from cohorthub.identity.model import UserAlias, parse_time, text_problem
+from cohorthub.identity.model import UserAlias, is_finite, parse_time, text_problem
 
 #: Objects per array of one /users/track request (the 75-per-array rule, applied to each array).
 MAX_TRACK_OBJECTS = 75
@@ -189,7 +188,7 @@ def parse_purchase(index: int, obj: dict[str, Any], now: float) -> PurchaseItem:
     ):
         raise ValueError("currency must be a three-letter ISO 4217 code such as USD")
     price = obj.get("price")
-    if isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price):
+    if isinstance(price, bool) or not isinstance(price, int | float) or not is_finite(price):
         raise ValueError("price must be a number")
     quantity = obj.get("quantity", 1)
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 100:

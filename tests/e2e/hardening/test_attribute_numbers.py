@@ -1,4 +1,4 @@
-"""`{"inc": n}` past the float range: the object is skipped with its error, never a 500 or a stored null."""
+"""Numbers past the float range: `{"inc": n}` skips its object, a price is a 400; no 500, no stored null."""
 
 from __future__ import annotations
 
@@ -35,3 +35,10 @@ def test_integers_past_the_float_range_are_increments_not_server_errors(hub: Hub
     assert _stored(hub) == 10**309 + 1
     assert _track(hub, n={"inc": 1.5}).json()["attributes_processed"] == 0
     assert _stored(hub) == 10**309 + 1
+
+
+def test_a_purchase_price_past_the_float_range_is_a_400_naming_it(hub: Hub) -> None:
+    purchase = {"external_id": "u1", "product_id": "p", "currency": "USD", "price": 10**309, "time": "2024"}
+    response = hub.post("/users/track", {"purchases": [purchase]})
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"] == ["purchases[0]: price must be a number"]

@@ -204,3 +204,21 @@ def test_a_body_nested_past_the_limit_is_an_invalid_request_the_sdk_drops(
     }
     assert _exported(http, rest) == []
     assert _counters(container, ws) == {"rejected_invalid_request": 1}
+
+
+def test_integers_past_the_float_range_make_events_malformed_not_a_server_error(
+    setup: tuple[httpx.Client, str, str, str], container: Container
+) -> None:
+    http, ws, rest, key = setup
+    huge = 10**309
+    events = [
+        _event("ce", {"n": "late"}, time=huge),
+        _event("se", {"d": huge}),
+        _event("p", {"pid": "sku", "c": "USD", "p": huge, "q": 1}),
+        _event("ce", {"n": "kept", "p": {"big": huge}}),
+    ]
+    response = http.post("/api/v3/data/", json=_body(key, *events), headers={"X-Braze-Api-Key": key})
+    assert (response.status_code, response.json()) == (200, {})
+    [user] = _exported(http, rest)
+    assert [e["name"] for e in user["custom_events"]] == ["kept"]
+    assert _counters(container, ws) == {"stored": 1, "malformed": 3}

@@ -52,6 +52,24 @@ def test_events_are_sorted_into_usable_ignored_unknown_and_malformed() -> None:
     assert (request.malformed, request.ignored, request.unknown, request.sdk_errors) == (3, 1, 1, 1)
 
 
+def test_numbers_past_the_float_range_make_an_event_malformed() -> None:
+    huge = 10**309
+    events = [
+        {"name": "ce", "time": huge, "session_id": "s", "data": {"n": "x"}},
+        {"name": "se", "time": NOW, "session_id": "s", "data": {"d": huge}},
+        {"name": "p", "time": NOW, "session_id": "s", "data": {"pid": "sku", "p": huge}},
+        {"name": "ce", "time": NOW, "session_id": "s", "data": {"n": "kept", "p": {"big": huge}}},
+    ]
+    request = parse_sdk_request({"device_id": "d", "events": events}, now=NOW)
+    assert request.malformed == 2
+    result = plan(request.events, request.attributes, device_id="d", app_id="app", now=NOW)
+    [kept] = result.batch.events
+    assert kept.name == "kept"
+    assert [(e.input_array, e.index, e.type) for e in result.batch.errors] == [
+        ("events", 0, "price must be a number")
+    ]
+
+
 def test_fingerprint_is_the_events_own_identity() -> None:
     event = {"name": "ce", "time": NOW, "session_id": "s", "data": {"n": "x", "p": {"a": 1, "b": 2}}}
     same = {"session_id": "s", "data": {"n": "x", "p": {"b": 2, "a": 1}}, "time": NOW, "name": "ce"}

@@ -115,3 +115,11 @@ def test_external_id_with_device_id_is_a_sign_in() -> None:
 def test_bad_identifiers(obj: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_target(obj)
+
+
+@pytest.mark.parametrize("price", [10**309, -(10**309)])
+def test_a_price_past_the_float_range_is_an_error_of_its_object(price: int) -> None:
+    purchase = {"external_id": "u", "product_id": "p", "currency": "USD", "price": price, "time": "2024"}
+    with pytest.raises(InvalidUserRequest, match="No valid objects") as caught:
+        parse_track({"purchases": [purchase]}, now=NOW)
+    assert caught.value.errors == ["purchases[0]: price must be a number"]

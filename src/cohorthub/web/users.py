@@ -3,6 +3,7 @@ segments (live), recent events and purchases, and the messages they were sent (f
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -10,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cohorthub.api.http import in_thread
+from cohorthub.api.params import is_digits
 from cohorthub.cohorts.services import memberships_of
 from cohorthub.errors import InvalidInput
 from cohorthub.identity import services as identity
@@ -20,6 +22,7 @@ from cohorthub.web.context import Ctx, page, render
 KINDS = ("external_id", "user_alias", "device_id", "email")
 RECENT = 10  # messages shown with a look-up; the messages page shows PAGE at a time
 PAGE = 50
+MAX_ROW_ID = 2**63 - 1
 
 
 def _body(kind: str, query: str) -> dict[str, Any]:
@@ -79,9 +82,13 @@ def _cursor(text: str) -> tuple[float, int] | None:
         return None
     at, _, row_id = text.partition(":")
     try:
-        return float(at), int(row_id)
+        moment = float(at)
     except ValueError:
-        raise InvalidInput(f"Not a page cursor: {text!r}") from None
+        moment = math.nan
+    # A ledger id is a signed 64-bit integer: a larger one is no cursor (and SQLite cannot compare it).
+    if not math.isfinite(moment) or not is_digits(row_id) or int(row_id) > MAX_ROW_ID:
+        raise InvalidInput(f"Not a page cursor: {text!r}")
+    return moment, int(row_id)
 
 
 @page("read")

@@ -1,0 +1,28 @@
+"""Numbers a client puts in dashboard URLs (a page cursor, an account id) past what a row can hold are
+refused like any other unknown value (400 or 404), never a 500."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.web.conftest import World, session
+
+
+@pytest.mark.parametrize(
+    "before",
+    ["1:99999999999999999999999", "1:9223372036854775808", "1:9999999999999999999", "1:-5", "nan:1", "inf:1"],
+)
+def test_a_messages_cursor_out_of_range_is_a_400(world: World, before: str) -> None:
+    exported = httpx.post(
+        f"{world.url}/users/export/ids",
+        json={"external_ids": ["u3"]},
+        headers={"Authorization": f"Bearer {world.rest_key}"},
+    )
+    braze_id = exported.json()["users"][0]["braze_id"]
+    with session(world, "viewer@acme.io") as (client, _):
+        messages = f"/dashboard/users/{braze_id}/messages"
+        assert client.get(messages, params={"before": "1:5"}).status_code == 200
+        answer = client.get(messages, params={"before": before})
+        assert answer.status_code == 400, answer.text
+        assert "Not a page cursor" in answer.text

@@ -25,6 +25,7 @@ from cohorthub.accounts.model import Account, Session
 
 _meta = MetaData()  # the migration creates these tables; this metadata only describes them
 _Id = BigInteger().with_variant(Integer(), "sqlite")
+_MAX_ID = 2**63 - 1
 
 accounts = Table(
     "accounts",
@@ -89,6 +90,8 @@ class SqlAccountRepository:
 
     def set_role(self, account_id: int, role: str) -> bool:
         """Change the role; False when no such account."""
+        if not 0 < account_id <= _MAX_ID:  # no row has it (and SQLite cannot compare it: OverflowError)
+            return False
         result = self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(role=role))
         return result.rowcount == 1
 

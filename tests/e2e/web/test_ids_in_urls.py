@@ -26,3 +26,13 @@ def test_a_messages_cursor_out_of_range_is_a_400(world: World, before: str) -> N
         answer = client.get(messages, params={"before": before})
         assert answer.status_code == 400, answer.text
         assert "Not a page cursor" in answer.text
+
+
+@pytest.mark.parametrize("account_id", ["9223372036854775808", "99999999999999999999999"])
+def test_changing_the_role_of_an_account_id_no_row_can_have_is_a_404(world: World, account_id: str) -> None:
+    with session(world, "admin@acme.io") as (client, csrf):
+        answer = client.post(
+            f"/dashboard/settings/accounts/{account_id}/role", data={"role": "viewer", "csrf_token": csrf}
+        )
+        assert answer.status_code == 404, answer.text
+        assert f"No account with id {account_id}" in answer.text

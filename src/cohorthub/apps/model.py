@@ -31,6 +31,9 @@ IGNORED_CODES = frozenset(
 )
 KNOWN_CODES = frozenset({SESSION_START, SESSION_END, CUSTOM_EVENT, PURCHASE, SDK_ERROR, *ATTRIBUTE_OPS})
 MAX_IDENTIFIER = 512
+#: Distinct `user_id`s one request may name (a browser names one, or a few across `changeUser`): each is
+#: locked for the request's transaction, and thousands would overflow PostgreSQL's lock table.
+MAX_USERS = 75
 MAX_DEVICE_FIELD = 128
 _DEVICE_FIELDS = ("browser", "browser_version", "os_version", "model", "locale", "time_zone", "user_agent")
 _encoder = msgspec.json.Encoder(order="sorted")
@@ -197,4 +200,7 @@ def parse_sdk_request(body: Any, *, now: float) -> SdkRequest:
             request.malformed += 1
             continue
         request.attributes.append((user, {k: v for k, v in raw.items() if k != "user_id"}))
+    users = {e.user_id for e in request.events} | {user for user, _ in request.attributes}
+    if len(users - {None}) > MAX_USERS:
+        raise InvalidSdkRequest("invalid_request", f"the request names more than {MAX_USERS} users")
     return request

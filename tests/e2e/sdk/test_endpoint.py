@@ -222,3 +222,23 @@ def test_integers_past_the_float_range_make_events_malformed_not_a_server_error(
     [user] = _exported(http, rest)
     assert [e["name"] for e in user["custom_events"]] == ["kept"]
     assert _counters(container, ws) == {"stored": 1, "malformed": 3}
+
+
+def test_a_request_naming_more_users_than_one_browser_could_is_refused_whole(
+    setup: tuple[httpx.Client, str, str, str], container: Container
+) -> None:
+    http, ws, rest, key = setup
+    # 20,000 user ids: on PostgreSQL a transaction lock each, past the server's lock table (a 500 before)
+    attributes = [{"user_id": f"u{i}"} for i in range(20_000)]
+    response = http.post("/api/v3/data/", json=_body(key, attributes=attributes))
+    assert response.status_code == 200
+    assert response.json() == {"error": "invalid_request", "message": "the request names more than 75 users"}
+    assert _exported(http, rest) == []
+    assert _counters(container, ws) == {"rejected_invalid_request": 1}
+    few = [{"user_id": f"u{i}", "first_name": "Ana"} for i in range(75)]
+    assert (
+        http.post(
+            "/api/v3/data/", json=_body(key, _event("ce", {"n": "x"}, user_id="u0"), attributes=few)
+        ).json()
+        == {}
+    )

@@ -70,6 +70,20 @@ def test_numbers_past_the_float_range_make_an_event_malformed() -> None:
     ]
 
 
+def test_a_request_may_name_at_most_75_users_across_events_and_attributes() -> None:
+    events = [{"name": "ce", "time": NOW, "data": {"n": "x"}, "user_id": f"u{i}"} for i in range(40)]
+    attributes = [{"user_id": f"u{i}"} for i in range(35, 75)]
+    assert (
+        len(parse_sdk_request({"device_id": "d", "events": events, "attributes": attributes}, now=NOW).events)
+        == 40
+    )
+    with pytest.raises(InvalidSdkRequest, match="names more than 75 users") as caught:
+        parse_sdk_request(
+            {"device_id": "d", "events": events, "attributes": [*attributes, {"user_id": "u75"}]}, now=NOW
+        )
+    assert caught.value.code == "invalid_request"
+
+
 def test_fingerprint_is_the_events_own_identity() -> None:
     event = {"name": "ce", "time": NOW, "session_id": "s", "data": {"n": "x", "p": {"a": 1, "b": 2}}}
     same = {"session_id": "s", "data": {"n": "x", "p": {"b": 2, "a": 1}}, "time": NOW, "name": "ce"}

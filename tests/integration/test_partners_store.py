@@ -15,7 +15,7 @@ from cohorthub.partners.errors import (
     UnknownPartner,
 )
 from cohorthub.workspaces import services as workspaces
-from cohorthub.workspaces.errors import InvalidApiKey, PermissionDenied
+from cohorthub.workspaces.errors import InvalidApiKey, InvalidWorkspace, PermissionDenied
 
 NOW = 1_800_000_000.0
 
@@ -171,3 +171,27 @@ def test_rest_keys_carry_permissions(container: Container) -> None:
         workspaces.revoke_rest_key(uow=uow, key_id=narrow.id, now=NOW)
     with container.uow(readonly=True) as uow, pytest.raises(InvalidApiKey):
         workspaces.authenticate_rest_key(uow=uow, key=narrow.key, permission="cohorts.read")
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("k" * 201, "must be 1 to 200 characters"),
+        (" ", "must be 1 to 200 characters"),
+        ("k\x00", "must not contain NUL"),
+    ],
+)
+def test_a_rest_key_name_that_no_store_can_hold_is_refused_alike(
+    container: Container, name: str, problem: str
+) -> None:
+    with container.uow() as uow:
+        ws, _ = workspaces.create_workspace(uow=uow, name="Acme", now=NOW)
+    with (
+        container.uow() as uow,
+        pytest.raises(InvalidWorkspace, match=f"Key name {problem}"),
+    ):
+        workspaces.create_rest_key(
+            uow=uow, workspace_id=ws.id, name=name, permissions=["users.track"], now=NOW
+        )
+    with container.uow(readonly=True) as uow:
+        assert [k.name for k in workspaces.list_rest_keys(uow=uow, workspace_id=ws.id)] == ["default"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cohorthub import keys
+from cohorthub.text import storable_problem
 from cohorthub.workspaces.errors import (
     InvalidApiKey,
     InvalidWorkspace,
@@ -56,6 +57,11 @@ def create_rest_key(
         raise InvalidWorkspace(f"Unknown permission(s): {', '.join(bad)}; known: {', '.join(PERMISSIONS)}")
     if not permissions:
         raise InvalidWorkspace("A key needs at least one permission")
+    name = name.strip()
+    if not name or len(name) > 200:  # the column's size: PostgreSQL refuses more, SQLite would keep it
+        raise InvalidWorkspace("Key name must be 1 to 200 characters")
+    if problem := storable_problem(name):
+        raise InvalidWorkspace(f"Key name {problem}")
     issued = _issue(uow, workspace_id, name, permissions, now)
     uow.commit()
     return issued

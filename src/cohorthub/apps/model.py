@@ -35,6 +35,7 @@ MAX_IDENTIFIER = 512
 #: locked for the request's transaction, and thousands would overflow PostgreSQL's lock table.
 MAX_USERS = 75
 MAX_DEVICE_FIELD = 128
+MAX_SESSION_ID = 128
 _DEVICE_FIELDS = ("browser", "browser_version", "os_version", "model", "locale", "time_zone", "user_agent")
 _encoder = msgspec.json.Encoder(order="sorted")
 
@@ -132,7 +133,7 @@ def fingerprint(device_id: str, event: dict[str, Any]) -> str:
 
 
 def _event_problem(code: str, data: dict[str, Any], session: object) -> str | None:
-    if code in (SESSION_START, SESSION_END) and not _text(session, 128):
+    if code in (SESSION_START, SESSION_END) and not _text(session, MAX_SESSION_ID):
         return "session event without a session_id"
     if code == SESSION_END:
         d = data.get("d")
@@ -162,8 +163,9 @@ def _parse_event(device_id: str, raw: object, now: float) -> SdkEvent | str:
     session, user = raw.get("session_id"), raw.get("user_id")
     if problem := _event_problem(code, data, session):
         return problem
-    if (session is not None and not _text(session, 128)) or (user is not None and not _text(user)):
+    if (session is not None and not _text(session, MAX_SESSION_ID)) or (user is not None and not _text(user)):
         return "bad session_id or user_id"
+    session = None if session is None else _text(session, MAX_SESSION_ID)  # as the sessions table holds it
     return SdkEvent(code, min(float(when), now), data, session, user, fingerprint(device_id, raw))
 
 

@@ -242,3 +242,15 @@ def test_a_request_naming_more_users_than_one_browser_could_is_refused_whole(
         ).json()
         == {}
     )
+
+
+def test_a_session_id_longer_than_the_store_holds_is_cut_alike_on_both_stores(
+    setup: tuple[httpx.Client, str, str, str], container: Container
+) -> None:
+    http, ws, rest, key = setup
+    long_session = "s" * 200
+    events = [_event("ss", session_id=long_session), _event("se", {"d": 5}, session_id=long_session)]
+    response = http.post("/api/v3/data/", json=_body(key, *events), headers={"X-Braze-Api-Key": key})
+    assert (response.status_code, response.json()) == (200, {})
+    assert _counters(container, ws) == {"stored": 2}
+    assert len(_exported(http, rest)) == 1

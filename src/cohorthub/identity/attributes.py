@@ -142,7 +142,10 @@ def _scalar(value: object, where: str) -> Any:
         if problem := text_problem(value, what=where, max_length=MAX_STRING_LENGTH, allow_empty=True):
             raise ValueError(problem)
         if _DATE_TIME.match(value):
-            return {"$time": iso_time(parse_time(value))}
+            try:
+                return {"$time": iso_time(parse_time(value))}
+            except ValueError as exc:  # a date-time out of range (past year 9999 in UTC)
+                raise ValueError(f"{where}: {exc}") from None
         return value
     if isinstance(value, dict) and set(value) == {"$time"}:
         try:

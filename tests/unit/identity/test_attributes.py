@@ -83,6 +83,7 @@ def test_custom_values_are_typed(value: object, op: object) -> None:
         ("c", list(range(101)), "more than 100 values"),
         ("c", {"$time": "yesterday"}, "\\$time must be an ISO-8601"),
         ("c", "x" * 256, "longer than 255"),
+        ("c", "9999-12-31T23:59:59-14:00", "^c: must be an ISO-8601 date-time"),  # past year 9999 in UTC
     ],
 )
 def test_invalid_custom_values_are_refused(key: str, value: object, message: str) -> None:

@@ -25,6 +25,9 @@ from cohorthub.identity.requests import (
     parse_target,
 )
 
+#: Longest page origin an app's workspace may allow (`sdk_origins.origin`).
+MAX_ORIGIN = 512
+
 
 @dataclass(slots=True)
 class Plan:
@@ -107,6 +110,8 @@ def plan(
 def parse_origin(text: str) -> str:
     """A page origin `scheme://host[:port]`, lower-cased; `InvalidApp` otherwise."""
     parts = urlsplit(text.strip().lower())
+    if len(parts.scheme) + 3 + len(parts.netloc) > MAX_ORIGIN:  # the size of the stored origin
+        raise InvalidApp(f"Not an origin (scheme://host[:port]): longer than {MAX_ORIGIN} characters")
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         raise InvalidApp(f"Not an origin (scheme://host[:port]): {text!r}")
     if parts.query or parts.fragment or "@" in parts.netloc:

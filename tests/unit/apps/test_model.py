@@ -119,7 +119,8 @@ def test_plan_rewrites_sdk_items_as_track_items_with_the_sign_in_target() -> Non
 
 
 @pytest.mark.parametrize(
-    "text", ["ftp://a.b", "https://a.b/path", "a.b", "https://user@a.b", "https://a.b?x"]
+    "text",
+    ["ftp://a.b", "https://a.b/path", "a.b", "https://user@a.b", "https://a.b?x", f"https://{'o' * 600}.com"],
 )
 def test_origins_must_be_scheme_host_and_port(text: str) -> None:
     with pytest.raises(InvalidApp):

@@ -150,6 +150,8 @@ def jsonl_row(line: int, text: str) -> Parsed | None:
         obj = _json.decode(text)
     except msgspec.DecodeError:
         return Rejection(line, "not a valid JSON object")
+    except RecursionError:  # the decoder's own guard: no attribute value nests this deep
+        return Rejection(line, "not a valid JSON object: nested too deeply")
     if not isinstance(obj, dict):
         return Rejection(line, "each line must be a JSON object")
     try:

@@ -146,6 +146,7 @@ def test_json_lines_are_track_attributes_objects() -> None:
         '{"external_id": "u4", "email": "nope"}\n'
         "{not json\n"
         '{"plan": "orphan"}\n'
+        '{"external_id": "u8", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
     )
     parsed = rows(text, "jsonl")
     assert [type(r).__name__ for r in parsed] == [
@@ -155,14 +156,16 @@ def test_json_lines_are_track_attributes_objects() -> None:
         "Rejection",
         "Rejection",
         "Rejection",
+        "Rejection",
     ]
-    assert [r.line for r in parsed] == [1, 3, 4, 5, 6, 7]
+    assert [r.line for r in parsed] == [1, 3, 4, 5, 6, 7, 8]
     assert isinstance(parsed[1], ImportRow) and parsed[1].target.create
     assert [r.reason for r in parsed if isinstance(r, Rejection)] == [
         "each line must be a JSON object",
         "email is not an email address",
         "not a valid JSON object",
         "one of external_id, user_alias, braze_id, email, phone or device_id is required",
+        "not a valid JSON object: nested too deeply",
     ]
 
 

@@ -10,7 +10,7 @@ length so that a syntax error's line and column point into the text the author w
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TextIO
@@ -71,9 +71,50 @@ LOOP_ITERATION_LIMIT = 100_000
 OUTPUT_LIMIT = 2_000_000
 
 
+#: The largest number a filter may take or make (Python cannot even write a longer one as text).
+INTEGER_LIMIT = 10**4300
+
+
+class ValueTooLarge(LiquidError):
+    """A filter was given, or made, a value larger than a render's bounds."""
+
+
+def _too_large(value: object) -> bool:
+    """Whether `value` is a string longer than the output bound, a sequence longer than the loop bound,
+    or a number past `INTEGER_LIMIT`: a filter over it would take seconds and gigabytes."""
+    if isinstance(value, str):
+        return len(value) > OUTPUT_LIMIT
+    if isinstance(value, int):
+        return not -INTEGER_LIMIT < value < INTEGER_LIMIT
+    return isinstance(value, Sized) and len(value) > LOOP_ITERATION_LIMIT
+
+
+class _BoundedContext(liquid.RenderContext):
+    """Filters bounded like loops and output: a sorted or joined range of millions, a string appended to
+    itself or a number multiplied by itself in a loop, fail at once instead of growing without end."""
+
+    def filter(self, name: str, token: Any) -> Callable[..., object]:
+        func = super().filter(name, token)
+
+        def bounded(left: object, *args: object, **kwargs: object) -> object:
+            if any(_too_large(v) for v in (left, *args, *kwargs.values())):
+                raise ValueTooLarge(f"{name}: value too large", token=token)
+            result = func(left, *args, **kwargs)
+            if _too_large(result):
+                raise ValueTooLarge(f"{name}: result too large", token=token)
+            return result
+
+        return bounded
+
+
+class _BoundedTemplate(liquid.BoundTemplate):
+    context_class = _BoundedContext
+
+
 class _Environment(liquid.Environment):
     loop_iteration_limit = LOOP_ITERATION_LIMIT
     output_stream_limit = OUTPUT_LIMIT
+    template_class = _BoundedTemplate
 
 
 def _environment() -> liquid.Environment:

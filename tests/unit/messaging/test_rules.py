@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,22 @@ def test_a_render_is_bounded_in_loop_iterations_and_output(source: str, why: str
     with pytest.raises(RenderFailed, match=why):
         template.render({})
     assert len(compile_template("{% for i in (1..1000) %}x{% endfor %}", path="b").render({})) == 1000
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ (1..20000000) | sort | size }}",
+     "{{ (1..100000000) | join: ',' | size }}",
+     "{% assign s = 'xxxxxxxxxx' %}{% for i in (1..24) %}{% assign s = s | append: s %}{% endfor %}"
+     "{{ s | size }}",
+     "{% assign n = 2 %}{% for i in (1..22) %}{% assign n = n | times: n %}{% endfor %}{{ n | size }}"],
+)  # fmt: skip
+def test_a_render_is_bounded_in_the_values_filters_take_and_make(source: str) -> None:
+    """A filter that would build a huge value (a sorted range of millions, a string doubled to 167 MB,
+    a number of four million bits) fails for that user at once instead of taking seconds and gigabytes."""
+    template = compile_template(source, path="webhook.body")
+    started = time.perf_counter()
+    with pytest.raises(RenderFailed, match=r"line 1, column \d+: .*too large"):
+        template.render({})
+    assert time.perf_counter() - started < 1.0
+    assert compile_template("{{ (1..1000) | join: '' | size }}", path="b").render({}) == "2893"

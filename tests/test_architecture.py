@@ -19,13 +19,24 @@ LAYERS: list[set[str]] = [
 ]
 DOMAINS = set().union(*LAYERS)
 EDGES = {"store", "api", "cli", "bootstrap", "web"}
-FOREIGN_IO = {"starlette", "sqlalchemy", "alembic", "psycopg", "httpx", "uvicorn", "typer", "rich", "anyio"}
+FOREIGN_IO = {
+    "starlette",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "httpx",
+    "httpcore",
+    "uvicorn",
+    "typer",
+    "rich",
+    "anyio",
+}
 SHARED = {"errors", "config", "clock", "keys", "text", "ids", "urls"}
 #: Adapters that live beside their concept but are its I/O edge, each behind a port of that concept,
 #: with what they may import besides (`cohorthub.outbound`: how an outbound HTTP answer is read).
 EDGE_MODULES = {
     "currents/transport.py": {"httpx", "cohorthub.outbound"},
-    "messaging/channels/webhook.py": {"httpx", "cohorthub.outbound"},
+    "messaging/channels/webhook.py": {"httpx", "httpcore", "cohorthub.outbound"},
 }
 
 

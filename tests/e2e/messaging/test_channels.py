@@ -3,6 +3,7 @@ webhooks retry 5xx and record failures, and the open pixel counts once."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,7 @@ from cohorthub.messaging.channels.webhook import HttpWebhookTransport
 from cohorthub.messaging.ports import Outcome, OutgoingWebhook
 from cohorthub.runtimes import messaging_runtime
 from cohorthub.store.tables import outbox, users
-from tests.conftest import EndlessAnswer, LiveServer, free_port
+from tests.conftest import EndlessAnswer, LiveServer, RawHttpServer, free_port
 from tests.e2e.messaging.conftest import SmtpSink
 from tests.integration.segments import factories as f
 
@@ -232,3 +233,37 @@ def test_a_webhook_endpoint_whose_answer_never_ends_is_read_only_so_far() -> Non
     assert (failed.state, failed.status, failed.detail) == ("failed", 400, "x" * 1000)
     assert endless.sent < 64 << 20
     assert (delivered.state, delivered.status) == ("delivered", 200) and dripping.sent < 400
+
+
+class _DrippingHead(RawHttpServer):
+    """Answers 200 with a head that never ends: a header line every `pause` seconds, `lines` in all
+    (each read of the client gets something well within its timeout)."""
+
+    def __init__(self, *, lines: int, pause: float) -> None:
+        self.lines, self.pause = lines, pause
+        super().__init__("/dripping")
+
+    def answer(self, conn: socket.socket) -> None:
+        """The status line, then one header line at a time."""
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        for i in range(self.lines):
+            time.sleep(self.pause)
+            conn.sendall(b"X-Drip-%d: y\r\n" % i)
+        conn.sendall(b"Content-Length: 0\r\n\r\n")
+
+
+def test_a_webhook_endpoint_that_drips_its_head_fails_within_the_timeout() -> None:
+    """A server that sends a header line every 0.2 s (never idle for the 1 s timeout) holds a send for
+    the timeout, not for as long as it keeps dripping: the sending thread serves every campaign."""
+    dripping = _DrippingHead(lines=60, pause=0.2)  # 12 s, were it all read
+    transport = HttpWebhookTransport(timeout=1, attempts=2, backoff=0)
+    try:
+        started = time.monotonic()
+        outcome = transport.send(OutgoingWebhook(url=dripping.url, method="POST", headers={}, body=b"{}"))
+        took = time.monotonic() - started
+    finally:
+        transport.close()
+        dripping.close()
+    assert (outcome.state, outcome.status, outcome.retries) == ("failed", None, 1)
+    assert "ReadTimeout" in outcome.detail
+    assert took < 4

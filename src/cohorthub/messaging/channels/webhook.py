@@ -1,17 +1,97 @@
 """The webhook transport: httpx, retries with backoff on 5xx, 429 and network errors; at most the
-first 64 KiB of an answer is read (its start is the failure's `raw_response`)."""
+first 64 KiB of an answer is read (its start is the failure's `raw_response`).
+
+Each attempt ends at its deadline (the timeout after it starts), whatever the server does: httpx's
+timeouts bound each read or write alone, so a server that drips its head a line at a time, never
+idle for a whole timeout, would otherwise hold the sending thread (every campaign's sends) for hours.
+"""
 
 from __future__ import annotations
 
+import math
+import ssl
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+import httpcore
 import httpx
 
 from cohorthub.messaging.ports import Outcome, OutgoingWebhook
 from cohorthub.outbound import read_httpx_answer
 
 RETRYABLE = {429, 500, 502, 503, 504}
+
+
+class _Deadline(threading.local):
+    """When the current thread's attempt ends (a monotonic time)."""
+
+    at = math.inf
+
+    def left(self, timeout: float | None, error: type[Exception]) -> float:
+        """The time an operation may take: its own timeout, cut at the deadline; `error` once passed."""
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise error("the attempt's deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the deadline of the attempt using it."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._stream, self._deadline = stream, deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._deadline.left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._deadline.left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        left = self._deadline.left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, left), self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sync sockets, each bounded by the deadline of the attempt using it."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        self._backend, self._deadline = httpcore.SyncBackend(), deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        left = self._deadline.left(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, left, local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's direct transport over `_DeadlineBackend`."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), network_backend=_DeadlineBackend(deadline)
+        )
 
 
 class HttpWebhookTransport:
@@ -25,7 +105,13 @@ class HttpWebhookTransport:
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._client = httpx.Client(timeout=timeout, headers={"User-Agent": "cohorthub-webhooks"})
+        self._deadline = _Deadline()
+        self._client = httpx.Client(
+            timeout=timeout,
+            headers={"User-Agent": "cohorthub-webhooks"},
+            # a mount, not `transport=`, so that HTTP(S)_PROXY still routes through a proxy as before
+            mounts={"all://": _DeadlineTransport(self._deadline)},
+        )
         self._timeout = timeout
         self._attempts = max(1, attempts)
         self._backoff = backoff
@@ -38,7 +124,7 @@ class HttpWebhookTransport:
         for attempt in range(self._attempts):
             if attempt:
                 self._sleep(self._backoff * 2 ** (attempt - 1))
-            deadline = time.monotonic() + self._timeout
+            deadline = self._deadline.at = time.monotonic() + self._timeout
             try:
                 with self._client.stream(
                     request.method,

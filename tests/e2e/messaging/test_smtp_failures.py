@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,8 +21,10 @@ MESSAGE = OutgoingEmail(sender="a@shop.test", to="u@example.com", data=b"Subject
 
 
 class FlakyServer:
-    """Speaks just enough SMTP; `behaviour(n)` for the n-th connection: ok, drop (after the data), hang, or
-    drop-second (takes the first message, drops the connection after the second one's data)."""
+    """Speaks just enough SMTP; `behaviour(n)` for the n-th connection: ok, drop (after the data), hang,
+    drop-second (takes the first message, drops the connection after the second one's data), or
+    drip-greeting and drip (a line of a reply that never ends every 0.2 s for 10 s: the greeting, the
+    answer to the data)."""
 
     def __init__(self, behaviour: list[str], *, pipelining: bool = False) -> None:
         self.behaviour = behaviour
@@ -42,6 +45,9 @@ class FlakyServer:
                 self._session(conn, self.behaviour[n])
 
     def _session(self, conn: socket.socket, mode: str) -> None:
+        if mode == "drip-greeting":
+            self._drip(conn, b"220-wait\r\n")
+            return
         conn.sendall(b"220 flaky\r\n")
         buffer, in_data = b"", False
         while chunk := conn.recv(65536):
@@ -56,6 +62,9 @@ class FlakyServer:
                         return  # the connection goes away before the server's answer
                     if mode == "hang":
                         threading.Event().wait(3)
+                        return
+                    if mode == "drip":
+                        self._drip(conn, b"250-wait\r\n")
                         return
                     self.accepted += 1
                     conn.sendall(b"250 OK\r\n")
@@ -75,6 +84,16 @@ class FlakyServer:
                     conn.sendall(b"250-flaky\r\n250 PIPELINING\r\n")
                 else:
                     conn.sendall(b"250 OK\r\n")
+
+    @staticmethod
+    def _drip(conn: socket.socket, line: bytes) -> None:
+        """`line` every 0.2 s for 10 s (never idle for a whole timeout of the client), until it goes."""
+        for _ in range(50):
+            try:
+                conn.sendall(line)
+            except OSError:
+                return
+            time.sleep(0.2)
 
     def close(self) -> None:
         self.sock.close()
@@ -106,6 +125,19 @@ def test_a_server_that_keeps_failing_is_a_failure_not_a_delivery(server: FlakySe
     [outcome] = transport.send([MESSAGE])
     transport.close()
     assert outcome.state == "failed" and outcome.detail and server.accepted == 0
+
+
+@pytest.mark.parametrize("server", [["drip-greeting"] * 2, ["drip"] * 2], indirect=True)
+def test_a_server_that_drips_a_reply_is_a_failure_within_the_timeout(server: FlakyServer) -> None:
+    """A reply a line at a time, never idle for the whole timeout, holds a message for the timeout (twice:
+    it is retried once on a new connection), not for as long as the server keeps dripping."""
+    transport = SmtpTransport(SmtpConfig(port=server.port, timeout=1))
+    started = time.monotonic()
+    [outcome] = transport.send([MESSAGE])
+    took = time.monotonic() - started
+    transport.close()
+    assert (outcome.state, outcome.retries, server.accepted) == ("failed", 1, 0)
+    assert took < 4
 
 
 def test_refusals_are_bounces_and_the_connection_serves_the_next_message(pipelining: bool) -> None:

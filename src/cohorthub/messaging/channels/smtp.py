@@ -7,15 +7,23 @@ A refused recipient or message is a bounce (5xx) or a soft bounce (4xx). A dropp
 a timeout before the server's answer to the message means the server did not take it (RFC 5321:
 a message is the server's only once it answers 250 to the end of data), so the message is retried
 once on a new connection, then recorded as failed.
+
+The timeout bounds each exchange as a whole (the connection's greeting and set-up, each message, the
+QUIT), not only each read: past it, a watchdog shuts the socket down, so a server that answers a line
+at a time, never idle for a whole timeout, looks gone rather than holding the sending thread for good.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import re
 import smtplib
+import socket
 import ssl
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,6 +67,52 @@ class SmtpConfig:
 _DOTS = re.compile(rb"(?m)^\.")
 
 
+class _Watchdog:
+    """Ends an exchange with the server that outlasts its deadline by shutting the connection's socket down
+    (a blocked read then returns: the server looks gone). One thread per transport, started on first use,
+    checking at the deadline or once a timeout while idle; arming it costs a lock, not a thread."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._lock = threading.Condition()
+        self._conn: smtplib.SMTP | None = None
+        self._at = math.inf
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def arm(self, conn: smtplib.SMTP) -> None:
+        """Give `conn` one timeout from now for what it does next."""
+        with self._lock:
+            self._conn, self._at = conn, time.monotonic() + self._timeout
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="smtp-watchdog", daemon=True)
+                self._thread.start()
+
+    def disarm(self) -> None:
+        """Nothing is being waited for (an idle connection may stay open)."""
+        with self._lock:
+            self._conn, self._at = None, math.inf
+
+    def close(self) -> None:
+        """Stop the thread."""
+        with self._lock:
+            self._closed, self._conn = True, None
+            self._lock.notify()
+
+    def _watch(self) -> None:
+        with self._lock:
+            while not self._closed:
+                left = self._at - time.monotonic()
+                if left > 0 or self._conn is None:
+                    self._lock.wait(min(left, self._timeout))
+                    continue
+                sock = getattr(self._conn, "sock", None)
+                self._conn, self._at = None, math.inf
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+
 class SmtpTransport:
     """Sends e-mails over one reused SMTP connection."""
 
@@ -66,17 +120,24 @@ class SmtpTransport:
         self._config = config
         self._conn: smtplib.SMTP | None = None
         self._pipelining = False
+        self._watchdog = _Watchdog(config.timeout)
 
     def _connect(self) -> smtplib.SMTP:
         c = self._config
         context = ssl.create_default_context()
         conn: smtplib.SMTP
         if c.security == "tls":
-            conn = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout, context=context)
+            conn = smtplib.SMTP_SSL(timeout=c.timeout, context=context)
         else:
-            conn = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
-            if c.security == "starttls":
-                conn.starttls(context=context)
+            conn = smtplib.SMTP(timeout=c.timeout)
+        self._watchdog.arm(conn)  # the greeting and the whole set-up
+        try:
+            conn.connect(c.host, c.port)
+        except BaseException:
+            conn.close()
+            raise
+        if c.security == "starttls":
+            conn.starttls(context=context)
         if c.username and c.password is not None:
             conn.login(c.username, c.password.reveal())
         conn.ehlo_or_helo_if_needed()
@@ -85,6 +146,12 @@ class SmtpTransport:
 
     def send(self, messages: Sequence[OutgoingEmail]) -> list[Outcome]:
         """Hand each message to the server; one outcome per message, in order."""
+        try:
+            return self._send(messages)
+        finally:
+            self._watchdog.disarm()
+
+    def _send(self, messages: Sequence[OutgoingEmail]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         lost = False  # the next message's content was on the wire when the connection went
         while len(outcomes) < len(messages):
@@ -118,6 +185,7 @@ class SmtpTransport:
         in_flight = False
         try:
             for m in messages:
+                self._watchdog.arm(conn)  # this message's round trip (and the answer to the one before)
                 conn.send(
                     tail + b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (m.sender.encode(), m.to.encode())
                 )
@@ -139,6 +207,7 @@ class SmtpTransport:
                 # a server that took DATA without a recipient gets an empty message; otherwise RSET
                 tail = b".\r\n" if data[0] == 354 else b"RSET\r\n"
             if tail:
+                self._watchdog.arm(conn)
                 conn.send(tail)
                 if not self._answered(conn, in_flight, done):
                     return done, False
@@ -172,6 +241,7 @@ class SmtpTransport:
         try:
             if self._conn is None:
                 self._conn = self._connect()
+            self._watchdog.arm(self._conn)
             if self._pipelining:
                 return self._pipelined(self._conn, message)
             refused = self._conn.sendmail(message.sender, [message.to], message.data)
@@ -227,10 +297,12 @@ class SmtpTransport:
         """Say QUIT and close the connection."""
         conn, self._conn = self._conn, None
         if conn is not None:
+            self._watchdog.arm(conn)
             try:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
+        self._watchdog.close()
 
 
 def _content(data: bytes) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from cohorthub.messaging.channels.smtp import SmtpConfig, SmtpTransport
-from cohorthub.messaging.ports import OutgoingEmail
+from cohorthub.messaging.ports import Outcome, OutgoingEmail
 from tests.conftest import free_port
 from tests.e2e.messaging.conftest import SmtpSink
 
@@ -179,3 +179,42 @@ def test_a_refused_connection_is_a_failure() -> None:
     transport = SmtpTransport(SmtpConfig(port=port, timeout=0.5))
     [outcome] = transport.send([MESSAGE])
     assert outcome.state == "failed" and "Connection" in (outcome.detail or "")
+
+
+def test_a_transport_used_by_two_threads_at_once_keeps_each_message_to_its_own_recipient(
+    pipelining: bool,
+) -> None:
+    """A test send from the API or the dashboard goes through the worker's connections while a campaign is
+    on the wire: each message still goes to its own recipient only, and each gets its own answer."""
+    sink, port = SmtpSink(pipelining=pipelining), free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    transport = SmtpTransport(SmtpConfig(port=port, timeout=5))
+    results: dict[str, list[Outcome]] = {}
+
+    def send(name: str, count: int, size: int) -> None:
+        for n in range(0, count, size):
+            batch = [
+                OutgoingEmail(
+                    "a@shop.test", f"{name}{i}@example.com", b"To: %s%d\r\n\r\nhi\r\n" % (name.encode(), i)
+                )
+                for i in range(n, n + size)
+            ]
+            results.setdefault(name, []).extend(transport.send(batch))
+
+    try:
+        threads = [threading.Thread(target=send, args=("campaign", 400, 50)),
+                   threading.Thread(target=send, args=("test", 40, 1))]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        transport.close()
+    finally:
+        controller.stop()
+    assert {name: {o.state for o in outcomes} for name, outcomes in results.items()} == {
+        "campaign": {"delivered"},
+        "test": {"delivered"},
+    }
+    assert all(len(rcpts) == 1 and m["To"] == rcpts[0].split("@")[0] for rcpts, m in sink.received)
+    assert len(sink.received) == 440

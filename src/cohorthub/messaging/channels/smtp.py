@@ -77,8 +77,7 @@ class _Watchdog:
         self._lock = threading.Condition()
         self._conn: smtplib.SMTP | None = None
         self._at = math.inf
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self._thread: threading.Thread | None = None  # the watching thread; None once closed
 
     def arm(self, conn: smtplib.SMTP) -> None:
         """Give `conn` one timeout from now for what it does next."""
@@ -94,14 +93,14 @@ class _Watchdog:
             self._conn, self._at = None, math.inf
 
     def close(self) -> None:
-        """Stop the thread."""
+        """Stop the thread (the next `arm` starts another)."""
         with self._lock:
-            self._closed, self._conn = True, None
-            self._lock.notify()
+            self._thread, self._conn, self._at = None, None, math.inf
+            self._lock.notify_all()
 
     def _watch(self) -> None:
         with self._lock:
-            while not self._closed:
+            while self._thread is threading.current_thread():
                 left = self._at - time.monotonic()
                 if left > 0 or self._conn is None:
                     self._lock.wait(min(left, self._timeout))
@@ -114,13 +113,15 @@ class _Watchdog:
 
 
 class SmtpTransport:
-    """Sends e-mails over one reused SMTP connection."""
+    """Sends e-mails over one reused SMTP connection, for one thread at a time (a test send from the API or
+    the dashboard shares the worker's connections: it waits for the part of a batch on the wire)."""
 
     def __init__(self, config: SmtpConfig) -> None:
         self._config = config
         self._conn: smtplib.SMTP | None = None
         self._pipelining = False
         self._watchdog = _Watchdog(config.timeout)
+        self._lock = threading.Lock()
 
     def _connect(self) -> smtplib.SMTP:
         c = self._config
@@ -146,10 +147,11 @@ class SmtpTransport:
 
     def send(self, messages: Sequence[OutgoingEmail]) -> list[Outcome]:
         """Hand each message to the server; one outcome per message, in order."""
-        try:
-            return self._send(messages)
-        finally:
-            self._watchdog.disarm()
+        with self._lock:
+            try:
+                return self._send(messages)
+            finally:
+                self._watchdog.disarm()
 
     def _send(self, messages: Sequence[OutgoingEmail]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -295,14 +297,15 @@ class SmtpTransport:
 
     def close(self) -> None:
         """Say QUIT and close the connection."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            self._watchdog.arm(conn)
-            try:
-                conn.quit()
-            except (smtplib.SMTPException, OSError):
-                conn.close()
-        self._watchdog.close()
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                self._watchdog.arm(conn)
+                try:
+                    conn.quit()
+                except (smtplib.SMTPException, OSError):
+                    conn.close()
+            self._watchdog.close()
 
 
 def _content(data: bytes) -> bytes:

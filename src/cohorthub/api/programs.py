@@ -26,6 +26,7 @@ from cohorthub.messaging.events import Source
 from cohorthub.messaging.outgoing import Item
 from cohorthub.messaging.ports import MessagingUnitOfWork, Program, UserRow
 from cohorthub.runtimes import default_channels, tracker_for
+from cohorthub.text import storable_problem
 from cohorthub.workspaces.services import authenticate_rest_key
 
 #: The largest DSN the bounce endpoint reads (a report quotes the original message, usually in part).
@@ -106,8 +107,23 @@ def _action(fn: Callable[..., Program]) -> Work:
     return work
 
 
+def _external_id(body: dict[str, Any]) -> str | None:
+    """The body's `external_id`: absent, or a string a store can look up (400 otherwise)."""
+    value = body.get("external_id")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("external_id must be a string")
+    if problem := storable_problem(value):
+        raise InvalidInput(f"external_id {problem}")
+    return value
+
+
 def _preview(c: Container, ws: str, body: Any, request: Request) -> Any:
     body = body if isinstance(body, dict) else {}
+    external_id = _external_id(body)
+    if not isinstance(body.get("trigger_properties"), dict | None):
+        raise InvalidInput("trigger_properties must be an object")
     with c.uow(readonly=True) as uow:
         p = services.preview_campaign(
             uow=uow,
@@ -115,7 +131,7 @@ def _preview(c: Container, ws: str, body: Any, request: Request) -> Any:
             membership=c.membership,
             workspace_id=ws,
             program_id=request.path_params["id"],
-            external_id=body.get("external_id"),
+            external_id=external_id,
             trigger_properties=body.get("trigger_properties"),
             now=c.now(),
         )
@@ -140,13 +156,14 @@ def _stats(c: Container, ws: str, _b: Any, request: Request) -> Any:
 def _test_send(c: Container, ws: str, body: Any, request: Request) -> Any:
     if not isinstance(body, dict) or not isinstance(body.get("address"), str):
         raise InvalidInput("address is required")
+    external = _external_id(body)
     with c.uow(readonly=True) as uow:
         program = services.get_program(
             uow=uow, workspace_id=ws, program_id=request.path_params["id"], kind="campaign"
         )
         spec = services.campaign_spec(program)
         user = UserRow(0, "", None, body["address"], None, None, {}, {})
-        if external := body.get("external_id"):
+        if external:
             nums = uow.messaging.facts.nums_by_external_ids(ws, [external])
             if external not in nums:
                 raise InvalidInput(f"No user with external_id {external}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cohorthub.currents.envelope import Envelope
 from cohorthub.messaging.events import message_event, user_of
 from cohorthub.messaging.liquid import MessageAborted, RenderFailed
-from cohorthub.messaging.model import EmailContent, WebhookContent
+from cohorthub.messaging.model import EmailContent, WebhookContent, is_email
 from cohorthub.messaging.outgoing import (
     Item,
     channel_of,
@@ -357,9 +357,12 @@ class Sender:
         return [outcomes[i] for i in range(len(batch.todo))]
 
     def test_send(self, item: Item, address: str) -> Outcome:
-        """Send the item's message, rendered for its user, to `address` (no ledger, no events)."""
-        parts = render_item(item)
+        """Send the item's message, rendered for its user, to `address` (no ledger, no events); an e-mail
+        to something that is not an address fails before any of it reaches the server."""
         m = item.message
+        if isinstance(m, EmailContent) and not is_email(address):
+            return Outcome("failed", f"not an e-mail address: {address!r}")
+        parts = render_item(item)
         if isinstance(m, EmailContent):
             parts["subject"] = "[TEST] " + parts["subject"]
             user = UserRow(

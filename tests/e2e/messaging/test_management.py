@@ -130,3 +130,31 @@ def test_nul_characters_and_unicode_digits_are_400s_on_both_stores(
         delay = http.post("/messaging/canvases", json=canvas)
         assert delay.status_code == 400
         assert delay.json()["message"].startswith("steps[0]")
+
+
+def test_preview_and_test_send_refuse_ids_and_addresses_no_store_can_look_up(
+    container: Container, live_server: LiveServer
+) -> None:
+    """An `external_id` that is not a string (a number, a list, one with NUL) is a 400 on both stores, not
+    a 500 from the database; a test send to something that is not an e-mail address (CR LF included) fails
+    without a word reaching the SMTP server."""
+    with container.uow() as uow:
+        _, key = workspaces.create_workspace(uow=uow, name="Acme", now=time.time())
+    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key.key}"}) as http:
+        campaign = http.post("/messaging/campaigns", json=CAMPAIGN).json()["id"]
+        for bad in (5, 10**30, [1], {"a": 1}, "a\x00"):
+            for action, body in (("preview", {}), ("test-send", {"address": "t@shop.test"})):
+                answer = http.post(
+                    f"/messaging/campaigns/{campaign}/{action}", json={**body, "external_id": bad}
+                )
+                assert answer.status_code == 400, (action, bad, answer.text)
+                assert answer.json()["message"].startswith("external_id"), answer.text
+        for bad in ([1], "x", 5):
+            answer = http.post(f"/messaging/campaigns/{campaign}/preview", json={"trigger_properties": bad})
+            assert (answer.status_code, answer.json()["message"]) == (
+                400,
+                "trigger_properties must be an object",
+            )
+        for address in ("not an address", "", "a@b.test>\r\nRCPT TO:<evil@y.test"):
+            sent = http.post(f"/messaging/campaigns/{campaign}/test-send", json={"address": address}).json()
+            assert (sent["state"], sent["detail"]) == ("failed", f"not an e-mail address: {address!r}")

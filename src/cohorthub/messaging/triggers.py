@@ -402,6 +402,16 @@ def send_messages(
     recipients = [{"external_user_id": e} for e in external] + [{"user_alias": a} for a in aliases]
     resolved, errors = resolve_recipients(uow, workspace_id, recipients, ()) if recipients else ([], [])
     for channel, message in sorted(messages.items()):
+        scope = f"messages:{channel}"
+        key = _idem_key(workspace_id, scope, body, idempotency_key, now)
+        # a repeated call (this window, or the previous one without a key) queues nothing, not even a program
+        earlier = uow.messaging.jobs.find(key) or (
+            idempotency_key is None
+            and uow.messaging.jobs.find(_idem_key(workspace_id, scope, body, None, now, shift=1))
+        )
+        if earlier:
+            dispatch_id = earlier
+            continue
         spec = {
             "name": "API message",
             "channel": channel,
@@ -419,9 +429,7 @@ def send_messages(
         job = Job(
             0, workspace_id, program.id, dispatch_id or services.new_dispatch_id(), send_id, now, payload
         )
-        dispatch_id = uow.messaging.jobs.add(
-            job, idem_key=_idem_key(workspace_id, f"messages:{channel}", body, idempotency_key, now), now=now
-        )
+        dispatch_id = uow.messaging.jobs.add(job, idem_key=key, now=now)
     uow.commit()
     out: dict[str, Any] = {"dispatch_id": dispatch_id, "message": "success"}
     if errors:

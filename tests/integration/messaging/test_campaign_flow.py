@@ -134,3 +134,20 @@ def test_api_trigger_is_idempotent_and_skips_unknown_users(container: Container)
     assert [m.to for m in email.sent] == ["u1@example.com"]
     with container.uow() as uow, pytest.raises(ProgramStateConflict):
         services.launch_program(uow=uow, workspace_id=ws, program_id=program.id, now=NOW)
+
+
+def test_a_messages_send_retried_across_a_dedupe_window_boundary_sends_once(container: Container) -> None:
+    """An identical `/messages/send` body in the next 10-minute window (a client's retry at 12:10:01 of a call
+    made at 12:09:59) returns the first dispatch and sends nothing more, as a campaign trigger does."""
+    ws, _ = _setup(container, 2)
+    email = MemoryEmailTransport()
+    rt = messaging_runtime(container, email=email, webhook=MemoryWebhookTransport())
+    body = {"messages": {"email": EMAIL}, "external_user_ids": ["u1"]}
+    edge = (NOW // triggers.DEDUPE_WINDOW - 1) * triggers.DEDUPE_WINDOW  # both calls in the past
+    with container.uow() as uow:
+        first = triggers.send_messages(uow=uow, workspace_id=ws, body=body, now=edge - 1)
+    with container.uow() as uow:
+        again = triggers.send_messages(uow=uow, workspace_id=ws, body=body, now=edge + 1)
+    assert first["dispatch_id"] == again["dispatch_id"]
+    rt.worker.round()
+    assert [m.to for m in email.sent] == ["u1@example.com"]

@@ -22,6 +22,7 @@ from cohorthub.messaging.model import (
     Conversion,
     EmailContent,
     Fields,
+    Trigger,
     WebhookContent,
     is_purchase_trigger,
     parse_conversion,
@@ -119,25 +120,23 @@ class CanvasSpec:
         """The channels its message steps use."""
         return sorted({s.channel for s in self.steps.values() if s.channel})
 
-    def reacts_to(self, event: EventRow) -> bool:
-        """Whether this custom event or purchase means anything to this Canvas: it converts, exits,
-        answers a decision split or enters a user."""
-        if self.conversion and trigger_matches(self.conversion.event, self.conversion.purchase, event):
-            return True
-        purchase = event.kind == "purchase"
-        exits = self.exit.purchases if purchase else self.exit.events
-        if event.name in exits or (purchase and "*" in exits):
-            return True
-        entry = self.entry
-        if entry.type == "event" and trigger_matches(
-            entry.purchase or entry.event, entry.purchase is not None, event
-        ):
-            return True
-        return any(
-            s.type == "decision_split"
-            and trigger_matches(s.purchase or s.event, s.purchase is not None, event)
+    def triggers(self) -> list[Trigger]:
+        """The custom events and purchases this Canvas reacts to: its conversion, exits, event entry and
+        decision splits."""
+        out: list[Trigger] = [(self.conversion.event, self.conversion.purchase)] if self.conversion else []
+        out += [(name, False) for name in self.exit.events] + [(name, True) for name in self.exit.purchases]
+        if self.entry.type == "event":
+            out.append((self.entry.purchase or self.entry.event, self.entry.purchase is not None))
+        out += [
+            (s.purchase or s.event, s.purchase is not None)
             for s in self.steps.values()
-        )
+            if s.type == "decision_split"
+        ]
+        return out
+
+    def reacts_to(self, event: EventRow) -> bool:
+        """Whether this custom event or purchase means anything to this Canvas."""
+        return any(trigger_matches(name, purchase, event) for name, purchase in self.triggers())
 
 
 def entry_audience(entry: Entry) -> dict[str, Any] | None:

@@ -113,6 +113,8 @@ class Journeys:
         self._segment_interval = segment_interval
         self._checked: dict[str, float] = {}
         self._seen_events: dict[str, set[int]] = {}
+        #: The newest id each scanner moved past unread (no program watched); ids up to it count as seen.
+        self._skipped: dict[str, int] = {}
 
     def enter_from_cohorts(self, limit: int = 5000) -> int:
         """Start journeys for users who entered the partner cohort of an active Canvas."""
@@ -188,12 +190,14 @@ class Journeys:
         """React to new custom events and purchases: conversions, exits, entries, action-based campaigns."""
         custom = self._scan(
             "events",
+            False,
             lambda uow, after: uow.messaging.facts.events_after(after, limit),
             lambda uow: uow.messaging.facts.max_ids()[1],
             limit,
         )
         bought = self._scan(
             "purchases",
+            True,
             lambda uow, after: uow.messaging.facts.purchases_after(after, limit),
             lambda uow: uow.messaging.facts.max_purchase_id(),
             limit,
@@ -203,6 +207,7 @@ class Journeys:
     def _scan(
         self,
         name: str,
+        purchase: bool,
         read: Callable[[MessagingUnitOfWork, int], list[EventRow]],
         newest: Callable[[MessagingUnitOfWork], int],
         limit: int,
@@ -210,22 +215,32 @@ class Journeys:
         """React to the events after the cursor `name`; return how many meant something to a program,
         plus one when the read was full (more are waiting: the worker goes on without its pause).
 
-        The events are read outside any write transaction (on SQLite a write would hold the one writer
-        while thousands are read); the reactions and the cursor are written in one transaction after.
+        The newest id is read before the active programs, and only events up to it are considered: a
+        program launched after that read sees every event after it. While no active program reacts to
+        this kind of event at all, the cursor moves to the newest id without reading a row. The events
+        are read outside any write transaction (on SQLite a write would hold the one writer while
+        thousands are read); the reactions and the cursor are written in one transaction after.
         """
         seen = self._seen_events.setdefault(name, set())
         with self._uow(readonly=True) as uow:
             cursor = uow.messaging.facts.cursor(name)
-            found = [] if cursor is None else read(uow, max(0, cursor - self._margin))
-            events = [e for e in found if cursor is not None and (e.id > cursor or e.id not in seen)]
-            if events:
-                campaigns = _by_workspace(uow.messaging.programs.active("campaign"), services.campaign_spec)
-                canvases = _by_workspace(uow.messaging.programs.active("canvas"), services.canvas_spec)
-        if cursor is None:  # the first scan starts after what is already there
-            with self._uow() as uow:
-                uow.messaging.facts.set_cursor(name, newest(uow))
-                uow.commit()
+            top = newest(uow)
+            campaigns = _by_workspace(uow.messaging.programs.active("campaign"), services.campaign_spec)
+            canvases = _by_workspace(uow.messaging.programs.active("canvas"), services.canvas_spec)
+            watched = _watches(campaigns, canvases, purchase)
+            found = read(uow, max(0, cursor - self._margin)) if cursor is not None and watched else []
+        if cursor is None or not watched:  # the first scan starts after what is already there
+            self._skipped[name] = top
+            self._seen_events[name] = set()
+            if cursor is None or top > cursor:
+                with self._uow() as uow:
+                    uow.messaging.facts.set_cursor(name, max(top, uow.messaging.facts.cursor(name) or 0))
+                    uow.commit()
             return 0
+        skipped = self._skipped.get(name, 0)
+        events = [
+            e for e in found if e.id <= top and (e.id > cursor or (e.id > skipped and e.id not in seen))
+        ]
         if not events:
             return 0
         with self._uow() as uow:
@@ -237,7 +252,7 @@ class Journeys:
                 if user is not None:
                     ws = event.workspace_id
                     self._react(uow, event, campaigns.get(ws, []), canvases.get(ws, []), user, now)
-            high = max(cursor, found[-1].id, uow.messaging.facts.cursor(name) or 0)
+            high = max(cursor, events[-1].id, uow.messaging.facts.cursor(name) or 0)
             uow.messaging.facts.set_cursor(name, high)
             uow.commit()
         # on PostgreSQL a lower id can commit later: recent ids are read again, but reacted to once
@@ -541,6 +556,17 @@ def _reacts(
     return any(spec.reacts_to(event) for _, spec in campaigns.get(ws, ())) or any(
         spec.reacts_to(event) for _, spec in canvases.get(ws, ())
     )
+
+
+def _watches(
+    campaigns: dict[str, list[tuple[Program, CampaignSpec]]],
+    canvases: dict[str, list[tuple[Program, CanvasSpec]]],
+    purchase: bool,
+) -> bool:
+    """Whether any active program reacts to purchases (or, with `purchase` False, to custom events)."""
+    specs: list[CampaignSpec | CanvasSpec] = [spec for group in campaigns.values() for _, spec in group]
+    specs += [spec for group in canvases.values() for _, spec in group]
+    return any(p == purchase and n is not None for spec in specs for n, p in spec.triggers())
 
 
 def _users_of(uow: MessagingUnitOfWork, events: list[EventRow]) -> dict[tuple[str, int], dict[str, str]]:

@@ -98,6 +98,10 @@ class Delivery:
     purchase: str | None = None  # action-based on a purchase: its product id, or "*" for any
 
 
+#: A custom event's name, or a purchase's product id ("*" for any) with `True`.
+Trigger = tuple[str | None, bool]
+
+
 def trigger_matches(name: str | None, purchase: bool, event: EventRow) -> bool:
     """Does this custom event or purchase match a trigger (a custom event's name, or a product id / "*")."""
     if (event.kind == "purchase") != purchase or name is None:
@@ -147,13 +151,18 @@ class CampaignSpec:
     quiet_hours: QuietHours | None = None
     message_variation_id: str = ""
 
+    def triggers(self) -> list[Trigger]:
+        """The custom events and purchases this campaign reacts to: its action trigger and conversion."""
+        out: list[Trigger] = []
+        if self.conversion:
+            out.append((self.conversion.event, self.conversion.purchase))
+        if self.delivery.type == "action":
+            out.append((self.delivery.purchase or self.delivery.event, self.delivery.purchase is not None))
+        return out
+
     def reacts_to(self, event: EventRow) -> bool:
         """Whether this custom event or purchase converts a send of this campaign or triggers it."""
-        conversion, delivery = self.conversion, self.delivery
-        if conversion and trigger_matches(conversion.event, conversion.purchase, event):
-            return True
-        action = delivery.purchase or delivery.event
-        return delivery.type == "action" and trigger_matches(action, delivery.purchase is not None, event)
+        return any(trigger_matches(name, purchase, event) for name, purchase in self.triggers())
 
 
 class Fields:

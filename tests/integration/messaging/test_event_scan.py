@@ -81,6 +81,7 @@ def test_events_that_matter_are_reacted_to_with_one_user_read(container: Contain
 def test_a_full_read_keeps_the_worker_going(container: Container) -> None:
     ws, nums = _setup(container, n=1)
     rt = messaging_runtime(container, email=MemoryEmailTransport(), webhook=MemoryWebhookTransport())
+    _launch(container, ws, campaign(delivery={"type": "action", "event": "bought"}))
     rt.journeys.scan_events()
     with container.uow() as uow:
         for i in range(260):
@@ -116,3 +117,36 @@ def test_an_idle_round_only_reads(container: Container) -> None:
         assert writes != []
     finally:
         sa_event.remove(container.engine, "before_cursor_execute", record)
+
+
+def test_with_no_program_watching_events_the_cursor_moves_without_reading_them(container: Container) -> None:
+    ws, nums = _setup(container, n=2)
+    email = MemoryEmailTransport()
+    rt = messaging_runtime(container, email=email, webhook=MemoryWebhookTransport())
+    rt.journeys.scan_events()
+    with container.uow() as uow:
+        for _ in range(30):
+            f.event(uow.conn, ws, nums[0], "bought", at=time.time())
+        uow.commit()
+    reads: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        text = " ".join(statement.split()).lower()
+        if text.startswith("select") and "custom_events.properties" in text:
+            reads.append(text)
+
+    sa_event.listen(container.engine, "before_cursor_execute", record)
+    try:
+        assert rt.journeys.scan_events() == 0
+        assert reads == []  # no program watches custom events: not one row read
+    finally:
+        sa_event.remove(container.engine, "before_cursor_execute", record)
+    # a campaign launched now reacts to what comes after, not to the 30 events before it
+    _launch(container, ws, campaign(delivery={"type": "action", "event": "bought"}))
+    with container.uow() as uow:
+        f.event(uow.conn, ws, nums[1], "bought", at=time.time())
+        uow.commit()
+    assert rt.journeys.scan_events() == 1
+    for _ in range(3):
+        rt.worker.round()
+    assert [m.to for m in email.sent] == ["u1@example.com"]

@@ -322,6 +322,23 @@ def _canvas_properties(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _entered_by_previous_window(
+    uow: MessagingUnitOfWork,
+    program: Program,
+    body: Any,
+    idempotency_key: str | None,
+    now: float,
+    resolved: list[dict[str, Any]],
+) -> set[int]:
+    """The recipients the same body entered in the previous dedupe window: a client's retry across the
+    boundary (12:10:01 for a call made at 12:09:59), without a key of its own, enters no one twice."""
+    if idempotency_key is not None:
+        return set()
+    previous = f"api:{_idem_key(program.workspace_id, program.id, body, None, now, shift=1)[4:40]}"
+    keys = {f"{previous}:{r['num']}": int(r["num"]) for r in resolved}
+    return {keys[k] for k in uow.messaging.entries.existing_triggers(program.id, list(keys))}
+
+
 def trigger_canvas(
     *, uow: MessagingUnitOfWork, workspace_id: str, body: Any, idempotency_key: str | None = None, now: float
 ) -> dict[str, Any]:
@@ -353,14 +370,17 @@ def trigger_canvas(
     resolved, errors = resolve_recipients(
         uow, workspace_id, recipients, ("canvas_entry_properties", "context")
     )
-    key = _idem_key(workspace_id, program.id, body, idempotency_key, now)
+    trigger = f"api:{_idem_key(workspace_id, program.id, body, idempotency_key, now)[4:40]}"
+    retried = _entered_by_previous_window(uow, program, body, idempotency_key, now, resolved)
     for r in resolved:
+        if r["num"] in retried:
+            continue
         enter_users(
             uow,
             program,
             spec,
             [r["num"]],
-            trigger=f"api:{key[4:40]}",
+            trigger=trigger,
             properties={**common, **r["trigger_properties"]},
             now=now,
         )

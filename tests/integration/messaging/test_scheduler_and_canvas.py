@@ -355,3 +355,28 @@ def test_a_delay_until_a_time_of_day_is_in_the_users_zone_or_in_utc(container: C
     clock.t += 9 * 3600  # 12:01 UTC
     runtime.worker.round()
     assert len(email.sent) == 2
+
+
+def test_a_canvas_trigger_retried_across_a_dedupe_window_enters_no_one_twice(container: Container) -> None:
+    """With re-entry allowed, an identical `/canvas/trigger/send` body in the next 10-minute window (a
+    client's retry at 12:10:01 of a call made at 12:09:59) enters nobody again; a later call does."""
+    ws, clock, runtime, email, _ = _setup(container)
+    body_def = {"name": "Again", "entry": {"type": "api"}, "reentry": {"allowed": True, "after_days": 0},
+                "steps": [{"id": "hello", "type": "message", "channel": "email", "email": MAIL}]}  # fmt: skip
+    edge = (T0 // triggers.DEDUPE_WINDOW + 1) * triggers.DEDUPE_WINDOW
+    clock.t = edge - 1
+    canvas_id = _create(container, ws, "canvas", body_def)
+    body = {"canvas_id": canvas_id, "recipients": [{"external_user_id": "es"}, {"external_user_id": "fr"}]}
+    for at in (edge - 1, edge + 1):
+        clock.t = at
+        with container.uow() as uow:
+            triggers.trigger_canvas(uow=uow, workspace_id=ws, body=body, now=clock())
+        runtime.worker.round()
+    assert sorted(m.to for m in email.sent) == ["es@example.com", "fr@example.com"]
+    clock.t = edge + triggers.DEDUPE_WINDOW + 1  # the window after the retry's: a new call
+    with container.uow() as uow:
+        triggers.trigger_canvas(
+            uow=uow, workspace_id=ws, body={**body, "recipients": body["recipients"][:1]}, now=clock()
+        )
+    runtime.worker.round()
+    assert sorted(m.to for m in email.sent) == ["es@example.com", "es@example.com", "fr@example.com"]

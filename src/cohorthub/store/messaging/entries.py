@@ -115,6 +115,14 @@ class SqlEntryStore:
         )
         return {int(n): float(t) for n, t in self._conn.execute(stmt)}
 
+    def existing_triggers(self, canvas_id: str, keys: list[str]) -> set[str]:
+        """Which of these trigger keys entered a user into this Canvas."""
+        if not keys:
+            return set()
+        c = entries.c
+        stmt = select(c.trigger_key).where(c.canvas_id == canvas_id, c.trigger_key.in_(keys))
+        return {str(k) for (k,) in self._conn.execute(stmt)}
+
     def any_due(self, now: float) -> bool:
         """Whether a journey's next step is due (a read: an idle worker takes no write lock)."""
         return self._conn.execute(select(entries.c.id).where(_due_entries(now)).limit(1)).first() is not None

@@ -19,6 +19,7 @@ from cohorthub.messaging import services as messaging
 from cohorthub.messaging.channels.smtp import SmtpConfig, SmtpPool
 from cohorthub.messaging.channels.webhook import HttpWebhookTransport
 from cohorthub.messaging.dispatch import Channels, Sender
+from cohorthub.messaging.event_reactions import EventReactions
 from cohorthub.messaging.journeys import Journeys
 from cohorthub.messaging.ports import EmailTransport, MessagingUnitOfWork, WebhookTransport
 from cohorthub.messaging.scheduler import JobRunner, SchedulerOptions
@@ -85,6 +86,7 @@ class Messaging:
     sender: Sender
     jobs: JobRunner
     journeys: Journeys
+    reactions: EventReactions
     worker: MessagingWorker
     channels: Channels
 
@@ -119,12 +121,15 @@ def messaging_runtime(
         now=c.now,
         owner=owner,
         lease_seconds=c.settings.messaging_lease_seconds,
-        event_margin=margin,
     )
+    reactions = EventReactions(uow=c.uow, now=c.now, event_margin=margin)
     worker = MessagingWorker(
-        jobs=jobs, journeys=journeys, options=WorkerOptions(poll_seconds=c.settings.messaging_poll_seconds)
+        jobs=jobs,
+        journeys=journeys,
+        reactions=reactions,
+        options=WorkerOptions(poll_seconds=c.settings.messaging_poll_seconds),
     )
-    return Messaging(sender, jobs, journeys, worker, channels)
+    return Messaging(sender, jobs, journeys, reactions, worker, channels)
 
 
 class _Stop(threading.Event):

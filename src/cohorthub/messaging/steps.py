@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cohorthub.currents.envelope import Envelope
 from cohorthub.messaging.audience import zone
 from cohorthub.messaging.canvas import CanvasSpec, Step, entry_audience
-from cohorthub.messaging.events import Source
+from cohorthub.messaging.events import Source, message_event
 from cohorthub.messaging.outgoing import Item
-from cohorthub.messaging.ports import EntryRow, Program, UserRow
+from cohorthub.messaging.ports import EntryRow, Move, Program, UserRow
 
 MAX_STEPS_PER_VISIT = 32
 
@@ -126,3 +127,25 @@ def _item(program: Program, spec: CanvasSpec, step: Step, entry: EntryRow, user:
         values={"canvas_entry_properties": entry.properties, "canvas": canvas,
                 "campaign": {"name": step.name, "api_id": step.id}},
     )  # fmt: skip
+
+
+def exit_of(
+    program: Program, spec: CanvasSpec, entry: EntryRow, event_type: str, user: dict[str, str], now: float
+) -> tuple[Move, list[Envelope]]:
+    """A journey's exit: its move and its two events."""
+    step = spec.steps.get(entry.step_id or "")
+    src = canvas_source(program, spec, step)
+    events = [
+        message_event(event_type, src, user, time=now),
+        message_event(
+            "users.canvasstep.Progression",
+            src,
+            user,
+            time=now,
+            canvas_entry_id=str(entry.id),
+            progression_type="exit",
+            is_canvas_entry=False,
+            exit_reason=event_type.rsplit(".", 1)[1],
+        ),
+    ]
+    return Move(entry.id, entry.step_id, now, False, None, "exited"), events

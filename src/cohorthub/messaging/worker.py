@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cohorthub.messaging.event_reactions import EventReactions
 from cohorthub.messaging.journeys import Journeys
 from cohorthub.messaging.scheduler import JobRunner
 
@@ -28,10 +29,16 @@ class MessagingWorker:
     """
 
     def __init__(
-        self, *, jobs: JobRunner, journeys: Journeys, options: WorkerOptions = WorkerOptions()
+        self,
+        *,
+        jobs: JobRunner,
+        journeys: Journeys,
+        reactions: EventReactions,
+        options: WorkerOptions = WorkerOptions(),
     ) -> None:
         self._jobs = jobs
         self._journeys = journeys
+        self._reactions = reactions
         self._options = options
         self._wake = threading.Event()
 
@@ -58,7 +65,7 @@ class MessagingWorker:
             self._run_jobs,
             self._journeys.enter_from_cohorts,
             self._journeys.enter_from_segments,
-            self._journeys.scan_events,
+            self._reactions.scan_events,
             self._journeys.advance,
         ]
 

@@ -48,15 +48,15 @@ def test_events_no_program_reacts_to_read_no_user_and_let_the_worker_pause(conta
     ws, nums = _setup(container, n=3)
     rt = messaging_runtime(container, email=MemoryEmailTransport(), webhook=MemoryWebhookTransport())
     _launch(container, ws, campaign(delivery={"type": "action", "event": "bought"}))
-    rt.journeys.scan_events()  # the scanners start after what is already there
+    rt.reactions.scan_events()  # the scanners start after what is already there
     with container.uow() as uow:
         for i in range(40):
             f.event(uow.conn, ws, nums[i % 3], f"viewed-{i}", at=time.time())
         uow.commit()
     with _user_reads(container) as reads:
-        done = rt.journeys.scan_events()
+        done = rt.reactions.scan_events()
     assert (done, reads) == (0, [])  # nothing to do: the worker waits its poll before the next round
-    assert rt.journeys.scan_events() == 0  # and the cursor moved past them
+    assert rt.reactions.scan_events() == 0  # and the cursor moved past them
 
 
 def test_events_that_matter_are_reacted_to_with_one_user_read(container: Container) -> None:
@@ -64,14 +64,14 @@ def test_events_that_matter_are_reacted_to_with_one_user_read(container: Contain
     email = MemoryEmailTransport()
     rt = messaging_runtime(container, email=email, webhook=MemoryWebhookTransport())
     _launch(container, ws, campaign(delivery={"type": "action", "event": "bought"}))
-    rt.journeys.scan_events()
+    rt.reactions.scan_events()
     with container.uow() as uow:
         for i, num in enumerate(nums[:3]):
             f.event(uow.conn, ws, num, "viewed", at=time.time())
             f.event(uow.conn, ws, num, "bought", at=time.time() + i)
         uow.commit()
     with _user_reads(container) as reads:
-        done = rt.journeys.scan_events()
+        done = rt.reactions.scan_events()
     assert done == 3 and len(reads) == 1  # three reactions, their three users read in one statement
     for _ in range(3):
         rt.worker.round()
@@ -82,14 +82,14 @@ def test_a_full_read_keeps_the_worker_going(container: Container) -> None:
     ws, nums = _setup(container, n=1)
     rt = messaging_runtime(container, email=MemoryEmailTransport(), webhook=MemoryWebhookTransport())
     _launch(container, ws, campaign(delivery={"type": "action", "event": "bought"}))
-    rt.journeys.scan_events()
+    rt.reactions.scan_events()
     with container.uow() as uow:
         for i in range(260):
             f.event(uow.conn, ws, nums[0], f"viewed-{i}", at=time.time())
         uow.commit()
     limit = 250  # above the ids PostgreSQL's scanner reads again (200)
-    assert rt.journeys.scan_events(limit=limit) == 1  # 250 read of 260: more are waiting
-    assert rt.journeys.scan_events(limit=limit) == 0  # the last ten (and, on PostgreSQL, 200 seen ones)
+    assert rt.reactions.scan_events(limit=limit) == 1  # 250 read of 260: more are waiting
+    assert rt.reactions.scan_events(limit=limit) == 0  # the last ten (and, on PostgreSQL, 200 seen ones)
 
 
 def test_an_idle_round_only_reads(container: Container) -> None:
@@ -123,7 +123,7 @@ def test_with_no_program_watching_events_the_cursor_moves_without_reading_them(c
     ws, nums = _setup(container, n=2)
     email = MemoryEmailTransport()
     rt = messaging_runtime(container, email=email, webhook=MemoryWebhookTransport())
-    rt.journeys.scan_events()
+    rt.reactions.scan_events()
     with container.uow() as uow:
         for _ in range(30):
             f.event(uow.conn, ws, nums[0], "bought", at=time.time())
@@ -137,7 +137,7 @@ def test_with_no_program_watching_events_the_cursor_moves_without_reading_them(c
 
     sa_event.listen(container.engine, "before_cursor_execute", record)
     try:
-        assert rt.journeys.scan_events() == 0
+        assert rt.reactions.scan_events() == 0
         assert reads == []  # no program watches custom events: not one row read
     finally:
         sa_event.remove(container.engine, "before_cursor_execute", record)
@@ -146,7 +146,7 @@ def test_with_no_program_watching_events_the_cursor_moves_without_reading_them(c
     with container.uow() as uow:
         f.event(uow.conn, ws, nums[1], "bought", at=time.time())
         uow.commit()
-    assert rt.journeys.scan_events() == 1
+    assert rt.reactions.scan_events() == 1
     for _ in range(3):
         rt.worker.round()
     assert [m.to for m in email.sent] == ["u1@example.com"]

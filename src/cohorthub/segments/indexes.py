@@ -26,7 +26,16 @@ from typing import Any
 from pyroaring import BitMap
 
 from cohorthub.segments.engine import evaluate
-from cohorthub.segments.model import CohortLeaf, EventLeaf, Leaf, Node, referenced_cohorts, uses_sessions
+from cohorthub.segments.model import (
+    CohortLeaf,
+    EventLeaf,
+    Leaf,
+    Node,
+    referenced_cohorts,
+    standard_facts,
+    uses_custom,
+    uses_sessions,
+)
 from cohorthub.segments.ports import SOURCES, Changes, FactsWanted, SegmentFacts, SegmentRecord
 from cohorthub.segments.reference import UserFacts, leaf_matches
 from cohorthub.segments.windows import Timeline, leaf_cutoff, next_moment
@@ -263,8 +272,11 @@ class WorkspaceIndex:
 #: A cohort's members from (partner, cohort_id, (pk, version) as the probe read it, None: no such cohort).
 #: The bitmap is only read, never changed.
 def _wanted(leaves: list[tuple[Leaf, _Cached]]) -> FactsWanted:
-    """The facts of a changed user that re-evaluating `leaves` needs."""
+    """The facts of a changed user that re-evaluating `leaves` needs (the catch-up probe reads no more:
+    its cost follows the number of changed users, each one's row as narrow as the leaves allow)."""
     return FactsWanted(
+        standard=frozenset(name for k, _ in leaves for name in standard_facts(k)),
+        custom=any(uses_custom(k) for k, _ in leaves),
         events=frozenset(
             k.name for k, _ in leaves if isinstance(k, EventLeaf) and k.kind == "event" and k.name
         ),

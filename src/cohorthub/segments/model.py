@@ -153,6 +153,20 @@ def iter_leaves(node: Node) -> Iterator[Leaf]:
         yield node
 
 
+def standard_facts(leaf: Leaf) -> frozenset[str]:
+    """The standard `users` columns (besides `external_id`) a leaf reads."""
+    if isinstance(leaf, AttributeLeaf) and not leaf.custom and leaf.name != LAST_USED_APP:
+        return frozenset((leaf.name,))
+    if isinstance(leaf, IdentityLeaf) and leaf.field in ("email", "email_subscribe"):
+        return frozenset((leaf.field,))
+    return frozenset()
+
+
+def uses_custom(leaf: Leaf) -> bool:
+    """Whether a leaf reads the user's custom attributes."""
+    return isinstance(leaf, AttributeLeaf) and leaf.custom
+
+
 def uses_sessions(leaf: Leaf) -> bool:
     """Whether a leaf reads the user's SDK sessions."""
     if isinstance(leaf, EventLeaf):

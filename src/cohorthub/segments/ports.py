@@ -66,6 +66,8 @@ class FactsWanted:
     events: frozenset[str] = frozenset()  # custom event names
     purchases: bool = False
     sessions: bool = False
+    standard: frozenset[str] | None = None  # the standard columns read (None: every one)
+    custom: bool = True  # the custom attributes
 
 
 @dataclass(frozen=True, slots=True)

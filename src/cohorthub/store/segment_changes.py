@@ -19,9 +19,9 @@ from cohorthub.segments.reference import UserFacts
 from cohorthub.store.db import json_loads
 
 _STANDARD = [*STANDARD_ATTRIBUTES, "email_subscribe"]
-_FACT_NAMES = ["num", "workspace_id", "external_id", "custom_attributes", *_STANDARD]
-_FACT_COLUMNS = ", ".join(_FACT_NAMES)
-_STANDARD_AT = _FACT_NAMES.index(_STANDARD[0])  # where the standard columns start in a facts row
+#: A facts row: the user number, whether the row is of the workspace, the external id, the custom
+#: attributes (NULL when not wanted), then the standard columns wanted.
+_FACT_HEAD = 4
 _REAL_FACTS = ("created_at",)
 _TIME = '"time"'
 _FILTER = '"filter"'
@@ -42,6 +42,18 @@ _PG_XMAX = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 def _json(value: Any) -> Any:
     """A JSON aggregate as Python (psycopg decodes `json` itself; SQLite answers text)."""
     return json_loads(value) if isinstance(value, str) else value
+
+
+def _fact_columns(wanted: FactsWanted | None, *, pg: bool, text_times: bool) -> tuple[list[str], str]:
+    """The standard columns a facts row of `wanted` carries, and the row's select list (with one
+    parameter: the workspace). `text_times`: times as text with 17 significant digits (`%!.17g`: in
+    SQLite's JSON, which keeps 15 digits and its plain `%.17g` 16, which would cut them)."""
+    names = None if wanted is None else wanted.standard
+    standard = [c for c in _STANDARD if names is None or c in names]
+    custom = "custom_attributes" if wanted is None or wanted.custom else "NULL"
+    mark = "%s" if pg else "?"
+    times = [f"printf('%!.17g', {c})" if text_times and not pg and c in _REAL_FACTS else c for c in standard]
+    return standard, ", ".join(["num", f"workspace_id = {mark}", "external_id", custom, *times])
 
 
 def _probe_sql(
@@ -76,8 +88,9 @@ def _probe_sql(
     else:
         selects.append("NULL")
     if wanted is not None:
-        columns = ", ".join(real(c) if c in _REAL_FACTS else c for c in _FACT_NAMES)
+        _, columns = _fact_columns(wanted, pg=pg, text_times=True)
         selects.append(f"(SELECT {agg(columns)} FROM users WHERE num {dirty})")
+        extra.append(workspace_id)
         if wanted.events:
             names = sorted(wanted.events)
             in_names = "= ANY(%s)" if pg else f"IN ({', '.join('?' * len(names))})"
@@ -110,8 +123,11 @@ def _probe_sql(
     return sql, extra
 
 
-def _facts(workspace_id: str, users_: Any, events: Any, purchases_: Any, sessions: Any) -> list[UserFacts]:
-    """User facts from the probe's JSON arrays (rows of `_FACT_NAMES`; (num, name, time) events; ...)."""
+def _facts(
+    standard: Sequence[str], users_: Any, events: Any, purchases_: Any, sessions: Any
+) -> list[UserFacts]:
+    """User facts from facts rows (`_fact_columns`, with the standard columns `standard`), and (num, name,
+    time) events, (num, product, time) purchases, (num, time) sessions."""
     by_event: dict[int, dict[str, list[float]]] = {}
     for num, name, at in events or ():
         by_event.setdefault(num, {}).setdefault(name, []).append(float(at))
@@ -122,20 +138,19 @@ def _facts(workspace_id: str, users_: Any, events: Any, purchases_: Any, session
     for num, at in sessions or ():
         by_session.setdefault(num, []).append(float(at))
     out = []
-    real = [_FACT_NAMES.index(name) for name in _REAL_FACTS]
+    real = [(_FACT_HEAD + i, name) for i, name in enumerate(standard) if name in _REAL_FACTS]
     for values in users_ or ():
-        num, workspace, external_id, custom = values[:_STANDARD_AT]
-        if workspace != workspace_id:
+        num, mine, external_id, custom = values[:_FACT_HEAD]
+        if not mine:  # a user number of another workspace
             continue
-        standard = dict(zip(_STANDARD, values[_STANDARD_AT:], strict=True))
-        for at in real:
-            name = _FACT_NAMES[at]
-            standard[name] = float(values[at]) if values[at] is not None else None
+        known = dict(zip(standard, values[_FACT_HEAD:], strict=True)) if standard else {}
+        for at, name in real:
+            known[name] = float(values[at]) if values[at] is not None else None
         out.append(
             UserFacts(
                 num=num,
                 external_id=external_id,
-                standard=standard,
+                standard=known,
                 custom=_custom(custom),
                 events=by_event.get(num, {}),
                 purchases=by_purchase.get(num, []),
@@ -217,7 +232,8 @@ def changes(
         return Changes(rows, found, snapshot, segments=stored)
     written = {num for source in SOURCES[:3] for _, num in rows[source] if num is not None}
     covered = sorted(written)[:_COVERED]
-    facts = _facts(workspace_id, *(_json(v) for v in row[2:]))
+    standard, _ = _fact_columns(wanted, pg=pg, text_times=True)
+    facts = _facts(standard, *(_json(v) for v in row[2:]))
     return Changes(rows, found, snapshot, covered, facts, stored)
 
 
@@ -239,10 +255,11 @@ def user_facts(
     args: list[Any] = [list(nums)] if pg else list(nums)
     in_nums = "= ANY(%s)" if pg else f"IN ({', '.join('?' * len(nums))})"
 
-    def rows(sql: str, more: Sequence[Any] = ()) -> list[Any]:
-        return list(conn.exec_driver_sql(sql, tuple(args + list(more))))
+    def rows(sql: str, more: Sequence[Any] = (), first: Sequence[Any] = ()) -> list[Any]:
+        return list(conn.exec_driver_sql(sql, (*first, *args, *more)))
 
-    found = rows(f"SELECT {_FACT_COLUMNS} FROM users WHERE num {in_nums}")
+    standard, columns = _fact_columns(None, pg=pg, text_times=False)
+    found = rows(f"SELECT {columns} FROM users WHERE num {in_nums}", first=[workspace_id])
     if not found:
         return []
     by_name: list[Any] = []
@@ -261,4 +278,4 @@ def user_facts(
     started = (
         rows(f"SELECT user_num, started_at FROM sdk_sessions WHERE user_num {in_nums}") if sessions else []
     )
-    return _facts(workspace_id, found, by_name, bought, started)
+    return _facts(standard, found, by_name, bought, started)

@@ -7,8 +7,9 @@
 Runs each benchmark script in turn (each starts its own server on a fresh database and measures its
 own baseline in the same run), streams its output, then prints one table: every line that states a
 figure against its target, under the benchmark and store it came from, with the load average of the
-machine when that benchmark started. Nothing is measured here that the scripts do not print, but
-the machine's speed: the best of three runs of a pure-Python loop of 10 million additions, to tell
+machine and its speed when that benchmark started. Nothing is measured here that the scripts do not
+print, but the machine's speed: the best of three runs of a pure-Python loop of 10 million additions,
+at the start and again before each benchmark (a shared machine can slow down within one run), to tell
 a machine that is slower for everything from a change that made one path slower.
 """
 
@@ -79,7 +80,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
-    table: list[tuple[str, str, list[str]]] = []
+    table: list[tuple[str, str, float, list[str]]] = []
     speed = interpreter_seconds()
     print(f"machine: a 10M-addition Python loop in {speed:.2f} s (best of 3), {os.cpu_count()} CPUs")
     started = time.perf_counter()
@@ -91,17 +92,18 @@ def main() -> None:
             "--backend",
             args.backend,
         ]
-        load = os.getloadavg()[0]
-        print(f"\n=== {script} {' '.join(argv[2:])}   (load average {load:.1f})", flush=True)
+        load, loop = os.getloadavg()[0], interpreter_seconds()
+        heading = f"=== {script} {' '.join(argv[2:])}   (load average {load:.1f}, loop {loop:.2f} s)"
+        print(f"\n{heading}", flush=True)
         run = subprocess.run(argv, capture_output=True, text=True, check=False)
         sys.stdout.write(run.stdout)
         if run.returncode != 0:
             sys.stdout.write(run.stderr)
             sys.exit(f"{script} failed with exit code {run.returncode}")
-        table.append((f"{script} {' '.join(argv[2:-2])}", f"{load:.1f}", summary_lines(run.stdout)))
+        table.append((f"{script} {' '.join(argv[2:-2])}", f"{load:.1f}", loop, summary_lines(run.stdout)))
     print(f"\n=== Targets ({time.perf_counter() - started:.0f} s in all; 10M-addition loop {speed:.2f} s)")
-    for name, load, lines in table:
-        print(f"{name}   (load average {load} at its start)")
+    for name, load_text, at_start, lines in table:
+        print(f"{name}   (load average {load_text}, 10M-addition loop {at_start:.2f} s at its start)")
         for line in lines:
             print(f"  {line}")
 

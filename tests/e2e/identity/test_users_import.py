@@ -28,8 +28,10 @@ def post(client: httpx.Client, body: bytes | str, key: str | None, media: str = 
 
 
 def user_count(c: Container) -> int:
-    with c.engine.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM users")).scalar_one())
+    # A reader's transaction: a plain connection would BEGIN IMMEDIATE, wait for the import's writer
+    # behind every chunk and, polled while an import runs, see nothing until it ended.
+    with c.uow(readonly=True) as uow:
+        return int(uow.conn.execute(text("SELECT count(*) FROM users")).scalar_one())
 
 
 def test_upload_a_csv_then_json_lines(client: httpx.Client, workspace: Workspace) -> None:

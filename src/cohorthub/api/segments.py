@@ -348,8 +348,8 @@ async def get_members(request: Request) -> Response:
     return JSONResponse(page)
 
 
-def member_csv(c: Container, members: BitMap) -> Iterator[str]:
-    """Every member as CSV rows (`braze_id,external_id`), read a page at a time."""
+def member_csv(c: Container, members: BitMap, cell: Callable[[str], str] = str) -> Iterator[str]:
+    """Every member as CSV rows (`braze_id,external_id`), read a page at a time; `cell` writes each value."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["braze_id", "external_id"])
@@ -359,7 +359,7 @@ def member_csv(c: Container, members: BitMap) -> Iterator[str]:
             rows, cursor = services.page_members(
                 uow=uow, members=members, after=after, limit=services.MAX_PAGE
             )
-        writer.writerows([(b, e or "") for _, b, e in rows])
+        writer.writerows([(cell(b), cell(e or "")) for _, b, e in rows])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

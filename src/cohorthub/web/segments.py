@@ -201,9 +201,23 @@ async def explain(request: Request, ctx: Ctx) -> Response:
     return render(ctx, "segment_explain.html", tree=tree, external_id=external_id)
 
 
+#: What makes a spreadsheet read a cell as a formula (Excel, LibreOffice, Google Sheets).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: str) -> str:
+    """`value` as a spreadsheet shows it as text: a leading apostrophe before a formula's first character.
+
+    An external id comes from the customer's apps (a browser's Web SDK sets it): in a file meant to be
+    opened in a spreadsheet, `=HYPERLINK(…)` must stay text (OWASP's CSV injection advice).
+    """
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+
+
 @page("read")
 async def export(request: Request, ctx: Ctx) -> Response:
-    """`GET /dashboard/segments/{id}/export.csv`: every member as CSV, streamed."""
+    """`GET /dashboard/segments/{id}/export.csv`: every member as CSV, streamed, safe to open in a spreadsheet
+    (`spreadsheet_text`; the API's `?format=csv` keeps every value as stored)."""
     segment_id = request.path_params["segment_id"]
 
     def run() -> BitMap:
@@ -212,7 +226,8 @@ async def export(request: Request, ctx: Ctx) -> Response:
 
     found = await in_thread(run)
     headers = {"content-disposition": f'attachment; filename="segment-{segment_id}.csv"'}
-    return StreamingResponse(member_csv(ctx.c, found), media_type="text/csv", headers=headers)
+    rows = member_csv(ctx.c, found, spreadsheet_text)
+    return StreamingResponse(rows, media_type="text/csv", headers=headers)
 
 
 ROUTES: list[BaseRoute] = [

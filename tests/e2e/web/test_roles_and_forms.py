@@ -4,6 +4,8 @@ sign-out ends the session, and accounts are created with `cohorthub user create`
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import subprocess
@@ -126,6 +128,17 @@ def test_segment_members_search_explain_and_csv_export(world: World, container: 
         csv_rows = client.get(f"{base}/export.csv").text.splitlines()
         assert csv_rows[0] == "braze_id,external_id"
         assert sorted(r.split(",")[1] for r in csv_rows[1:]) == ["u1", "u3", "u5", "u7", "u9"]
+        # ids a browser can set (Web SDK changeUser) stay text in a spreadsheet; the API keeps them as stored
+        formulas = ["=1+2", "+1", "-1", "@SUM(A1)", '=HYPERLINK("http://x.test","y")']
+        rest = {"Authorization": f"Bearer {world.rest_key}"}
+        track = {"attributes": [{"external_id": f, "country": "ES"} for f in formulas]}
+        assert httpx.post(f"{world.url}/users/track", json=track, headers=rest).status_code == 201
+        shown = [r[1] for r in csv.reader(io.StringIO(client.get(f"{base}/export.csv").text))][1:]
+        assert sorted(shown) == sorted([*(f"'{f}" for f in formulas), "u1", "u3", "u5", "u7", "u9"])
+        sid = base.rstrip("/").rsplit("/", 1)[-1]
+        api = httpx.get(f"{world.url}/segments/{sid}/members", params={"format": "csv"}, headers=rest)
+        stored = [r[1] for r in csv.reader(io.StringIO(api.text))][1:]
+        assert sorted(stored) == sorted([*formulas, "u1", "u3", "u5", "u7", "u9"])
         assert "u3</a>" in client.get(f"{base}/members", params={"q": "u3"}).text
         assert "is not in this segment" in client.get(f"{base}/members", params={"q": "u2"}).text
         explained = client.get(f"{base}/explain", params={"external_id": "u2"}).text

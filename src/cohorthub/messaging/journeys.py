@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -43,10 +43,21 @@ def enter_users(
     trigger: str,
     properties: dict[str, Any],
     now: float,
+    per_user: Mapping[int, dict[str, Any]] | None = None,
+    repeat_of: Sequence[str] = (),
 ) -> int:
-    """Start journeys for these users (re-entry rules applied); return how many entered."""
+    """Start journeys for these users (re-entry rules applied); return how many entered.
+
+    Each journey's properties are `properties`, and a user's own from `per_user`. `repeat_of`: the
+    triggers of earlier calls this one repeats; a user one of them entered is not entered again.
+    """
     nums = list(dict.fromkeys(nums))
     entries = uow.messaging.entries
+    if repeat_of:
+        earlier = entries.existing_triggers(program.id, [_key(t, n) for t in repeat_of for n in nums])
+        nums = [n for n in nums if not any(_key(t, n) in earlier for t in repeat_of)]
+    if not nums:
+        return 0
     users = {u.num: u for u in uow.messaging.facts.users(program.workspace_id, nums)}
     first = spec.steps[spec.first_step]
     previous = entries.last_entered_many(program.id, nums)
@@ -57,8 +68,9 @@ def enter_users(
             last is not None and (not spec.reentry or now - last < spec.reentry_after_seconds)
         ):
             continue
-        row = EntryRow(0, program.workspace_id, program.id, num, first.id, now, False, properties, now)
-        rows.append((row, f"{trigger}:{num}"))
+        own = {**properties, **per_user[num]} if per_user and num in per_user else properties
+        row = EntryRow(0, program.workspace_id, program.id, num, first.id, now, False, own, now)
+        rows.append((row, _key(trigger, num)))
     ids = entries.add_many(rows, now=now)
     src = canvas_source(program, spec, first)
     events = []
@@ -81,6 +93,11 @@ def enter_users(
         )
     uow.outbox.append(program.workspace_id, events, now=now)
     return len(ids)
+
+
+def _key(trigger: str, num: int) -> str:
+    """A journey's trigger key: one journey of a Canvas per trigger and user."""
+    return f"{trigger}:{num}"
 
 
 class Journeys:

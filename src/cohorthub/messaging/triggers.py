@@ -119,6 +119,15 @@ def _idem_key(workspace_id: str, scope: str, body: Any, key: str | None, now: fl
     return "api:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _repeat_keys(
+    workspace_id: str, scope: str, body: Any, key: str | None, now: float
+) -> tuple[str, list[str]]:
+    """This call's dedupe key, and the keys a call it repeats was stored under: without a client key, the
+    same body in the previous window (a retry at 12:10:01 of a call made at 12:09:59 is still a repeat)."""
+    earlier = [] if key else [_idem_key(workspace_id, scope, body, None, now, shift=1)]
+    return _idem_key(workspace_id, scope, body, key, now), earlier
+
+
 def _queue(
     uow: MessagingUnitOfWork,
     program: Program,
@@ -130,14 +139,11 @@ def _queue(
     due: float | None = None,
 ) -> str:
     jobs = uow.messaging.jobs
-    if idempotency_key is None and (
-        earlier := jobs.find(_idem_key(program.workspace_id, program.id, body, None, now, shift=1))
-    ):
+    key, repeats = _repeat_keys(program.workspace_id, program.id, body, idempotency_key, now)
+    if earlier := next(filter(None, map(jobs.find, repeats)), None):
         return earlier
     job = Job(0, program.workspace_id, program.id, services.new_dispatch_id(), send_id, due or now, payload)
-    return jobs.add(
-        job, idem_key=_idem_key(program.workspace_id, program.id, body, idempotency_key, now), now=now
-    )
+    return jobs.add(job, idem_key=key, now=now)
 
 
 def _campaign_call(
@@ -322,23 +328,6 @@ def _canvas_properties(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _entered_by_previous_window(
-    uow: MessagingUnitOfWork,
-    program: Program,
-    body: Any,
-    idempotency_key: str | None,
-    now: float,
-    resolved: list[dict[str, Any]],
-) -> set[int]:
-    """The recipients the same body entered in the previous dedupe window: a client's retry across the
-    boundary (12:10:01 for a call made at 12:09:59), without a key of its own, enters no one twice."""
-    if idempotency_key is not None:
-        return set()
-    previous = f"api:{_idem_key(program.workspace_id, program.id, body, None, now, shift=1)[4:40]}"
-    keys = {f"{previous}:{r['num']}": int(r["num"]) for r in resolved}
-    return {keys[k] for k in uow.messaging.entries.existing_triggers(program.id, list(keys))}
-
-
 def trigger_canvas(
     *, uow: MessagingUnitOfWork, workspace_id: str, body: Any, idempotency_key: str | None = None, now: float
 ) -> dict[str, Any]:
@@ -370,20 +359,18 @@ def trigger_canvas(
     resolved, errors = resolve_recipients(
         uow, workspace_id, recipients, ("canvas_entry_properties", "context")
     )
-    trigger = f"api:{_idem_key(workspace_id, program.id, body, idempotency_key, now)[4:40]}"
-    retried = _entered_by_previous_window(uow, program, body, idempotency_key, now, resolved)
-    for r in resolved:
-        if r["num"] in retried:
-            continue
-        enter_users(
-            uow,
-            program,
-            spec,
-            [r["num"]],
-            trigger=trigger,
-            properties={**common, **r["trigger_properties"]},
-            now=now,
-        )
+    key, repeats = _repeat_keys(workspace_id, program.id, body, idempotency_key, now)
+    enter_users(
+        uow,
+        program,
+        spec,
+        [r["num"] for r in resolved],
+        trigger=key[:40],  # "api:" and 36 hex digits
+        properties=common,
+        per_user={r["num"]: r["trigger_properties"] for r in resolved},
+        repeat_of=[k[:40] for k in repeats],
+        now=now,
+    )
     uow.commit()
     out: dict[str, Any] = {"dispatch_id": dispatch_id, "message": "success"}
     if errors:
@@ -423,12 +410,9 @@ def send_messages(
     resolved, errors = resolve_recipients(uow, workspace_id, recipients, ()) if recipients else ([], [])
     for channel, message in sorted(messages.items()):
         scope = f"messages:{channel}"
-        key = _idem_key(workspace_id, scope, body, idempotency_key, now)
+        key, repeats = _repeat_keys(workspace_id, scope, body, idempotency_key, now)
         # a repeated call (this window, or the previous one without a key) queues nothing, not even a program
-        earlier = uow.messaging.jobs.find(key) or (
-            idempotency_key is None
-            and uow.messaging.jobs.find(_idem_key(workspace_id, scope, body, None, now, shift=1))
-        )
+        earlier = next(filter(None, map(uow.messaging.jobs.find, [key, *repeats])), None)
         if earlier:
             dispatch_id = earlier
             continue

@@ -380,3 +380,19 @@ def test_a_canvas_trigger_retried_across_a_dedupe_window_enters_no_one_twice(con
         )
     runtime.worker.round()
     assert sorted(m.to for m in email.sent) == ["es@example.com", "es@example.com", "fr@example.com"]
+
+
+def test_each_canvas_recipient_enters_with_the_call_s_properties_and_its_own(container: Container) -> None:
+    ws, clock, runtime, email, _ = _setup(container)
+    body_def = {"name": "Own", "entry": {"type": "api"},
+                "steps": [{"id": "hello", "type": "message", "channel": "email", "email": MAIL}]}  # fmt: skip
+    canvas_id = _create(container, ws, "canvas", body_def)
+    body = {"canvas_id": canvas_id, "canvas_entry_properties": {"n": "all"},
+            "recipients": [{"external_user_id": "es", "canvas_entry_properties": {"n": "own"}},
+                           {"external_user_id": "fr"}, {"external_user_id": "nobody"}]}  # fmt: skip
+    with container.uow() as uow:
+        answer = triggers.trigger_canvas(uow=uow, workspace_id=ws, body=body, now=clock())
+    assert answer["errors"] == ["unknown user: nobody"]
+    runtime.worker.round()
+    subjects = {m.to: m.data.split(b"Subject: ")[1].split(b"\r\n")[0] for m in email.sent}
+    assert subjects == {"es@example.com": b"S own", "fr@example.com": b"S all"}

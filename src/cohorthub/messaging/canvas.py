@@ -29,9 +29,7 @@ from cohorthub.messaging.model import (
     parse_email,
     parse_time,
     parse_webhook,
-    trigger_matches,
 )
-from cohorthub.messaging.ports import EventRow
 
 ENTRY_TYPES = ("cohort", "segment", "event", "api", "schedule")
 STEP_TYPES = ("message", "delay", "audience_split", "decision_split")
@@ -133,10 +131,6 @@ class CanvasSpec:
             if s.type == "decision_split"
         ]
         return out
-
-    def reacts_to(self, event: EventRow) -> bool:
-        """Whether this custom event or purchase means anything to this Canvas."""
-        return any(trigger_matches(name, purchase, event) for name, purchase in self.triggers())
 
 
 def entry_audience(entry: Entry) -> dict[str, Any] | None:

@@ -16,8 +16,8 @@ from cohorthub.messaging import services
 from cohorthub.messaging.canvas import CanvasSpec
 from cohorthub.messaging.events import Source, message_event, user_of
 from cohorthub.messaging.journeys import enter_users
-from cohorthub.messaging.model import CampaignSpec, behavior, trigger_matches
-from cohorthub.messaging.ports import EntryRow, EventRow, Job, MessagingUnitOfWork, Program, UowFactory
+from cohorthub.messaging.model import CampaignSpec, Trigger, Triggers, behavior, trigger_matches
+from cohorthub.messaging.ports import EventRow, Job, MessagingUnitOfWork, Program, UowFactory
 from cohorthub.messaging.steps import canvas_source, exit_of
 
 
@@ -33,49 +33,52 @@ class EventReactions:
         self._skipped: dict[str, int] = {}
 
     def scan_events(self, limit: int = 5000) -> int:
-        """React to new custom events and purchases: conversions, exits, entries, action-based campaigns."""
-        custom = self._scan(
-            "events",
-            False,
-            lambda uow, after: uow.messaging.facts.events_after(after, limit),
-            lambda uow: uow.messaging.facts.max_ids()[1],
-            limit,
-        )
-        bought = self._scan(
-            "purchases",
-            True,
-            lambda uow, after: uow.messaging.facts.purchases_after(after, limit),
-            lambda uow: uow.messaging.facts.max_purchase_id(),
-            limit,
-        )
-        return custom + bought  # fmt: skip
+        """React to new custom events and purchases: conversions, exits, entries, action-based campaigns;
+        return how many meant something to a program, plus one for each kind whose read was full (more are
+        waiting: the worker goes on without its pause).
 
-    def _scan(
-        self,
-        name: str,
-        purchase: bool,
-        read: Callable[[MessagingUnitOfWork, int], list[EventRow]],
-        newest: Callable[[MessagingUnitOfWork], int],
-        limit: int,
-    ) -> int:
-        """React to the events after the cursor `name`; return how many meant something to a program,
-        plus one when the read was full (more are waiting: the worker goes on without its pause).
-
-        The newest id is read before the active programs, and only events up to it are considered: a
-        program launched after that read sees every event after it. While no active program reacts to
-        this kind of event at all, the cursor moves to the newest id without reading a row. The events
-        are read outside any write transaction (on SQLite a write would hold the one writer while
-        thousands are read); the reactions and the cursor are written in one transaction after.
+        Each kind is read after its own cursor. The newest ids are read before the active programs (once
+        for both kinds), and only events up to them are considered: a program launched after that read
+        sees every event after it. While no active program reacts to a kind of event at all, its cursor
+        moves to the newest id without reading a row. The events are read outside any write transaction
+        (on SQLite a write would hold the one writer while thousands are read); the reactions and the
+        cursor are written in one transaction after, a kind at a time.
         """
-        seen = self._seen_events.setdefault(name, set())
         with self._uow(readonly=True) as uow:
-            cursor = uow.messaging.facts.cursor(name)
-            top = newest(uow)
+            facts = uow.messaging.facts
+            tops = {"events": facts.max_ids()[1], "purchases": facts.max_purchase_id()}
+            cursors = {name: facts.cursor(name) for name in tops}
             campaigns = _by_workspace(uow.messaging.programs.active("campaign"), services.campaign_spec)
             canvases = _by_workspace(uow.messaging.programs.active("canvas"), services.canvas_spec)
-            watched = _watches(campaigns, canvases, purchase)
-            found = read(uow, max(0, cursor - self._margin)) if cursor is not None and watched else []
-        if cursor is None or not watched:  # the first scan starts after what is already there
+            triggers = _triggers(campaigns, canvases)
+            watched = Triggers(t for group in triggers.values() for t in group)
+            found: dict[str, list[EventRow]] = {}  # the kinds read: a program watches them
+            for name, read in (("events", facts.events_after), ("purchases", facts.purchases_after)):
+                cursor = cursors[name]
+                if cursor is not None and watched.watch(name == "purchases"):
+                    found[name] = read(max(0, cursor - self._margin), limit)
+        reacts = {ws: Triggers(group) for ws, group in triggers.items()}
+        return sum(
+            self._apply(name, cursors[name], tops[name], found.get(name), campaigns, canvases, reacts, limit)
+            for name in tops
+        )
+
+    def _apply(
+        self,
+        name: str,
+        cursor: int | None,
+        top: int,
+        found: list[EventRow] | None,
+        campaigns: dict[str, list[tuple[Program, CampaignSpec]]],
+        canvases: dict[str, list[tuple[Program, CanvasSpec]]],
+        reacts: dict[str, Triggers],
+        limit: int,
+    ) -> int:
+        """React to the events of one kind read after its cursor (`found`; None: not read, as no program
+        watches the kind or it has no cursor yet) and move the cursor; `reacts`: by workspace, what its
+        active programs react to."""
+        seen = self._seen_events.setdefault(name, set())
+        if cursor is None or found is None:  # the first scan starts after what is already there
             self._skipped[name] = top
             self._seen_events[name] = set()
             if cursor is None or top > cursor:
@@ -90,7 +93,7 @@ class EventReactions:
         if not events:
             return 0
         with self._uow() as uow:
-            reacting = [e for e in events if _reacts(e, campaigns, canvases)]
+            reacting = [e for e in events if e.workspace_id in reacts and reacts[e.workspace_id].match(e)]
             users = _users_of(uow, reacting)
             now = self._now()
             for event in reacting:
@@ -190,8 +193,9 @@ class EventReactions:
                         ],
                         now=now,
                     )
-        exits = spec.exit.purchases if event.kind == "purchase" else spec.exit.events
-        exiting = event.name in exits or (event.kind == "purchase" and "*" in exits)
+        purchase = event.kind == "purchase"
+        exits = spec.exit.purchases if purchase else spec.exit.events
+        exiting = any(trigger_matches(name, purchase, event) for name in exits)
         deciding = {  # decision splits this event answers "yes": their journeys go on now
             s.id: s.within_seconds or 0.0
             for s in spec.steps.values()
@@ -203,7 +207,10 @@ class EventReactions:
                 if entry.canvas_id != program.id:
                     continue
                 if exiting:
-                    self._exit(uow, program, spec, entry, "users.canvas.exit.PerformedEvent", user, now)
+                    why = "users.canvas.exit.PerformedEvent"
+                    move, events = exit_of(program, spec, entry, why, user, now)
+                    entries.move_many([move], now=now)
+                    uow.outbox.append(program.workspace_id, events, now=now)
                 elif entry.waiting and entry.step_id in deciding:
                     since = entry.step_since
                     if since <= event.time <= since + deciding[entry.step_id]:
@@ -220,20 +227,6 @@ class EventReactions:
                 now=now,
             )
 
-    def _exit(
-        self,
-        uow: MessagingUnitOfWork,
-        program: Program,
-        spec: CanvasSpec,
-        entry: EntryRow,
-        event_type: str,
-        user: dict[str, str],
-        now: float,
-    ) -> None:
-        move, events = exit_of(program, spec, entry, event_type, user, now)
-        uow.messaging.entries.move_many([move], now=now)
-        uow.outbox.append(program.workspace_id, events, now=now)
-
 
 Spec = TypeVar("Spec", CampaignSpec, CanvasSpec)
 
@@ -248,27 +241,16 @@ def _by_workspace(
     return out
 
 
-def _reacts(
-    event: EventRow,
+def _triggers(
     campaigns: dict[str, list[tuple[Program, CampaignSpec]]],
     canvases: dict[str, list[tuple[Program, CanvasSpec]]],
-) -> bool:
-    """Whether an active program of the event's workspace reacts to it (most events mean nothing to any)."""
-    ws = event.workspace_id
-    return any(spec.reacts_to(event) for _, spec in campaigns.get(ws, ())) or any(
-        spec.reacts_to(event) for _, spec in canvases.get(ws, ())
-    )
-
-
-def _watches(
-    campaigns: dict[str, list[tuple[Program, CampaignSpec]]],
-    canvases: dict[str, list[tuple[Program, CanvasSpec]]],
-    purchase: bool,
-) -> bool:
-    """Whether any active program reacts to purchases (or, with `purchase` False, to custom events)."""
-    specs: list[CampaignSpec | CanvasSpec] = [spec for group in campaigns.values() for _, spec in group]
-    specs += [spec for group in canvases.values() for _, spec in group]
-    return any(p == purchase and n is not None for spec in specs for n, p in spec.triggers())
+) -> dict[str, list[Trigger]]:
+    """By workspace, the custom events and purchases its active programs react to."""
+    out: dict[str, list[Trigger]] = {}
+    for group in (campaigns, canvases):
+        for ws, programs in group.items():
+            out.setdefault(ws, []).extend(t for _, spec in programs for t in spec.triggers())
+    return out
 
 
 def _users_of(uow: MessagingUnitOfWork, events: list[EventRow]) -> dict[tuple[str, int], dict[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,22 @@ class Delivery:
 Trigger = tuple[str | None, bool]
 
 
+class Triggers:
+    """The custom events and purchases some programs react to, asked of each new event by lookup."""
+
+    def __init__(self, triggers: Iterable[Trigger]) -> None:
+        self._keys = {(purchase, name) for name, purchase in triggers if name is not None}
+
+    def match(self, event: EventRow) -> bool:
+        """Whether any of these triggers matches the event (`trigger_matches`)."""
+        purchase = event.kind == "purchase"
+        return (purchase, event.name) in self._keys or (purchase and (True, "*") in self._keys)
+
+    def watch(self, purchase: bool) -> bool:
+        """Whether any is a purchase trigger (with `purchase` False: a custom event trigger)."""
+        return any(p == purchase for p, _ in self._keys)
+
+
 def trigger_matches(name: str | None, purchase: bool, event: EventRow) -> bool:
     """Does this custom event or purchase match a trigger (a custom event's name, or a product id / "*")."""
     if (event.kind == "purchase") != purchase or name is None:
@@ -159,10 +176,6 @@ class CampaignSpec:
         if self.delivery.type == "action":
             out.append((self.delivery.purchase or self.delivery.event, self.delivery.purchase is not None))
         return out
-
-    def reacts_to(self, event: EventRow) -> bool:
-        """Whether this custom event or purchase converts a send of this campaign or triggers it."""
-        return any(trigger_matches(name, purchase, event) for name, purchase in self.triggers())
 
 
 class Fields:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cohorthub.messaging.canvas import parse_canvas
-from cohorthub.messaging.model import parse_campaign
+from cohorthub.messaging.model import Triggers, parse_campaign, trigger_matches
 from cohorthub.messaging.ports import EventRow
 
 MAIL = {"from": "a@shop.test", "subject": "S", "body": "<p>hi</p>"}
@@ -50,8 +50,14 @@ def test_a_campaign_reacts_to_its_trigger_and_its_conversion_only(
 
 
 def _check(spec: Any, reacts: list[EventRow], ignores: list[EventRow]) -> None:
-    assert [spec.reacts_to(e) for e in reacts] == [True] * len(reacts)
-    assert [spec.reacts_to(e) for e in ignores] == [False] * len(ignores)
+    triggers = Triggers(spec.triggers())
+    assert [triggers.match(e) for e in reacts] == [True] * len(reacts)
+    assert [triggers.match(e) for e in ignores] == [False] * len(ignores)
+    # the lookup agrees with the rule each reaction applies itself
+    for e in reacts + ignores:
+        assert triggers.match(e) == any(trigger_matches(n, p, e) for n, p in spec.triggers())
+    assert triggers.watch(True) == any(p and n is not None for n, p in spec.triggers())
+    assert triggers.watch(False) == any(not p and n is not None for n, p in spec.triggers())
 
 
 def _split(**on: Any) -> dict[str, Any]:

@@ -44,27 +44,37 @@ def _json(value: Any) -> Any:
     return json_loads(value) if isinstance(value, str) else value
 
 
-def _fact_columns(wanted: FactsWanted | None, *, pg: bool, text_times: bool) -> tuple[list[str], str]:
+def _json_time(column: str, *, pg: bool) -> str:
+    """A time column as the probe's JSON carries it: on SQLite, text with 17 significant digits
+    (`%!.17g`: its JSON keeps 15 digits and its plain `%.17g` 16, which would cut them)."""
+    return column if pg else f"printf('%!.17g', {column})"
+
+
+def _fact_columns(wanted: FactsWanted | None, *, pg: bool, in_json: bool) -> tuple[list[str], str]:
     """The standard columns a facts row of `wanted` carries, and the row's select list (with one
-    parameter: the workspace). `text_times`: times as text with 17 significant digits (`%!.17g`: in
-    SQLite's JSON, which keeps 15 digits and its plain `%.17g` 16, which would cut them)."""
+    parameter: the workspace); `in_json`: for the probe's JSON (`_json_time`)."""
     names = None if wanted is None else wanted.standard
     standard = [c for c in _STANDARD if names is None or c in names]
     custom = "custom_attributes" if wanted is None or wanted.custom else "NULL"
     mark = "%s" if pg else "?"
-    times = [f"printf('%!.17g', {c})" if text_times and not pg and c in _REAL_FACTS else c for c in standard]
+    times = [_json_time(c, pg=pg) if in_json and c in _REAL_FACTS else c for c in standard]
     return standard, ", ".join(["num", f"workspace_id = {mark}", "external_id", custom, *times])
 
 
 def _probe_sql(
-    changes: str, wanted: FactsWanted | None, workspace_id: str, segment_ids: list[str], *, pg: bool
+    changes: str,
+    wanted: FactsWanted | None,
+    fact_columns: str,
+    workspace_id: str,
+    segment_ids: list[str],
+    *,
+    pg: bool,
 ) -> tuple[str, list[Any]]:
     """The probe over the change rows `changes` (src, id, num, mine): one row of JSON arrays.
 
     Its columns: the change rows; (id, filter, updated_at) of the segments `segment_ids`; then, when
-    `wanted`, the `users` rows, events, purchases and sessions of the first `_COVERED` changed users of
-    the workspace. Times leave SQLite as text with 17 significant digits (`%!.17g`: its JSON keeps 15
-    digits and its plain `%.17g` 16, which would cut them).
+    `wanted`, the `users` rows (`fact_columns`, from `_fact_columns`), events, purchases and sessions of
+    the first `_COVERED` changed users of the workspace. Times are `_json_time`s.
     """
 
     def agg(columns: str) -> str:
@@ -73,7 +83,7 @@ def _probe_sql(
         return f"json_group_array(json_array({columns}))"
 
     def real(column: str) -> str:
-        return column if pg else f"printf('%!.17g', {column})"
+        return _json_time(column, pg=pg)
 
     dirty = "= ANY(ARRAY(SELECT num FROM dirty))" if pg else "IN (SELECT num FROM dirty)"
     selects = [f"(SELECT {agg('src, id, num, mine')} FROM ch)"]
@@ -88,8 +98,7 @@ def _probe_sql(
     else:
         selects.append("NULL")
     if wanted is not None:
-        _, columns = _fact_columns(wanted, pg=pg, text_times=True)
-        selects.append(f"(SELECT {agg(columns)} FROM users WHERE num {dirty})")
+        selects.append(f"(SELECT {agg(fact_columns)} FROM users WHERE num {dirty})")
         extra.append(workspace_id)
         if wanted.events:
             names = sorted(wanted.events)
@@ -215,7 +224,10 @@ def changes(
         args += [workspace_id, partner, cohort_id]
     if pg:
         parts.append(f"SELECT -1, {_PG_XMIN}, {_PG_XMAX}, 0")
-    sql, extra = _probe_sql(" UNION ALL ".join(parts), wanted, workspace_id, sorted(segments), pg=pg)
+    standard, fact_columns = _fact_columns(wanted, pg=pg, in_json=True)
+    sql, extra = _probe_sql(
+        " UNION ALL ".join(parts), wanted, fact_columns, workspace_id, sorted(segments), pg=pg
+    )
     row = conn.exec_driver_sql(sql, tuple(args + extra)).one()
     stored = {id_: (text, float(at)) for id_, text, at in _json(row[1]) or ()}
     rows: dict[str, list[ChangeRow]] = {source: [] for source in SOURCES}
@@ -232,7 +244,6 @@ def changes(
         return Changes(rows, found, snapshot, segments=stored)
     written = {num for source in SOURCES[:3] for _, num in rows[source] if num is not None}
     covered = sorted(written)[:_COVERED]
-    standard, _ = _fact_columns(wanted, pg=pg, text_times=True)
     facts = _facts(standard, *(_json(v) for v in row[2:]))
     return Changes(rows, found, snapshot, covered, facts, stored)
 
@@ -258,7 +269,7 @@ def user_facts(
     def rows(sql: str, more: Sequence[Any] = (), first: Sequence[Any] = ()) -> list[Any]:
         return list(conn.exec_driver_sql(sql, (*first, *args, *more)))
 
-    standard, columns = _fact_columns(None, pg=pg, text_times=False)
+    standard, columns = _fact_columns(None, pg=pg, in_json=False)
     found = rows(f"SELECT {columns} FROM users WHERE num {in_nums}", first=[workspace_id])
     if not found:
         return []

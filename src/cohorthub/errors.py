@@ -8,6 +8,7 @@
     ├── Conflict                409: a change that clashes with existing state
     ├── PayloadTooLarge         413: a body over the configured limit
     ├── UnsupportedMediaType    415: a body that is not JSON
+    │   └── UnsupportedEncoding     415: a body compressed in a way the server cannot read
     ├── ResourceLocked          423: a cohort another writer holds for too long
     └── RateLimited             429: a partner key over its hourly quota
 
@@ -69,6 +70,12 @@ class UnsupportedMediaType(CohorthubError):
     """The body is not declared as JSON."""
 
     status = 415
+
+
+class UnsupportedEncoding(UnsupportedMediaType):
+    """The body's Content-Encoding is not one the server decodes (the answer lists those it does)."""
+
+    accepted = "gzip, deflate"
 
 
 class ResourceLocked(CohorthubError):

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from cohorthub.api.http import JSONResponse
 from cohorthub.api.middleware import REQUEST_ID_HEADER, request_id_of
-from cohorthub.errors import CohorthubError, RateLimited, ResourceLocked
+from cohorthub.errors import CohorthubError, RateLimited, ResourceLocked, UnsupportedEncoding
 
 log = logging.getLogger("cohorthub.api")
 
@@ -25,6 +25,8 @@ def error_response(exc: CohorthubError, request_id: str | None = None) -> Respon
     headers = {}
     if isinstance(exc, RateLimited | ResourceLocked):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, UnsupportedEncoding):  # RFC 9110, section 12.5.3
+        headers["Accept-Encoding"] = exc.accepted
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 

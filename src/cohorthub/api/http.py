@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,7 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cohorthub.bootstrap import Container
-from cohorthub.errors import DeadlockVictim, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from cohorthub.errors import (
+    DeadlockVictim,
+    InvalidInput,
+    PayloadTooLarge,
+    UnsupportedEncoding,
+    UnsupportedMediaType,
+)
 
 T = TypeVar("T")
 #: Arrays and objects nest at most this deep in a request body (a filter tree needs 2 per level).
@@ -44,18 +51,92 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+#: Content-Encodings a request body may use, with the `wbits` zlib reads each with (gzip, or the zlib
+#: stream RFC 9110 calls "deflate"; 47 also takes a gzip stream sent as "deflate").
+_DECODERS = {"gzip": 31, "x-gzip": 31, "deflate": 47}
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"Request body is larger than the limit of {max_bytes} bytes")
+
+
+def body_encoding(header: str) -> str | None:
+    """The one content coding of a `Content-Encoding` header (None: the body is as sent); 415 otherwise."""
+    codings = [c for c in (part.strip().lower() for part in header.split(",")) if c and c != "identity"]
+    if not codings:
+        return None
+    if len(codings) > 1 or codings[0] not in _DECODERS:
+        shown = header.strip()[:64]
+        raise UnsupportedEncoding(
+            f"Content-Encoding {shown!r} is not supported: send the body as gzip, deflate or as is"
+        )
+    return codings[0]
+
+
+class BodyDecompressor:
+    """A compressed body decoded as it arrives, never past `max_bytes` of output: a small body that
+    inflates without end is refused at the limit, not held in memory."""
+
+    def __init__(self, coding: str, max_bytes: int) -> None:
+        self._coding = coding
+        self._z = zlib.decompressobj(_DECODERS[coding])
+        self._max = max_bytes
+        self._size = 0
+        self._open = False  # a stream has begun and not ended
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """What `data` decompresses to; 413 past the limit, 400 when it is not a valid stream."""
+        out: list[bytes] = []
+        while data:
+            self._open = True
+            try:
+                piece = self._z.decompress(data, self._max - self._size + 1)
+            except zlib.error:
+                raise self._invalid("it is not a valid stream") from None
+            self._size += len(piece)
+            if self._size > self._max:
+                raise _too_large(self._max)
+            out.append(piece)
+            if self._z.eof:  # gzip allows several members, one after another
+                self._open = False
+                data = self._z.unused_data
+                self._z = zlib.decompressobj(_DECODERS[self._coding])
+            else:
+                data = self._z.unconsumed_tail
+        return out
+
+    def finish(self) -> None:
+        """400 when the body ended inside a stream (cut short)."""
+        if self._open:
+            raise self._invalid("it ends before its stream does")
+
+    def _invalid(self, why: str) -> InvalidInput:
+        return InvalidInput(f"Request body is not valid {self._coding} ({why})")
+
+
 async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The raw body, refusing anything over `max_bytes` before reading it all."""
+    """The raw body, refusing anything over `max_bytes` before reading it all.
+
+    A body sent with `Content-Encoding: gzip` or `deflate` is decompressed as it arrives, and the
+    limit applies to both what was sent and what it decompresses to.
+    """
+    coding = body_encoding(request.headers.get("content-encoding", ""))
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"Request body is larger than the limit of {max_bytes} bytes")
+        raise _too_large(max_bytes)
+    inflate = BodyDecompressor(coding, max_bytes) if coding else None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise PayloadTooLarge(f"Request body is larger than the limit of {max_bytes} bytes")
-        chunks.append(chunk)
+            raise _too_large(max_bytes)
+        if inflate is None:
+            chunks.append(chunk)
+        else:
+            chunks += inflate.feed(chunk)
+    if inflate is not None:
+        inflate.finish()
     return b"".join(chunks)
 
 

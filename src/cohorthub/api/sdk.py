@@ -24,7 +24,7 @@ from cohorthub.apps import services
 from cohorthub.apps.errors import InvalidSdkKey, InvalidSdkRequest, OriginNotAllowed
 from cohorthub.apps.model import App
 from cohorthub.bootstrap import Container
-from cohorthub.errors import InvalidInput, PayloadTooLarge
+from cohorthub.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 _HEADER_LIST = re.compile(r"^[A-Za-z0-9_\-, ]{0,1000}$")
 _SDK_HEADERS = (
@@ -92,7 +92,7 @@ async def data(request: Request) -> Response:
         body = decode_json(await read_body(request, c.settings.sdk_max_body_bytes))
     except PayloadTooLarge as exc:
         failure = ("payload_too_large", exc.message)
-    except InvalidInput as exc:  # not JSON, or nested deeper than any endpoint reads
+    except (InvalidInput, UnsupportedMediaType) as exc:  # not JSON (or not decodable), or too deep
         failure = ("invalid_request", exc.message)
     if not key and isinstance(body, dict):
         key = body.get("api_key")

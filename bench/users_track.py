@@ -164,18 +164,18 @@ def storage_floor(
                     (workspace_id, now, ids_, payloads),
                 )
             else:
-                rows = [(workspace_id, n, "played", 1704067200.0, "{}") for n in nums]
+                happened = [(workspace_id, n, "played", 1704067200.0, "{}") for n in nums]
                 conn.exec_driver_sql(
                     "INSERT INTO custom_events (workspace_id, user_num, name, time, properties) "
-                    f"VALUES {', '.join(['(?, ?, ?, ?, ?)'] * len(rows))}",
-                    tuple(v for r in rows for v in r),
+                    f"VALUES {', '.join(['(?, ?, ?, ?, ?)'] * len(happened))}",
+                    tuple(v for r in happened for v in r),
                 )
-                rows = [(workspace_id, e, "users.behaviors.CustomEvent", 1704067200, p, now)
-                        for e, p in zip(ids_, payloads, strict=True)]  # fmt: skip
+                boxed = [(workspace_id, e, "users.behaviors.CustomEvent", 1704067200, p, now)
+                         for e, p in zip(ids_, payloads, strict=True)]  # fmt: skip
                 conn.exec_driver_sql(
                     "INSERT INTO outbox (workspace_id, event_id, event_type, time, payload, created_at) "
-                    f"VALUES {', '.join(['(?, ?, ?, ?, ?, ?)'] * len(rows))}",
-                    tuple(v for r in rows for v in r),
+                    f"VALUES {', '.join(['(?, ?, ?, ?, ?, ?)'] * len(boxed))}",
+                    tuple(v for r in boxed for v in r),
                 )
 
     errors: list[BaseException] = []

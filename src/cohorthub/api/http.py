@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -117,8 +118,8 @@ class BodyDecompressor:
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body, refusing anything over `max_bytes` before reading it all.
 
-    A body sent with `Content-Encoding: gzip` or `deflate` is decompressed as it arrives, and the
-    limit applies to both what was sent and what it decompresses to.
+    A body sent with `Content-Encoding: gzip` or `deflate` is decompressed as it arrives (in a worker
+    thread), and the limit applies to both what was sent and what it decompresses to.
     """
     coding = body_encoding(request.headers.get("content-encoding", ""))
     declared = request.headers.get("content-length")
@@ -133,8 +134,8 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise _too_large(max_bytes)
         if inflate is None:
             chunks.append(chunk)
-        else:
-            chunks += inflate.feed(chunk)
+        else:  # off the event loop: a few bytes may inflate to megabytes
+            chunks += await in_thread(partial(inflate.feed, chunk))
     if inflate is not None:
         inflate.finish()
     return b"".join(chunks)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 import uvicorn
+from sqlalchemy import text
 
 from cohorthub.bootstrap import Container
 from cohorthub.cli.sink import Sink
@@ -115,6 +116,45 @@ def record_events(
         uow.commit()
     wait_until_claimable(c)
     return [e.id for e in events]
+
+
+def queue_many_events(c: Container, workspace: str, n: int, *, now: float = T0) -> list[str]:
+    """Append `n` custom events to the outbox in one transaction, rows made by the database; their ids.
+
+    For the tests that queue a million events (building them in Python took most of such a test):
+    each payload holds the fields `record_events` stores (a `users.behaviors.CustomEvent` of u1 with
+    its number as its one property), as the database writes JSON; ids are this call's random
+    UUID-shaped prefix and the number, 36 characters.
+    """
+    bits = random.getrandbits
+    prefix = f"{bits(32):08x}-{bits(16):04x}-7{bits(12):03x}-8{bits(12):03x}"
+    if c.engine.dialect.name == "postgresql":
+        numbers = "generate_series(0, CAST(:n AS integer) - 1) AS s(i)"
+        event_id = "(CAST(:prefix AS text) || '-' || lpad(i::text, 12, '0'))"
+        obj, as_bytes = "json_build_object", "convert_to({}::text, 'UTF8')"
+        ws, at = "CAST(:ws AS text)", "CAST(:time AS bigint)"
+    else:
+        numbers = (
+            "(WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < :n) "
+            "SELECT i FROM s)"
+        )
+        event_id, obj, as_bytes = "printf('%s-%012d', :prefix, i)", "json_object", "CAST({} AS BLOB)"
+        ws, at = ":ws", ":time"
+    payload = (
+        f"{obj}('event_type', 'users.behaviors.CustomEvent', 'id', {event_id}, 'time', {at}, "
+        f"'user', {obj}('user_id', '639a35d192b0df004d06514c', 'external_user_id', 'u1'), "
+        f"'properties', {obj}('name', 'played', 'custom_properties', {obj}('i', i), 'app_group_id', {ws}))"
+    )
+    sql = (
+        "INSERT INTO outbox (workspace_id, event_id, event_type, time, payload, created_at) "
+        f"SELECT {ws}, {event_id}, 'users.behaviors.CustomEvent', {at}, {as_bytes.format(payload)}, :now "
+        f"FROM {numbers}"
+    )
+    with c.uow() as uow:
+        uow.conn.execute(text(sql), {"prefix": prefix, "n": n, "ws": workspace, "time": int(now), "now": now})
+        uow.commit()
+    wait_until_claimable(c)
+    return [f"{prefix}-{i:012d}" for i in range(n)]
 
 
 def wait_until_claimable(c: Container, timeout: float = 30) -> None:

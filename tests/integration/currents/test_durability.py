@@ -22,6 +22,7 @@ from tests.integration.currents.conftest import (
     add_connector,
     drive,
     make_worker,
+    queue_many_events,
     record_events,
     send_round,
     settled,
@@ -104,9 +105,7 @@ def test_a_restart_with_many_queued_events_loses_nothing(
     container: Container, workspace: str, sink: SinkServer, clock: FakeClock
 ) -> None:
     connector = add_connector(container, workspace, sink.url, batch_size=1_000)
-    ids: list[str] = []
-    while len(ids) < RESTART_EVENTS:  # in transactions of at most 50,000 events
-        ids += record_events(container, workspace, min(50_000, RESTART_EVENTS - len(ids)))
+    ids = queue_many_events(container, workspace, RESTART_EVENTS)
     first = make_worker(container, clock)
     send_round(first, connector.id, record=False)
     first.step(connector.id)

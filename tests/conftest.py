@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, inspect, text
 
 from cohorthub.api.app import create_app
@@ -35,6 +36,12 @@ PG_ADMIN_URL = normalize_url(
     os.environ.get("COHORTHUB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 )
 BACKENDS = ["sqlite", "postgresql"]
+
+#: No test asserts a timing, property tests included: Hypothesis's default 200 ms deadline per example, and
+#: its health check on slow data generation, fail a correct test on a busy machine (the suite runs in
+#: several processes on few cores).
+settings.register_profile("cohorthub", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cohorthub")
 
 
 @pytest.fixture(scope="session")

@@ -266,4 +266,4 @@ def test_a_webhook_endpoint_that_drips_its_head_fails_within_the_timeout() -> No
         dripping.close()
     assert (outcome.state, outcome.status, outcome.retries) == ("failed", None, 1)
     assert "ReadTimeout" in outcome.detail
-    assert took < 4
+    assert took < 8  # reading the whole head would take 12 s

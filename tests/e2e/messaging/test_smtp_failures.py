@@ -137,7 +137,7 @@ def test_a_server_that_drips_a_reply_is_a_failure_within_the_timeout(server: Fla
     took = time.monotonic() - started
     transport.close()
     assert (outcome.state, outcome.retries, server.accepted) == ("failed", 1, 0)
-    assert took < 4
+    assert took < 8  # dripping on would take 20 s (10 s a connection)
 
 
 def test_refusals_are_bounces_and_the_connection_serves_the_next_message(pipelining: bool) -> None:
@@ -193,7 +193,7 @@ def test_a_batch_to_a_server_that_is_down_fails_quickly(security: str) -> None:
     outcomes = transport.send([MESSAGE] * 200)
     took = time.monotonic() - started
     assert {(o.state, o.retries) for o in outcomes} == {("failed", 1)}
-    assert took < 2
+    assert took < 5  # a TLS context per connection took ~9 s for 200
 
 
 def test_a_transport_used_by_two_threads_at_once_keeps_each_message_to_its_own_recipient(

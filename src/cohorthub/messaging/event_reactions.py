@@ -50,14 +50,12 @@ class EventReactions:
             cursors = {name: facts.cursor(name) for name in tops}
             campaigns = _by_workspace(uow.messaging.programs.active("campaign"), services.campaign_spec)
             canvases = _by_workspace(uow.messaging.programs.active("canvas"), services.canvas_spec)
-            triggers = _triggers(campaigns, canvases)
-            watched = Triggers(t for group in triggers.values() for t in group)
+            reacts = {ws: Triggers(group) for ws, group in _triggers(campaigns, canvases).items()}
             found: dict[str, list[EventRow]] = {}  # the kinds read: a program watches them
             for name, read in (("events", facts.events_after), ("purchases", facts.purchases_after)):
                 cursor = cursors[name]
-                if cursor is not None and watched.watch(name == "purchases"):
+                if cursor is not None and any(r.watch(name == "purchases") for r in reacts.values()):
                     found[name] = read(max(0, cursor - self._margin), limit)
-        reacts = {ws: Triggers(group) for ws, group in triggers.items()}
         return sum(
             self._apply(name, cursors[name], tops[name], found.get(name), campaigns, canvases, reacts, limit)
             for name in tops

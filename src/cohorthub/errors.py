@@ -73,9 +73,11 @@ class UnsupportedMediaType(CohorthubError):
 
 
 class UnsupportedEncoding(UnsupportedMediaType):
-    """The body's Content-Encoding is not one the server decodes (the answer lists those it does)."""
+    """The body's Content-Encoding is not one the server decodes; `accepted`: those it does."""
 
-    accepted = "gzip, deflate"
+    def __init__(self, message: str, *, accepted: str) -> None:
+        super().__init__(message)
+        self.accepted = accepted
 
 
 class ResourceLocked(CohorthubError):

@@ -55,6 +55,8 @@ def _is_json(content_type: str) -> bool:
 #: Content-Encodings a request body may use, with the `wbits` zlib reads each with (gzip, or the zlib
 #: stream RFC 9110 calls "deflate"; 47 also takes a gzip stream sent as "deflate").
 _DECODERS = {"gzip": 31, "x-gzip": 31, "deflate": 47}
+#: What a 415 for another coding names (its `Accept-Encoding`).
+_ACCEPTED = "gzip, deflate"
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:
@@ -63,13 +65,16 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
 
 def body_encoding(header: str) -> str | None:
     """The one content coding of a `Content-Encoding` header (None: the body is as sent); 415 otherwise."""
+    if not header:  # nearly every request
+        return None
     codings = [c for c in (part.strip().lower() for part in header.split(",")) if c and c != "identity"]
     if not codings:
         return None
     if len(codings) > 1 or codings[0] not in _DECODERS:
         shown = header.strip()[:64]
         raise UnsupportedEncoding(
-            f"Content-Encoding {shown!r} is not supported: send the body as gzip, deflate or as is"
+            f"Content-Encoding {shown!r} is not supported: send the body as {_ACCEPTED} or as is",
+            accepted=_ACCEPTED,
         )
     return codings[0]
 
@@ -80,7 +85,8 @@ class BodyDecompressor:
 
     def __init__(self, coding: str, max_bytes: int) -> None:
         self._coding = coding
-        self._z = zlib.decompressobj(_DECODERS[coding])
+        self._wbits = _DECODERS[coding]
+        self._z = zlib.decompressobj(self._wbits)
         self._max = max_bytes
         self._size = 0
         self._open = False  # a stream has begun and not ended
@@ -101,7 +107,7 @@ class BodyDecompressor:
             if self._z.eof:  # gzip allows several members, one after another
                 self._open = False
                 data = self._z.unused_data
-                self._z = zlib.decompressobj(_DECODERS[self._coding])
+                self._z = zlib.decompressobj(self._wbits)
             else:
                 data = self._z.unconsumed_tail
         return out

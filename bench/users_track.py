@@ -108,6 +108,9 @@ def storage_floor(
             find = f"SELECT num FROM users WHERE workspace_id = ? AND external_id IN ({marks})"
             found = conn.exec_driver_sql(find, (workspace_id, *ids)).scalars().all()
         values = [custom(i, round_) for i in block]
+        # updates go in user number order; which of the block's values each user gets does not matter
+        # to the floor (the same bytes are written)
+        nums = sorted(found)
         if round_ == 0 and pg:
             sql = (
                 "INSERT INTO users (workspace_id, braze_id, external_id, custom_attributes, created_at, "
@@ -129,18 +132,16 @@ def storage_floor(
             )
             nums = conn.exec_driver_sql(sql, tuple(v for r in rows for v in r)).scalars().all()
         elif pg:
-            nums = sorted(found)
             sql = (
                 "UPDATE users SET custom_attributes = t.a, updated_at = %s "
                 "FROM unnest(%b::bigint[], %b::text[]) AS t(n, a) WHERE num = t.n"
             )
-            conn.exec_driver_sql(sql, (now, nums, values[: len(nums)]))
+            conn.exec_driver_sql(sql, (now, nums, values))
         else:
-            nums = sorted(found)
             top = conn.exec_driver_sql(
                 "UPDATE user_change_seq SET value = value + ? RETURNING value", (len(nums),)
             ).scalar_one()
-            params = [v for n, (num, a) in enumerate(zip(nums, values, strict=False))
+            params = [v for n, (num, a) in enumerate(zip(nums, values, strict=True))
                       for v in (a, now, top - len(nums) + 1 + n, num)]  # fmt: skip
             sql = (
                 "UPDATE users SET custom_attributes = v.column1, updated_at = v.column2, "
